@@ -1,0 +1,1 @@
+"""Bronze: raw records as they arrived, append only, with ingestion metadata."""

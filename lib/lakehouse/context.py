@@ -1,0 +1,59 @@
+"""What a notebook needs to start: settings, a Spark session, the lake, run metadata.
+
+Notebook parameters default to empty strings (papermill and JupyterLab both need a
+literal); empty means "take it from the configuration".
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Iterable
+
+from lakehouse.config import Settings, load_settings
+from lakehouse.engine import get_spark
+from lakehouse.lake import Lake
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from pyspark.sql import SparkSession
+
+
+@dataclass(frozen=True)
+class RunContext:
+    settings: Settings
+    spark: SparkSession
+    lake: Lake
+    run_date: dt.date
+    batch_id: str  # one id per notebook run, written to bronze's _batch_id
+    started_at: dt.datetime  # UTC, written to bronze's _ingested_at
+
+
+def start_run(
+    *, run_date: str = "", lake_root: str = "", batch_id: str = "", app_name: str = "lakehouse"
+) -> RunContext:
+    """Load settings (parameters win over configuration) and open the Spark session."""
+    settings = load_settings(run_date=run_date or None, lake_root=lake_root or None)
+    started_at = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None, microsecond=0)
+    return RunContext(
+        settings=settings,
+        spark=get_spark(settings, app_name=app_name),
+        lake=Lake(settings.lake_root),
+        run_date=settings.run_date,
+        batch_id=batch_id or f"{started_at:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}",
+        started_at=started_at,
+    )
+
+
+def results_frame(results: Iterable[object]) -> pd.DataFrame:
+    """Tabulate step results (dataclasses) for display in a notebook."""
+    import dataclasses
+
+    import pandas as pd
+
+    rows = [dataclasses.asdict(r) for r in results]  # type: ignore[call-overload]
+    frame = pd.DataFrame(rows)
+    if "new_files" in frame:
+        frame["new_files"] = frame["new_files"].map(len)
+    return frame

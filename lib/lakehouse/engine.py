@@ -1,0 +1,128 @@
+"""The one Spark session factory.
+
+Pipeline code only sees a ``SparkSession`` speaking Spark Connect (DataFrame and SQL
+APIs; no RDDs, no JVM access), so the same code runs on:
+
+- ``sail`` (default): Sail, a Rust Spark Connect server started inside this process
+  in under a second, with Delta Lake support;
+- ``remote``: any Spark Connect server, ``SPARK_REMOTE=sc://host:port`` (Apache Spark 4
+  with Delta, Databricks through databricks-connect, a Sail cluster);
+- ``classic``: local JVM Spark with the delta-spark jars, where the machine can fetch
+  them from Maven Central.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import TYPE_CHECKING
+
+from lakehouse.config import Settings, load_settings
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+_log = logging.getLogger(__name__)
+_sail_server = None  # one embedded server per process, shared by all sessions
+
+# Settings every engine gets: UTC so timestamps mean the same everywhere.
+SESSION_CONF = {
+    "spark.sql.session.timeZone": "UTC",
+}
+
+
+class EngineError(RuntimeError):
+    """The Spark engine could not be started or reached."""
+
+
+def get_spark(settings: Settings | None = None, *, app_name: str = "lakehouse") -> SparkSession:
+    """Return a Spark session for the configured engine (reuses a live one)."""
+    settings = settings or load_settings()
+    engine = settings.spark.engine
+    if engine == "sail":
+        session = _sail_session(app_name)
+    elif engine == "remote":
+        session = _remote_session(settings.spark.remote, app_name)
+    elif engine == "classic":
+        session = _classic_session(app_name)
+    else:  # pragma: no cover - pydantic restricts the values
+        raise EngineError(f"unknown spark.engine {engine!r}; use sail, remote or classic")
+    _register_jdbc_source(session, engine)
+    return session
+
+
+def _sail_session(app_name: str) -> SparkSession:
+    global _sail_server
+    from pyspark.sql import SparkSession
+
+    os.environ.setdefault("RUST_LOG", "warn")  # Sail logs every session at INFO otherwise
+    if _sail_server is None or not _sail_server.running:
+        from pysail.spark import SparkConnectServer
+
+        _sail_server = SparkConnectServer(ip="127.0.0.1", port=0)
+        _sail_server.start(background=True)
+        _log.info("Sail Spark Connect server listening on %s", _sail_server.listening_address)
+    _, port = _sail_server.listening_address
+    builder = SparkSession.builder.remote(f"sc://127.0.0.1:{port}").appName(app_name)
+    for key, value in SESSION_CONF.items():
+        builder = builder.config(key, value)
+    return builder.getOrCreate()
+
+
+def _remote_session(url: str | None, app_name: str) -> SparkSession:
+    from pyspark.sql import SparkSession
+
+    if not url or not url.startswith("sc://"):
+        raise EngineError(
+            f"spark.engine is 'remote' but the URL is {url!r}; "
+            "set SPARK_REMOTE=sc://host:port (or spark.remote in conf/local/lakehouse.yaml)"
+        )
+    builder = SparkSession.builder.remote(url).appName(app_name)
+    for key, value in SESSION_CONF.items():
+        builder = builder.config(key, value)
+    try:
+        return builder.getOrCreate()
+    except Exception as exc:
+        raise EngineError(f"cannot reach the Spark Connect server at {url}: {exc}") from exc
+
+
+def _classic_session(app_name: str) -> SparkSession:
+    """Local JVM Spark with Delta; needs Java 17 and access to Maven Central for jars."""
+    from delta import configure_spark_with_delta_pip
+    from pyspark.sql import SparkSession
+
+    builder = (
+        SparkSession.builder.master("local[*]")
+        .appName(app_name)
+        .config("spark.sql.extensions", "io.delta.sql.DeltaSparkSessionExtension")
+        .config(
+            "spark.sql.catalog.spark_catalog",
+            "org.apache.spark.sql.delta.catalog.DeltaCatalog",
+        )
+    )
+    for key, value in SESSION_CONF.items():
+        builder = builder.config(key, value)
+    try:
+        return configure_spark_with_delta_pip(builder).getOrCreate()
+    except Exception as exc:
+        raise EngineError(
+            "classic Spark could not start with Delta: its jars come from Maven Central, "
+            f"which this machine may not reach ({exc}). Use spark.engine=sail instead."
+        ) from exc
+
+
+def _register_jdbc_source(session: SparkSession, engine: str) -> None:
+    """Sail reads JDBC through a Python data source (connectorx); JVM Spark has its own."""
+    if engine != "sail":
+        return
+    from pysail.spark.datasource.jdbc import JdbcDataSource
+
+    session.dataSource.register(JdbcDataSource)
+
+
+def stop_embedded_engine() -> None:
+    """Stop the in-process Sail server (tests and CLI shutdown)."""
+    global _sail_server
+    if _sail_server is not None and _sail_server.running:
+        _sail_server.stop()
+    _sail_server = None

@@ -1,0 +1,1 @@
+"""Gold: the star schema (facts and dimensions) and business KPIs."""

@@ -1,0 +1,107 @@
+"""Dimensions of the star schema.
+
+- ``dim_temps``: one row per calendar day, key ``date_key`` (yyyymmdd); ISO week,
+  French public holidays.
+- ``dim_produit``: SCD type 2, one row per product and price/cost period, surrogate key
+  ``product_sk``; ``valid_to`` exclusive ('9999-12-31' for the current row).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import holidays
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+OPEN_END = dt.date(9999, 12, 31)
+DIM_TEMPS_SCHEMA = (
+    "date_key int, date date, year int, quarter int, month int, month_name string, "
+    "day_of_month int, day_of_week int, day_name string, iso_year int, iso_week int, "
+    "is_weekend boolean, is_holiday boolean, holiday_name string"
+)
+_MONTHS_FR = (
+    "janvier", "février", "mars", "avril", "mai", "juin",
+    "juillet", "août", "septembre", "octobre", "novembre", "décembre",
+)  # fmt: skip
+_DAYS_FR = ("lundi", "mardi", "mercredi", "jeudi", "vendredi", "samedi", "dimanche")
+
+
+def french_public_holidays(start: dt.date, end: dt.date) -> dict[dt.date, str]:
+    """Metropolitan France's public holidays between two dates, named in French."""
+    years = range(start.year, end.year + 1)
+    calendar = holidays.France(years=years, language="fr")
+    return {day: name for day, name in calendar.items() if start <= day <= end}
+
+
+def calendar_rows(start: dt.date, end: dt.date) -> list[tuple]:
+    """Rows of ``dim_temps`` from ``start`` to ``end`` inclusive (pure Python)."""
+    if end < start:
+        raise ValueError(f"dim_temps: end {end} is before start {start}")
+    public_holidays = french_public_holidays(start, end)
+    rows = []
+    for offset in range((end - start).days + 1):
+        day = start + dt.timedelta(days=offset)
+        iso = day.isocalendar()
+        holiday = public_holidays.get(day)
+        rows.append(
+            (
+                int(day.strftime("%Y%m%d")),
+                day,
+                day.year,
+                (day.month - 1) // 3 + 1,
+                day.month,
+                _MONTHS_FR[day.month - 1],
+                day.day,
+                iso.weekday,
+                _DAYS_FR[iso.weekday - 1],
+                iso.year,
+                iso.week,
+                iso.weekday >= 6,
+                holiday is not None,
+                holiday,
+            )
+        )
+    return rows
+
+
+def build_dim_temps(spark: SparkSession, start: dt.date, end: dt.date) -> DataFrame:
+    return spark.createDataFrame(calendar_rows(start, end), DIM_TEMPS_SCHEMA)
+
+
+def date_key(col: str) -> F.Column:
+    """DATE column -> yyyymmdd INT key of ``dim_temps``."""
+    return F.date_format(F.col(col), "yyyyMMdd").cast("int")
+
+
+def build_dim_produit(products: DataFrame, product_prices: DataFrame) -> DataFrame:
+    """SCD2 product dimension: product attributes x price/cost validity periods.
+
+    ``product_sk`` is a hash of the business key and the period start, so rebuilding
+    the dimension gives the same keys (facts never need re-keying).
+    """
+    prices = product_prices.select(
+        "product_id",
+        "valid_from",
+        F.coalesce("valid_to", F.lit(OPEN_END)).alias("valid_to"),
+        "unit_cost",
+        "list_price",
+    )
+    attributes = products.select(
+        "product_id", "cip13", "name", "atc_code", "atc_class", "dosage_form", "is_active"
+    )
+    return attributes.join(prices, "product_id", "inner").select(
+        F.xxhash64("product_id", "valid_from").alias("product_sk"),
+        "product_id",
+        "cip13",
+        "name",
+        "atc_code",
+        "atc_class",
+        "dosage_form",
+        "is_active",
+        "unit_cost",
+        "list_price",
+        "valid_from",
+        "valid_to",
+        (F.col("valid_to") == F.lit(OPEN_END)).alias("is_current"),
+    )

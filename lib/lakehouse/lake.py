@@ -1,0 +1,138 @@
+"""Where tables live in the lake, and the few I/O helpers every layer shares.
+
+Layout (DESIGN §4)::
+
+    landing/source=<src>/<entity>/<YYYY-MM-DD>/...        raw drops
+    bronze/source=<src>/table=<entity>/year=/month=/day=  raw records + ingestion metadata
+    silver/domain=<pharma|energy>/table=<name>/           cleaned, conformed
+    gold/domain=<d>/model=<star|kpi|prediction>/table=<name>/
+    _system/<name>/                                        event log, runs, quality, audit
+
+The root is a local folder or ``s3://bucket/prefix``; listing goes through
+``pyarrow.fs`` so both work the same way.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal, Sequence
+
+import pyarrow.fs as pafs
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+Domain = Literal["pharma", "energy"]
+GoldModel = Literal["star", "kpi", "prediction"]
+
+
+@dataclass(frozen=True)
+class Lake:
+    """Paths of one lake. ``root`` is an absolute local path or an ``s3://`` URI."""
+
+    root: str
+
+    def landing(self, source: str, entity: str) -> str:
+        return f"{self.root}/landing/source={source}/{entity}"
+
+    def bronze(self, source: str, table: str) -> str:
+        return f"{self.root}/bronze/source={source}/table={table}"
+
+    def silver(self, domain: Domain, table: str) -> str:
+        return f"{self.root}/silver/domain={domain}/table={table}"
+
+    def gold(self, domain: Domain, model: GoldModel, table: str) -> str:
+        return f"{self.root}/gold/domain={domain}/model={model}/table={table}"
+
+    def system(self, name: str) -> str:
+        return f"{self.root}/_system/{name}"
+
+    def relative(self, path: str) -> str:
+        """Path relative to the lake root, as recorded in ``_source_file`` columns."""
+        marker = "/landing/"
+        index = path.find(marker)
+        return path[index + 1 :] if index >= 0 else path.removeprefix(self.root).lstrip("/")
+
+
+@dataclass(frozen=True)
+class LandingFile:
+    path: str  # absolute path or URI
+    drop_date: dt.date  # from the <YYYY-MM-DD> folder the file was dropped in
+    size: int
+
+
+def _filesystem(uri: str) -> tuple[pafs.FileSystem, str]:
+    if "://" in uri and not uri.startswith("file://"):
+        return pafs.FileSystem.from_uri(uri)
+    return pafs.LocalFileSystem(), uri.removeprefix("file://")
+
+
+def list_landing_files(folder: str, *, until: dt.date, suffix: str) -> list[LandingFile]:
+    """Files ``<folder>/<YYYY-MM-DD>/*<suffix>`` dropped on or before ``until``, sorted.
+
+    Folders whose name is not a date are ignored (e.g. ``_archive``).
+    """
+    fs, base = _filesystem(folder)
+    if fs.get_file_info(base).type == pafs.FileType.NotFound:
+        return []
+    scheme = folder[: folder.find("://") + 3] if "://" in folder and not folder.startswith("file://") else ""
+    files: list[LandingFile] = []
+    for info in fs.get_file_info(pafs.FileSelector(base, recursive=True)):
+        if info.type != pafs.FileType.File or not info.base_name.endswith(suffix):
+            continue
+        try:
+            drop_date = dt.date.fromisoformat(info.path.rsplit("/", 2)[-2])
+        except ValueError:
+            continue
+        if drop_date <= until:
+            files.append(LandingFile(f"{scheme}{info.path}", drop_date, info.size))
+    return sorted(files, key=lambda f: (f.drop_date, f.path))
+
+
+def delta_exists(path: str) -> bool:
+    """True if ``path`` holds a Delta table (has a ``_delta_log`` folder)."""
+    fs, base = _filesystem(path)
+    return fs.get_file_info(f"{base}/_delta_log").type == pafs.FileType.Directory
+
+
+def read_delta(spark: SparkSession, path: str) -> DataFrame:
+    return spark.read.format("delta").load(path)
+
+
+def write_delta(
+    df: DataFrame,
+    path: str,
+    *,
+    mode: Literal["overwrite", "append"] = "overwrite",
+    partition_by: Sequence[str] = (),
+    replace_where: str | None = None,
+) -> None:
+    """Write ``df`` as Delta. ``replace_where`` overwrites only the matching rows
+    (used to make a re-run of one day idempotent)."""
+    writer = df.write.format("delta").mode(mode)
+    if partition_by:
+        writer = writer.partitionBy(*partition_by)
+    if replace_where is not None:
+        writer = writer.option("replaceWhere", replace_where)
+    if mode == "overwrite":
+        writer = writer.option("overwriteSchema", "true" if replace_where is None else "false")
+    writer.save(path)
+
+
+@dataclass(frozen=True)
+class TableResult:
+    """A table a step wrote: its name, where, and how many rows it now holds."""
+
+    table: str
+    path: str
+    rows: int
+
+    def __str__(self) -> str:
+        return f"{self.table}: {self.rows} rows -> {self.path}"
+
+
+def overwrite_table(spark: SparkSession, df: DataFrame, table: str, path: str, **options) -> TableResult:
+    """Replace a table whole (idempotent rebuild) and report its row count."""
+    write_delta(df, path, mode="overwrite", **options)
+    return TableResult(table, path, read_delta(spark, path).count())

@@ -1,0 +1,57 @@
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+
+from lakehouse.gold.dimensions import OPEN_END, build_dim_produit, calendar_rows
+
+
+def test_calendar_has_iso_weeks_weekends_and_french_holidays():
+    rows = {r[1]: r for r in calendar_rows(dt.date(2026, 12, 31), dt.date(2027, 1, 4))}
+    assert len(rows) == 5
+    new_year = rows[dt.date(2027, 1, 1)]
+    assert new_year[0] == 20270101
+    assert new_year[5] == "janvier" and new_year[8] == "vendredi"
+    assert (new_year[9], new_year[10]) == (2026, 53)  # ISO week belongs to 2026
+    assert new_year[12] is True and new_year[13] == "Jour de l'an"
+    assert rows[dt.date(2027, 1, 2)][11] is True  # Saturday
+    assert rows[dt.date(2027, 1, 4)][10] == 1 and rows[dt.date(2027, 1, 4)][12] is False
+
+
+def test_calendar_knows_moving_holidays():
+    rows = {r[1]: r for r in calendar_rows(dt.date(2026, 4, 1), dt.date(2026, 5, 31))}
+    holidays = {day for day, row in rows.items() if row[12]}
+    # Easter Monday, Labour day, 8 May, Ascension, Whit Monday in 2026
+    assert holidays == {
+        dt.date(2026, 4, 6), dt.date(2026, 5, 1), dt.date(2026, 5, 8),
+        dt.date(2026, 5, 14), dt.date(2026, 5, 25),
+    }
+
+
+def test_calendar_rejects_reversed_range():
+    with pytest.raises(ValueError, match="before start"):
+        calendar_rows(dt.date(2026, 2, 1), dt.date(2026, 1, 1))
+
+
+def test_dim_produit_has_one_version_per_price_period_with_stable_keys(spark):
+    products = spark.createDataFrame(
+        [("P1", "3400930000001", "Doliprane", "N02BE01", "N", "cp", True)],
+        "product_id string, cip13 string, name string, atc_code string, atc_class string, "
+        "dosage_form string, is_active boolean",
+    )
+    prices = spark.createDataFrame(
+        [
+            ("P1", dt.date(2026, 1, 1), dt.date(2026, 6, 1), Decimal("1.0000"), Decimal("2.0000")),
+            ("P1", dt.date(2026, 6, 1), None, Decimal("1.2000"), Decimal("2.5000")),
+        ],
+        "product_id string, valid_from date, valid_to date, unit_cost decimal(12,4), list_price decimal(12,4)",
+    )
+    dim = build_dim_produit(products, prices)
+    rows = sorted(dim.collect(), key=lambda r: r.valid_from)
+    assert [(r.valid_to, r.is_current, r.unit_cost) for r in rows] == [
+        (dt.date(2026, 6, 1), False, Decimal("1.0000")),
+        (OPEN_END, True, Decimal("1.2000")),
+    ]
+    assert rows[0].product_sk != rows[1].product_sk
+    again = sorted(build_dim_produit(products, prices).collect(), key=lambda r: r.valid_from)
+    assert [r.product_sk for r in again] == [r.product_sk for r in rows]
