@@ -62,7 +62,7 @@ class LandingFile:
     size: int
 
 
-def _filesystem(uri: str) -> tuple[pafs.FileSystem, str]:
+def filesystem(uri: str) -> tuple[pafs.FileSystem, str]:
     if "://" in uri and not uri.startswith("file://"):
         return pafs.FileSystem.from_uri(uri)
     return pafs.LocalFileSystem(), uri.removeprefix("file://")
@@ -73,7 +73,7 @@ def list_landing_files(folder: str, *, until: dt.date, suffix: str) -> list[Land
 
     Folders whose name is not a date are ignored (e.g. ``_archive``).
     """
-    fs, base = _filesystem(folder)
+    fs, base = filesystem(folder)
     if fs.get_file_info(base).type == pafs.FileType.NotFound:
         return []
     scheme = folder[: folder.find("://") + 3] if "://" in folder and not folder.startswith("file://") else ""
@@ -92,7 +92,7 @@ def list_landing_files(folder: str, *, until: dt.date, suffix: str) -> list[Land
 
 def delta_exists(path: str) -> bool:
     """True if ``path`` holds a Delta table (has a ``_delta_log`` folder)."""
-    fs, base = _filesystem(path)
+    fs, base = filesystem(path)
     return fs.get_file_info(f"{base}/_delta_log").type == pafs.FileType.Directory
 
 

@@ -1,0 +1,99 @@
+"""Daily stock snapshots per site and product, exported as French CSV.
+
+Grain: one row per (snapshot_date, site_id, product_id), the key. Quantities wander
+around a multiple of the safety stock (AR(1) in log space), with stock-out episodes
+of 1-4 days (~3 % of rows at zero) and ~0.5 % negative quantities (an export defect).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pandas as pd
+
+from lakehouse.generate.defects import STOCK_DEFECT_RATES, DefectRecord, defect_count
+from lakehouse.generate.formats import csv_line
+from lakehouse.generate.order_export import CsvExport, CsvFile
+from lakehouse.generate.params import GenerationParams
+from lakehouse.generate.referential import Referential
+
+STOCK_COLUMNS = ("snapshot_date", "site_id", "product_id", "quantity_on_hand", "safety_stock")
+STOCKOUT_SHARE = 0.03
+
+
+def stock_path(day: dt.date) -> str:
+    return f"landing/source=erp/stock_snapshots/{day.isoformat()}/stock_{day:%Y%m%d}.csv"
+
+
+def simulate_stock(params: GenerationParams, ref: Referential) -> tuple[np.ndarray, np.ndarray]:
+    """Quantity on hand, array (days, sites, products), and safety stock (sites, products)."""
+    rng = params.rng("stock")
+    n_sites, n_products, n_days = len(ref.sites), len(ref.products), params.days
+    popularity = ref.product_popularity + 0.2 / n_products  # inactive products keep a little
+    site_factor = np.where(ref.sites["site_type"] == "distribution_center", 3.0, 1.0)
+    safety = np.maximum(
+        5, np.round(site_factor[:, None] * popularity[None, :] * n_products * 60 * rng.lognormal(0, 0.3, (n_sites, n_products)))
+    ).astype(np.int64)
+    level = np.empty((n_days, n_sites, n_products))
+    state = rng.normal(0, 0.3, (n_sites, n_products))
+    for day in range(n_days):  # AR(1): today's level remembers yesterday's
+        state = 0.7 * state + rng.normal(0, 0.25, (n_sites, n_products))
+        level[day] = safety * np.exp(np.log(2.2) + state)
+    qty = np.round(level).astype(np.int64)
+
+    # Stock-outs: episodes of 1-4 days at zero, ~3 % of all rows in total.
+    cells = n_days * n_sites * n_products
+    episodes = max(1, round(STOCKOUT_SHARE * cells / 2.5))
+    starts = rng.integers(0, n_days, episodes)
+    lengths = rng.integers(1, 5, episodes)
+    site_idx = rng.integers(0, n_sites, episodes)
+    product_idx = rng.integers(0, n_products, episodes)
+    for s, length, si, pi in zip(starts, lengths, site_idx, product_idx):
+        qty[s : s + length, si, pi] = 0
+    return qty, safety
+
+
+def build_stock_export(params: GenerationParams, ref: Referential) -> CsvExport:
+    """One file per day; ~0.5 % of rows (positive ones) made negative."""
+    qty, safety = simulate_stock(params, ref)
+    n_days, n_sites, n_products = qty.shape
+    flat = qty.reshape(-1).copy()
+    rng = params.rng("stock", "defects")
+    positive = np.flatnonzero(flat > 0)
+    hit = rng.choice(
+        positive,
+        size=min(len(positive), defect_count(STOCK_DEFECT_RATES["negative_quantity"], flat.size)),
+        replace=False,
+    )
+    flat[hit] = -flat[hit]
+    negative = np.zeros(flat.size, dtype=bool)
+    negative[hit] = True
+    qty = flat.reshape(qty.shape)
+    negative = negative.reshape(qty.shape)
+
+    site_ids = ref.sites["site_id"].to_numpy()
+    product_ids = ref.products["product_id"].to_numpy()
+    site_col = np.repeat(site_ids, n_products)
+    product_col = np.tile(product_ids, n_sites)
+    safety_col = safety.reshape(-1).astype(str)
+    files, defects = [], []
+    for d, day in enumerate(params.dates):
+        path = stock_path(day)
+        date_text = day.strftime("%d/%m/%Y")
+        frame = pd.DataFrame(
+            {
+                "snapshot_date": date_text,
+                "site_id": site_col,
+                "product_id": product_col,
+                "quantity_on_hand": qty[d].reshape(-1).astype(str),
+                "safety_stock": safety_col,
+            }
+        )
+        lines = [csv_line(row) for row in frame.itertuples(index=False, name=None)]
+        files.append(CsvFile(path, day, STOCK_COLUMNS, lines))
+        defects.extend(
+            DefectRecord(path, int(i) + 2, "negative_quantity")
+            for i in np.flatnonzero(negative[d].reshape(-1))
+        )
+    return CsvExport(files, defects)
