@@ -1,0 +1,136 @@
+"""End to end: the real `daily` job of jobs.yaml, run by papermill on a tiny scale.
+
+Sources are generated into a temporary lake and a temporary embedded PostgreSQL;
+the kernels find them through LAKEHOUSE_* variables, exactly as a user's would.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from deltalake import DeltaTable
+
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("daily_job")]
+
+RUN_DATE = "2026-11-26"
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+GOLD_TABLES = {
+    "dim_temps": "gold/domain=pharma/model=star/table=dim_temps",
+    "dim_produit": "gold/domain=pharma/model=star/table=dim_produit",
+    "fact_ventes": "gold/domain=pharma/model=star/table=fact_ventes",
+    "kpi_marge_journaliere": "gold/domain=pharma/model=kpi/table=kpi_marge_journaliere",
+}
+
+
+def _rows(lake: Path, relative: str) -> int:
+    return DeltaTable(str(lake / relative)).to_pyarrow_table().num_rows
+
+
+def _run_daily(lake: Path, runs: Path):
+    from lakehouse.jobs import load_jobs, run_job
+
+    jobs = load_jobs(PROJECT_ROOT / "jobs.yaml", project_root=PROJECT_ROOT)
+    return run_job(
+        jobs,
+        "daily",
+        params={"run_date": RUN_DATE, "lake_root": str(lake)},
+        project_root=PROJECT_ROOT,
+        runs_dir=runs,
+        max_parallel=2,
+        quiet=True,
+    )
+
+
+@pytest.fixture(scope="module")
+def daily(tmp_path_factory):
+    """Generate 4 days at scale 0.05, run `daily` twice for the same date."""
+    from lakehouse.config import load_settings
+    from lakehouse.generate import generate_all
+    from lakehouse.postgres import ensure_server
+
+    base = tmp_path_factory.mktemp("e2e")
+    lake, runs = base / "lake", base / "runs"
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("LAKEHOUSE_HOME", str(PROJECT_ROOT))
+        env.setenv("LAKEHOUSE_LAKE_ROOT", str(lake))
+        env.setenv("LAKEHOUSE_VAR_DIR", str(base / "var"))
+        env.setenv("LAKEHOUSE_RUNS_DIR", str(runs))
+        settings = load_settings(run_date=RUN_DATE, generator={"scale": 0.05, "days": 4, "seed": 7})
+        ensure_server(settings)  # kept up by this process for the kernels
+        generate_all(settings, endpoint=ensure_server(settings))
+        first = _run_daily(lake, runs)
+        counts_after_first = {name: _rows(lake, rel) for name, rel in GOLD_TABLES.items()} if first.ok else {}
+        second = _run_daily(lake, runs) if first.ok else None
+        yield {
+            "lake": lake,
+            "settings": settings,
+            "first": first,
+            "second": second,
+            "counts_after_first": counts_after_first,
+        }
+
+
+def test_daily_job_succeeds_and_keeps_executed_notebooks(daily):
+    run = daily["first"]
+    assert run.ok, run.error
+    assert list(run.tasks) == ["bronze_referential", "bronze_erp", "silver_pharma", "gold_pharma"] or set(
+        run.tasks
+    ) == {"bronze_referential", "bronze_erp", "silver_pharma", "gold_pharma"}
+    for task in run.tasks.values():
+        assert task.state == "SUCCESS"
+        assert Path(task.output_notebook).is_file()
+    record = json.loads((Path(run.run_dir) / "run.json").read_text())
+    assert record["state"] == "SUCCESS" and record["params"]["run_date"] == RUN_DATE
+
+
+def test_gold_tables_are_readable_by_delta_rs_with_rows(daily):
+    counts = daily["counts_after_first"]
+    assert all(rows > 0 for rows in counts.values()), counts
+    # dim_temps spans the data's year and next year, one row per day
+    assert counts["dim_temps"] == 365 + 365 + 365  # 2025, 2026, 2027
+
+
+def test_every_bronze_order_line_is_in_silver_or_quarantine(daily):
+    lake = daily["lake"]
+    bronze = _rows(lake, "bronze/source=erp/table=order_lines")
+    silver = _rows(lake, "silver/domain=pharma/table=order_lines")
+    quarantine = _rows(lake, "silver/domain=pharma/table=order_lines_quarantine")
+    assert bronze == silver + quarantine
+    assert quarantine > 0  # the generator injects defects at known rates
+    # one fact row per clean order line
+    assert _rows(lake, GOLD_TABLES["fact_ventes"]) == silver
+
+
+def test_bronze_lines_match_what_the_generator_wrote(daily):
+    truth = json.loads((daily["settings"].ground_truth_dir / "defects.json").read_text())
+    written = truth["order_lines"]["records"]
+    assert _rows(daily["lake"], "bronze/source=erp/table=order_lines") == written
+
+
+def test_second_run_for_the_same_date_gives_the_same_tables(daily):
+    assert daily["second"] is not None and daily["second"].ok, daily["second"] and daily["second"].error
+    lake = daily["lake"]
+    again = {name: _rows(lake, rel) for name, rel in GOLD_TABLES.items()}
+    assert again == daily["counts_after_first"]
+
+
+def test_a_failing_notebook_fails_the_job_naming_task_cell_and_error(tmp_path, monkeypatch):
+    """An empty referential database: bronze_referential cannot read its tables."""
+    monkeypatch.setenv("LAKEHOUSE_HOME", str(PROJECT_ROOT))
+    monkeypatch.setenv("LAKEHOUSE_VAR_DIR", str(tmp_path / "var"))
+    from lakehouse.config import load_settings
+    from lakehouse.postgres import ensure_server
+
+    ensure_server(load_settings())
+    run = _run_daily(tmp_path / "lake", tmp_path / "runs")
+    assert not run.ok
+    failed = run.tasks["bronze_referential"]
+    assert failed.state == "FAILED"
+    assert "bronze_referential" in run.error
+    assert "ingest_referential.ipynb" in run.error
+    assert "products" in failed.error  # the missing table is named
+    assert run.tasks["silver_pharma"].state == "UPSTREAM_FAILED"
+    assert run.tasks["gold_pharma"].state == "UPSTREAM_FAILED"
+    assert Path(failed.output_notebook).is_file()  # the error cell is kept for reading
