@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import io
 import json
+import signal
 import threading
 import time
 from pathlib import Path
 from typing import Callable
 
 import pytest
+from rich.console import Console
 
 from lakehouse.jobs import ConcurrentRunError, JobsError, JobState, TaskState, load_run, run_job
-from lakehouse.jobs.runner import AttemptOutcome, AttemptSpec
+from lakehouse.jobs.runner import AttemptOutcome, AttemptSpec, _outcome, cell_error_message
 
 WriteJobs = Callable[[str], Path]
 NB = "notebooks/write_params.ipynb"
@@ -167,3 +170,72 @@ def test_max_concurrent_runs(write_jobs: WriteJobs, project: Path) -> None:
     record["pid"] = 2**22 + 12345  # no such process: a stale record does not block
     (live / "run.json").write_text(json.dumps(record))
     assert _run(path, FakeExecutor()).ok
+
+
+def test_ctrl_c_cancels_running_and_pending_tasks(write_jobs: WriteJobs) -> None:
+    path = write_jobs(f"""
+        jobs:
+          job:
+            tasks:
+              - {{task_key: long, notebook: {NB}}}
+              - {{task_key: next, notebook: {NB}, depends_on: [{{task_key: long}}]}}
+        """)
+
+    def wait_for_cancel(spec: AttemptSpec, cancel: threading.Event) -> AttemptOutcome:
+        while not cancel.wait(0.05):
+            pass
+        return AttemptOutcome(TaskState.CANCELED, f"task {spec.task_key!r} canceled")
+
+    def interrupt(*_: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    signal.setitimer(signal.ITIMER_REAL, 0.3)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            run_job(path, "job", quiet=True, executor=wait_for_cancel, run_id="R-cancel")
+    finally:
+        signal.signal(signal.SIGALRM, previous)
+    record = load_run(Path(path).parent / "runs" / "job" / "R-cancel")
+    assert record.state == JobState.CANCELED
+    assert {k: t.state for k, t in record.tasks.items()} == {
+        "long": TaskState.CANCELED, "next": TaskState.CANCELED,
+    }
+
+
+def test_live_table_and_event_lines(write_jobs: WriteJobs) -> None:
+    path = write_jobs(f"""
+        jobs:
+          job:
+            tasks:
+              - {{task_key: a, notebook: {NB}}}
+              - {{task_key: b, notebook: {NB}, depends_on: [{{task_key: a}}]}}
+        """)
+    for terminal in (True, False):
+        out = io.StringIO()
+        console = Console(file=out, force_terminal=terminal, width=100)
+        run_job(path, "job", console=console, executor=FakeExecutor({"b": ["fail"]}))
+        text = out.getvalue()
+        assert "a" in text and "FAILED" in text
+
+
+def test_vanished_worker_and_cell_error_messages(tmp_path: Path) -> None:
+    spec = AttemptSpec(
+        job="job", run_id="R", task_key="t", attempt=1, notebook="notebooks/x.ipynb",
+        input_notebook=tmp_path / "x.ipynb", output_notebook=tmp_path / "t.ipynb",
+        log_file=tmp_path / "t.log", parameters={}, cwd=tmp_path, env={}, timeout_seconds=0,
+        kernel=None, where="jobs.yaml:3",
+    )
+    vanished = _outcome(spec, tmp_path / "missing.json", -9)
+    assert vanished.state == TaskState.FAILED
+    assert "exited with code -9 without a report" in (vanished.error or "")
+    assert str(spec.log_file) in (vanished.error or "")
+    message = cell_error_message(spec, {
+        "cell_index": 4, "exec_count": 3, "source": "\n# load\ndf = load()\nmore()",
+        "ename": "KeyError", "evalue": "'x'",
+    })
+    assert message.splitlines() == [
+        "task 't' failed: notebook notebooks/x.ipynb raised in cell 4 (In [3]): # load",
+        "  KeyError: 'x'",
+        f"  output notebook (with the traceback): {spec.output_notebook}",
+    ]

@@ -12,8 +12,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-# Order lines: rates of lines. 'duplicate' counts the extra copies (the original is
-# clean); 'late_record' lines sit in a file 1-5 days after their order date.
+# Order lines: rates of the distinct order lines (records minus duplicate copies).
+# 'duplicate' counts the extra copies (the original is clean); 'late_record' lines sit
+# in a file 1-5 days after their order date.
 ORDER_LINE_DEFECT_RATES: dict[str, float] = {
     "duplicate": 0.01,
     "late_record": 0.02,

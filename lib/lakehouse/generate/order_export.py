@@ -50,12 +50,6 @@ class CsvExport:
     def records(self) -> int:
         return sum(len(f.lines) for f in self.files)
 
-    def defect_counts(self, kinds: tuple[str, ...] | list[str]) -> dict[str, int]:
-        counts = dict.fromkeys(kinds, 0)
-        for record in self.defects:
-            counts[record.defect] = counts.get(record.defect, 0) + 1
-        return counts
-
 
 def order_lines_path(day: dt.date) -> str:
     return f"landing/source=erp/order_lines/{day.isoformat()}/order_lines_{day:%Y%m%d}.csv"
@@ -176,11 +170,15 @@ def build_order_line_export(params: GenerationParams, lines: pd.DataFrame) -> Cs
     }
     text_of: dict[int, str] = {}
     position: dict[int, float] = {}
-    for i in np.lexsort((lines["line_number"].to_numpy(), lines["order_id"].to_numpy(), plan.file_date)):
+    by_file = np.lexsort(
+        (lines["line_number"].to_numpy(), lines["order_id"].to_numpy(), plan.file_date)
+    )
+    for i in by_file:
         day = int(plan.file_date[i])
         width = len(header_for(params, dt.date.fromordinal(day)))
         kind = plan.defect[i]
-        text = render_line(fields[i], width, kind == "ragged_row", bool(plan.ragged_missing[i]), int(drop_at[i]))
+        ragged, missing = kind == "ragged_row", bool(plan.ragged_missing[i])
+        text = render_line(fields[i], width, ragged, missing, int(drop_at[i]))
         position[i] = float(len(entries[day]))
         entries[day].append((position[i], len(entries[day]), text, kind))
         text_of[i] = text

@@ -164,7 +164,8 @@ def build_deliveries(params: GenerationParams, ref: Referential, lines: pd.DataF
         .reset_index()
     )
     n = len(orders)
-    ctype = orders["customer_id"].map(ref.customers.set_index("customer_id")["customer_type"]).to_numpy()
+    type_of = ref.customers.set_index("customer_id")["customer_type"]
+    ctype = orders["customer_id"].map(type_of).to_numpy()
     lead = np.select(
         [ctype == "hospital", ctype == "pharmacy"],
         [np.ones(n), rng.integers(1, 3, n)],
@@ -193,11 +194,18 @@ def build_deliveries(params: GenerationParams, ref: Referential, lines: pd.DataF
             "site_id": orders["site_id"],
             "customer_id": orders["customer_id"],
             "promised_date": [dt.date.fromordinal(int(o)).isoformat() for o in promised],
-            "actual_date": [
-                None if t else dt.date.fromordinal(int(o)).isoformat() for o, t in zip(actual, in_transit)
-            ],
+            # object columns: JSON needs null and plain ints, not NaN and floats
+            "actual_date": pd.Series(
+                [
+                    None if t else dt.date.fromordinal(int(o)).isoformat()
+                    for o, t in zip(actual, in_transit)
+                ],
+                dtype=object,
+            ),
             "quantity_ordered": ordered.astype(int),
-            "quantity_delivered": [None if t else int(q) for q, t in zip(delivered, in_transit)],
+            "quantity_delivered": pd.Series(
+                [None if t else int(q) for q, t in zip(delivered, in_transit)], dtype=object
+            ),
             "carrier": carrier,
             "drop_date": [dt.date.fromordinal(int(o)) for o in drop],
         }

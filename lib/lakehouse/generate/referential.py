@@ -28,6 +28,7 @@ from lakehouse.generate.vocabulary import (
     STREET_NAMES,
     STREET_TYPES,
     WHOLESALER_PATTERNS,
+    check_latin1_safe,
 )
 
 CUSTOMER_TYPES = ("pharmacy", "hospital", "wholesaler")
@@ -75,7 +76,10 @@ def product_label_tiers() -> list[list[tuple[str, str, str, float]]]:
                 plain.append((f"{molecule} {strength} {form}", atc, form, cost))
                 for lab in LABS:
                     labelled.append((f"{molecule} {lab} {strength} {form}", atc, form, cost))
-    packs = [(f"{label}, boîte de 90", atc, form, cost * 2.5) for label, atc, form, cost in plain + labelled]
+    packs = [
+        (f"{label}, boîte de 90", atc, form, cost * 2.5)
+        for label, atc, form, cost in plain + labelled
+    ]
     return [plain, labelled, packs]
 
 
@@ -90,6 +94,8 @@ def build_products(params: GenerationParams) -> tuple[pd.DataFrame, np.ndarray]:
         raise ValueError(f"products: {n} requested, the label catalogue holds {capacity}")
     # Shuffle within each tier; a later tier is used only once the earlier ones run out.
     picked = [row for tier in tiers for row in (tier[i] for i in rng.permutation(len(tier)))][:n]
+    for label, *_ in picked:  # labels go into the latin-1 ERP export
+        check_latin1_safe(label)
     bodies = rng.choice(10_000_000, size=n, replace=False)
     cost = np.array([c for *_, c in picked]) * rng.lognormal(0.0, 0.35, n)
     unit_cost = np.round(np.maximum(cost, 0.15), 4)
@@ -198,7 +204,8 @@ def build_machines(params: GenerationParams, sites: pd.DataFrame) -> pd.DataFram
     position = [i // len(plants) for i in range(n)]  # rank of the machine in its plant
     types = [PLANT_MACHINE_SEQUENCE[p % len(PLANT_MACHINE_SEQUENCE)] for p in position]
     power = [float(rng.choice(RATED_POWER_KW[t])) for t in types]
-    first, last = dt.date(2008, 1, 1).toordinal(), (params.start_date - dt.timedelta(days=90)).toordinal()
+    first = dt.date(2008, 1, 1).toordinal()
+    last = (params.start_date - dt.timedelta(days=90)).toordinal()
     commissioned = [dt.date.fromordinal(int(o)) for o in rng.integers(first, last, n)]
     updated = [
         _utc(max(c, params.start_date - dt.timedelta(days=int(d))), 9 * 3600)
@@ -242,7 +249,8 @@ def build_customers(params: GenerationParams) -> tuple[pd.DataFrame, np.ndarray]
         else:
             name = str(rng.choice(WHOLESALER_PATTERNS)).format(city=city, region=region)
         contact = f"{first[i]} {last[i]}"
-        postcode = ("20" if dept in {"2A", "2B"} else dept) + f"{rng.integers(0, 10)}{rng.integers(0, 10)}0"
+        department = "20" if dept in {"2A", "2B"} else dept  # Corsica: 20xxx
+        postcode = department + f"{rng.integers(0, 10)}{rng.integers(0, 10)}0"
         digits = rng.integers(0, 100, 4)
         rows.append(
             (

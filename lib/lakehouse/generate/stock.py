@@ -32,9 +32,11 @@ def simulate_stock(params: GenerationParams, ref: Referential) -> tuple[np.ndarr
     n_sites, n_products, n_days = len(ref.sites), len(ref.products), params.days
     popularity = ref.product_popularity + 0.2 / n_products  # inactive products keep a little
     site_factor = np.where(ref.sites["site_type"] == "distribution_center", 3.0, 1.0)
-    safety = np.maximum(
-        5, np.round(site_factor[:, None] * popularity[None, :] * n_products * 60 * rng.lognormal(0, 0.3, (n_sites, n_products)))
-    ).astype(np.int64)
+    # Safety stock follows popularity: ~60 packs for an average product at a plant,
+    # three times that at distribution centres (they hold the buffer).
+    spread = rng.lognormal(0, 0.3, (n_sites, n_products))
+    demand = site_factor[:, None] * popularity[None, :] * n_products
+    safety = np.maximum(5, np.round(demand * 60 * spread)).astype(np.int64)
     level = np.empty((n_days, n_sites, n_products))
     state = rng.normal(0, 0.3, (n_sites, n_products))
     for day in range(n_days):  # AR(1): today's level remembers yesterday's

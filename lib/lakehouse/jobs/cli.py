@@ -38,6 +38,12 @@ def _fail(message: str, code: int = 1) -> NoReturn:
     sys.exit(code)
 
 
+def _stdout_console() -> Console:
+    """Rich console for stdout; wide when piped so paths and run ids stay whole."""
+    console = Console()
+    return console if console.is_terminal else Console(width=160)
+
+
 def _project_root() -> Path:
     try:
         return find_project_root()
@@ -98,12 +104,13 @@ def list_command(file: Path | None) -> None:
     """
     root = _project_root()
     jobs = _load(file, root)
-    console = Console()
+    console = _stdout_console()
     if not jobs.jobs:
         console.print(f"no jobs in {jobs.source}")
         return
     for name, job in jobs.jobs.items():
-        title = f"[bold]{name}[/bold]" + (f" — {job.description}" if job.description else "")
+        description = " ".join(job.description.split())
+        title = f"[bold]{name}[/bold]" + (f" — {description}" if description else "")
         tree = Tree(title)
         if job.parameters:
             params = ", ".join(
@@ -250,7 +257,7 @@ def _keep_postgres_up(settings: Settings, *, quiet: bool) -> None:
 
 def _print_summary(run: JobRun) -> None:
     click.echo(f"run folder: {run.run_dir}")
-    console = Console()
+    console = _stdout_console()
     console.print(task_table(run))
     duration = format_duration(run.duration_seconds or 0)
     style = STATE_STYLES.get(run.state, "") if run.state != JobState.SUCCESS else "green"
@@ -271,13 +278,13 @@ def status_command(job: str | None, limit: int) -> None:
     """
     settings = _settings()
     runs = list_runs(settings.runs_dir, job=job)[:limit]
-    console = Console()
+    console = _stdout_console()
     if not runs:
         console.print(f"no runs{' of ' + job if job else ''} in {settings.runs_dir}")
         return
     table = Table(show_header=True, header_style="bold")
     for column in ("job", "run_id", "state", "started (UTC)", "duration", "tasks"):
-        table.add_column(column)
+        table.add_column(column, no_wrap=column != "tasks")
     for run in runs:
         state = "STALE (runner gone)" if run.is_stale() else run.state.value
         duration = format_duration(run.duration_seconds) if run.duration_seconds is not None else ""

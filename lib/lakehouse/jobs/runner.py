@@ -113,7 +113,13 @@ def plan_job(
     resolved = resolve_parameters(job, params or {}, run_values=run_values, where=jobs.where(job))
     values = {**run_values, **{f"job.parameters.{k}": v for k, v in resolved.items()}}
     by_key = {task.task_key: task for task in job.tasks}
-    order = topological_order({task.task_key: task.upstream for task in job.tasks})
+    unknown = sorted({dep for task in job.tasks for dep in task.upstream} - set(by_key))
+    if unknown:  # load_jobs rejects these; a JobsFile built in code may not
+        raise JobsError(f"job {job.name!r}: depends_on names unknown tasks {unknown}")
+    try:
+        order = topological_order({task.task_key: task.upstream for task in job.tasks})
+    except ValueError as exc:
+        raise JobsError(f"job {job.name!r}: {exc}") from None
     planned = [
         PlannedTask(
             task=by_key[key],
@@ -312,7 +318,20 @@ def kill_process_tree(pid: int) -> None:
             process.kill()
         except psutil.NoSuchProcess:
             pass
-    psutil.wait_procs(victims, timeout=5)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and not all(_dead(p) for p in victims):
+        time.sleep(0.02)
+
+
+def _dead(process: object) -> bool:
+    """Gone, or a zombie (dead; its parent or init will reap it)."""
+    import psutil
+
+    assert isinstance(process, psutil.Process)
+    try:
+        return process.status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
 
 
 def _outcome(spec: AttemptSpec, result: Path, returncode: int) -> AttemptOutcome:
@@ -525,6 +544,8 @@ class _Scheduler:
                         else:
                             self._skip(key, decision)
                         pending.remove(key)
+                    if pending and not running:
+                        raise RuntimeError(f"tasks {pending} can never start (dependency cycle?)")
                     if running:
                         done, _ = wait(list(running), timeout=0.5, return_when=FIRST_COMPLETED)
                         for future in done:

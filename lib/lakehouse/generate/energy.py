@@ -1,0 +1,230 @@
+"""Minute-level energy readings of the machines, with injected anomalies.
+
+Grain: one reading per (machine_id, ts) minute, the key; one file per plant and day
+(UTC). Power follows rated power x load: production machines idle low at night,
+stand by during the 05:00-22:00 shifts and run at 65-90 % while a batch runs;
+hvac follows occupancy. Weekends are quieter. Noise is smoothed white noise.
+
+Anomalies (about 1.5 % of machine-minutes at scale 1, at least one of each type):
+
+- ``spike``: 5-60 minutes at 1.5-3x power (vibration up too);
+- ``drift``: power, temperature and vibration rise linearly by 25-50 % over 1-2 days;
+- ``stuck_sensor``: the power meter repeats its first value (``kw`` and ``kwh``
+  constant) for 2-6 hours.
+
+Windows are ``[start, end)`` in minutes from the first day 00:00 UTC; in the ground
+truth ``end_ts`` is exclusive too.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from lakehouse.generate.formats import iso_ts
+from lakehouse.generate.params import MINUTES_PER_DAY, GenerationParams
+from lakehouse.generate.referential import Referential
+
+ANOMALY_SHARE = 0.015  # of machine-minutes, split 40 % drift, 30 % stuck, 30 % spikes
+ANOMALY_TYPES = ("spike", "drift", "stuck_sensor")
+READING_COLUMNS = ("machine_id", "ts", "kwh", "kw", "temperature_c", "vibration_mm_s")
+
+
+@dataclass(frozen=True)
+class Anomaly:
+    """One injected anomaly on one machine over minutes ``[start, end)``."""
+
+    machine_id: str
+    anomaly_type: str
+    start: int
+    end: int
+    magnitude: float  # spike: power factor; drift: relative rise at the end
+
+
+@dataclass(frozen=True)
+class MachineSeries:
+    """One machine's readings over the whole period (arrays of ``params.minutes``)."""
+
+    machine_id: str
+    kw: np.ndarray
+    kwh: np.ndarray
+    temperature_c: np.ndarray
+    vibration_mm_s: np.ndarray
+
+
+def readings_path(site_id: str, day: dt.date) -> str:
+    return f"landing/source=iot/readings/{day.isoformat()}/readings_{site_id}_{day:%Y%m%d}.jsonl"
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def calendar_arrays(params: GenerationParams) -> tuple[np.ndarray, np.ndarray]:
+    """Hour of day (float) and weekend flag for every minute of the period."""
+    minute = np.arange(params.minutes)
+    hour = (minute % MINUTES_PER_DAY) / 60.0
+    weekend_day = np.array([d.weekday() >= 5 for d in params.dates])
+    return hour, np.repeat(weekend_day, MINUTES_PER_DAY)
+
+
+def running_mask(
+    params: GenerationParams, batches: pd.DataFrame, rng: np.random.Generator
+) -> np.ndarray:
+    """Load of the batch running at each minute (0 where none runs): 65-90 % per batch."""
+    load = np.zeros(params.minutes)
+    for start, end in zip(batches["start_minute"], batches["end_minute"]):
+        load[start:end] = rng.uniform(0.65, 0.9)
+    return load
+
+
+def smooth(values: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+    """Causal weighted average: ``kernel[0]`` weighs the current minute, ``kernel[k]``
+    the minute k before; the first value is held before the start."""
+    padded = np.concatenate([np.full(len(kernel) - 1, values[0]), values])
+    return np.convolve(padded, kernel, mode="valid")
+
+
+def simulate_machine(
+    params: GenerationParams,
+    machine: dict[str, object],
+    batches: pd.DataFrame,
+    anomalies: list[Anomaly] | tuple[Anomaly, ...] = (),
+) -> MachineSeries:
+    """Readings of one machine; ``batches`` are that machine's batches. The noise
+    comes from the machine's own stream, so the same machine without ``anomalies``
+    gives identical readings outside the anomaly windows."""
+    machine_id = str(machine["machine_id"])
+    rated = float(machine["rated_power_kw"])
+    rng = params.rng("iot", machine_id)
+    hour, weekend = calendar_arrays(params)
+    if machine["machine_type"] == "hvac":
+        occupancy = _sigmoid((hour - 6.0) * 2.0) * _sigmoid((20.0 - hour) * 2.0)
+        load = 0.30 + 0.30 * occupancy * np.where(weekend, 0.6, 1.0)
+        load = load + 0.04 * np.sin(2 * np.pi * (hour - 15.0) / 24.0)  # afternoon heat
+        base_temp, temp_gain, base_vib, vib_gain = 16.0, 8.0, 1.0, 2.0
+    else:
+        shift = _sigmoid((hour - 5.0) * 3.0) * _sigmoid((22.0 - hour) * 3.0)
+        standby = (0.05 + 0.13 * shift) * np.where(weekend, 0.7, 1.0)
+        running = running_mask(params, batches, rng)
+        cycle = 0.03 * np.sin(2 * np.pi * np.arange(params.minutes) / 17.0)
+        load = np.where(running > 0, running + cycle, standby)
+        base_temp, temp_gain, base_vib, vib_gain = 22.0, 18.0, 0.6, 3.2
+    # Unit-variance noise correlated over ~5 minutes, 3 % of the power.
+    noise = smooth(rng.normal(0.0, 1.0, params.minutes), np.full(5, 0.2)) * np.sqrt(5)
+    kw = rated * load * (1.0 + 0.03 * noise)
+    thermal = np.exp(-np.arange(120) / 25.0)
+    temperature = base_temp + temp_gain * smooth(load, thermal / thermal.sum())
+    temperature = temperature + rng.normal(0.0, 0.2, params.minutes)
+    vibration = base_vib + vib_gain * load + np.abs(rng.normal(0.0, 0.12, params.minutes))
+
+    for anomaly in anomalies:
+        window = slice(anomaly.start, anomaly.end)
+        if anomaly.anomaly_type == "spike":
+            kw[window] *= anomaly.magnitude
+            vibration[window] *= 1.0 + (anomaly.magnitude - 1.0) / 2.0
+        elif anomaly.anomaly_type == "drift":
+            ramp = np.linspace(0.0, anomaly.magnitude, anomaly.end - anomaly.start)
+            kw[window] *= 1.0 + ramp
+            temperature[window] += ramp * 20.0
+            vibration[window] *= 1.0 + 1.5 * ramp
+    kw = np.round(kw, 3)
+    kwh = np.round(kw / 60.0, 5)
+    for anomaly in anomalies:
+        if anomaly.anomaly_type == "stuck_sensor":  # after rounding: truly constant
+            kw[anomaly.start : anomaly.end] = kw[anomaly.start]
+            kwh[anomaly.start : anomaly.end] = kwh[anomaly.start]
+    return MachineSeries(
+        machine_id, kw, kwh, np.round(temperature, 2), np.round(vibration, 3)
+    )
+
+
+def plan_anomalies(params: GenerationParams, ref: Referential) -> list[Anomaly]:
+    """Anomalies for the whole fleet: non-overlapping per machine, at least 30
+    minutes apart, sorted by machine and start."""
+    rng = params.rng("energy_anomalies")
+    machine_ids = ref.machines["machine_id"].tolist()
+    total = params.minutes
+    budget = ANOMALY_SHARE * len(machine_ids) * total
+    plan = [
+        ("drift", max(1, round(0.4 * budget / 2160)), (1440, 2880), (0.25, 0.5)),
+        ("stuck_sensor", max(1, round(0.3 * budget / 240)), (120, 360), (0.0, 0.0)),
+        ("spike", max(1, round(0.3 * budget / 32)), (5, 60), (1.5, 3.0)),
+    ]
+    taken: dict[str, list[tuple[int, int]]] = {m: [] for m in machine_ids}
+    anomalies = []
+    for kind, count, (shortest, longest), (low, high) in plan:
+        for _ in range(count):
+            duration = min(int(rng.integers(shortest, longest + 1)), max(5, total - 60))
+            magnitude = float(rng.uniform(low, high)) if high > 0 else 0.0
+            for _attempt in range(50):
+                machine_id = machine_ids[int(rng.integers(0, len(machine_ids)))]
+                start = int(rng.integers(0, total - duration + 1))
+                end = start + duration
+                if all(end + 30 <= s or start >= e + 30 for s, e in taken[machine_id]):
+                    taken[machine_id].append((start, end))
+                    anomalies.append(Anomaly(machine_id, kind, start, end, round(magnitude, 4)))
+                    break
+    return sorted(anomalies, key=lambda a: (a.machine_id, a.start))
+
+
+def anomalies_frame(params: GenerationParams, anomalies: list[Anomaly]) -> pd.DataFrame:
+    """Ground truth ``energy_anomalies.csv``: machine_id, start_ts, end_ts (exclusive),
+    anomaly_type."""
+    starts = np.array([a.start for a in anomalies], dtype=np.int64)
+    ends = np.array([a.end for a in anomalies], dtype=np.int64)
+    return pd.DataFrame(
+        {
+            "machine_id": [a.machine_id for a in anomalies],
+            "start_ts": iso_ts(starts, params.start_date),
+            "end_ts": iso_ts(ends, params.start_date),
+            "anomaly_type": [a.anomaly_type for a in anomalies],
+        },
+        columns=["machine_id", "start_ts", "end_ts", "anomaly_type"],
+    )
+
+
+def simulate_site(
+    params: GenerationParams,
+    ref: Referential,
+    site_id: str,
+    batches: pd.DataFrame,
+    anomalies: list[Anomaly],
+) -> list[MachineSeries]:
+    """Series of every machine of one plant, in machine_id order."""
+    machines = ref.machines[ref.machines["site_id"] == site_id].sort_values("machine_id")
+    return [
+        simulate_machine(
+            params,
+            machine,
+            batches[batches["machine_id"] == machine["machine_id"]],
+            [a for a in anomalies if a.machine_id == machine["machine_id"]],
+        )
+        for machine in machines.to_dict("records")
+    ]
+
+
+def readings_jsonl(params: GenerationParams, series: list[MachineSeries], day_index: int) -> str:
+    """One day of one plant as JSON lines, minute by minute, machines in id order."""
+    window = slice(day_index * MINUTES_PER_DAY, (day_index + 1) * MINUTES_PER_DAY)
+    n = len(series)
+    stamps = iso_ts(np.arange(window.start, window.stop), params.start_date)
+
+    def column(name: str) -> np.ndarray:
+        return np.stack([getattr(s, name)[window] for s in series]).T.reshape(-1)
+
+    machine_ids = np.array([s.machine_id for s in series], dtype=object)
+    frame = pd.DataFrame(
+        {
+            "machine_id": np.tile(machine_ids, MINUTES_PER_DAY),
+            "ts": np.repeat(stamps, n),
+            "kwh": column("kwh"),
+            "kw": column("kw"),
+            "temperature_c": column("temperature_c"),
+            "vibration_mm_s": column("vibration_mm_s"),
+        }
+    )
+    return frame.to_json(orient="records", lines=True, double_precision=6)
