@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import pyarrow.fs as pafs
 
 from lakehouse import maintenance
-from lakehouse.lake import filesystem
+from lakehouse.lake import filesystem, scheme
 
 _LAYERS = ("bronze", "silver", "gold", "_system")
 
@@ -29,7 +29,7 @@ class TableInfo:
 def find_tables(root: str) -> list[str]:
     """Paths of Delta tables under the lake's layer folders (those with a _delta_log)."""
     fs, base = filesystem(root)
-    scheme = root[: root.find("://") + 3] if "://" in root and not root.startswith("file://") else ""
+    prefix = scheme(root)
     tables = []
     for layer in _LAYERS:
         layer_path = f"{base}/{layer}"
@@ -37,7 +37,7 @@ def find_tables(root: str) -> list[str]:
             continue
         for info in fs.get_file_info(pafs.FileSelector(layer_path, recursive=True)):
             if info.type == pafs.FileType.Directory and info.base_name == "_delta_log":
-                tables.append(scheme + info.path.rsplit("/", 1)[0])
+                tables.append(prefix + info.path.rsplit("/", 1)[0])
     return sorted(tables)
 
 

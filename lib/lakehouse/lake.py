@@ -63,9 +63,17 @@ class LandingFile:
 
 
 def filesystem(uri: str) -> tuple[pafs.FileSystem, str]:
-    if "://" in uri and not uri.startswith("file://"):
+    """The filesystem of a local path or URI, and the path within it."""
+    if scheme(uri):
         return pafs.FileSystem.from_uri(uri)
     return pafs.LocalFileSystem(), uri.removeprefix("file://")
+
+
+def scheme(uri: str) -> str:
+    """'s3://' for 's3://bucket/x'; '' for local paths (pyarrow drops it from listings)."""
+    if "://" in uri and not uri.startswith("file://"):
+        return uri[: uri.find("://") + 3]
+    return ""
 
 
 def list_landing_files(folder: str, *, until: dt.date, suffix: str) -> list[LandingFile]:
@@ -76,7 +84,7 @@ def list_landing_files(folder: str, *, until: dt.date, suffix: str) -> list[Land
     fs, base = filesystem(folder)
     if fs.get_file_info(base).type == pafs.FileType.NotFound:
         return []
-    scheme = folder[: folder.find("://") + 3] if "://" in folder and not folder.startswith("file://") else ""
+    prefix = scheme(folder)
     files: list[LandingFile] = []
     for info in fs.get_file_info(pafs.FileSelector(base, recursive=True)):
         if info.type != pafs.FileType.File or not info.base_name.endswith(suffix):
@@ -86,7 +94,7 @@ def list_landing_files(folder: str, *, until: dt.date, suffix: str) -> list[Land
         except ValueError:
             continue
         if drop_date <= until:
-            files.append(LandingFile(f"{scheme}{info.path}", drop_date, info.size))
+            files.append(LandingFile(f"{prefix}{info.path}", drop_date, info.size))
     return sorted(files, key=lambda f: (f.drop_date, f.path))
 
 

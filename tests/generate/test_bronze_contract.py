@@ -36,5 +36,5 @@ def test_bronze_parser_reads_order_lines_as_the_ground_truth_says(small_run: Run
             assert good["sales_channel"].isna().all()
         labels |= set(good["product_label"])
     assert any("é" in label for label in labels), "latin-1 accents decode back to 'é'"
-    assert rows == truth["entities"]["order_lines"]["records"]
+    assert rows == truth["order_lines"]["records"]
     assert corrupt == ragged

@@ -59,6 +59,7 @@ def test_generate_files_only(tmp_path: Path, monkeypatch):
     assert not (tmp_path / "var" / "postgres").exists()
 
 
+@pytest.mark.slow  # starts an embedded PostgreSQL
 def test_generate_with_postgres(tmp_path: Path, monkeypatch):
     result = _run(tmp_path, monkeypatch)
     assert result.exit_code == 0, result.output

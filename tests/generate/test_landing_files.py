@@ -145,7 +145,7 @@ def _parse_order_line_defects(lake: Path, product_ids: set[str]) -> tuple[Counte
 
 def test_order_line_defects_match_the_ground_truth(small_run: Run, truth, ref):
     counts, located, records = _parse_order_line_defects(small_run.lake, set(ref.products["product_id"]))
-    expected = truth["entities"]["order_lines"]
+    expected = truth["order_lines"]
     assert records == expected["records"]
     assert dict(counts) == {k: v for k, v in expected["defects"].items() if v}
     assert set(expected["defects"]) == {
@@ -165,10 +165,10 @@ def test_duplicates_are_exact_copies_some_resent_the_next_day(tmp_path: Path):
     by_file = {p: csv_rows(p)[1] for p in entity_files(lake, "source=erp/order_lines", "*.csv")}
     all_lines = [line for rows in by_file.values() for _, line, _ in rows]
     truth = json.loads((settings.ground_truth_dir / "defects.json").read_text())
-    assert len(all_lines) - len(set(all_lines)) == truth["entities"]["order_lines"]["defects"]["duplicate"]
+    assert len(all_lines) - len(set(all_lines)) == truth["order_lines"]["defects"]["duplicate"]
     within = sum(len(rows) - len({line for _, line, _ in rows}) for rows in by_file.values())
-    assert 0 < within < truth["entities"]["order_lines"]["defects"]["duplicate"]
-    lines = truth["entities"]["order_lines"]
+    assert 0 < within < truth["order_lines"]["defects"]["duplicate"]
+    lines = truth["order_lines"]
     distinct = lines["records"] - lines["defects"]["duplicate"]  # the base of order-line rates
     assert lines["defects"]["late_record"] == round(0.02 * distinct)
     assert lines["defects"]["duplicate"] == round(0.01 * distinct)
@@ -208,8 +208,8 @@ def test_stock_snapshots_one_row_per_site_and_product_with_known_negatives(small
             zeros += quantity == 0
             if quantity < 0:
                 negatives.add(("stock_snapshots", relative(small_run.lake, path), number, "negative_quantity"))
-    assert total == truth["entities"]["stock_snapshots"]["records"]
-    assert len(negatives) == truth["entities"]["stock_snapshots"]["defects"]["negative_quantity"] >= 1
+    assert total == truth["stock_snapshots"]["records"]
+    assert len(negatives) == truth["stock_snapshots"]["defects"]["negative_quantity"] >= 1
     listed = pd.read_csv(small_run.truth / "landing_defects.csv")
     assert set(listed[listed["entity"] == "stock_snapshots"].itertuples(index=False, name=None)) == negatives
 
@@ -225,8 +225,8 @@ def test_malformed_json_lines_match_the_ground_truth(small_run: Run, truth, enti
             records += 1
             if obj is None:
                 broken.add((entity, relative(small_run.lake, path), number, "malformed_json"))
-    assert records == truth["entities"][entity]["records"]
-    assert len(broken) == truth["entities"][entity]["defects"]["malformed_json"] >= 1
+    assert records == truth[entity]["records"]
+    assert len(broken) == truth[entity]["defects"]["malformed_json"] >= 1
     listed = pd.read_csv(small_run.truth / "landing_defects.csv")
     assert set(listed[listed["entity"] == entity].itertuples(index=False, name=None)) == broken
 
@@ -288,7 +288,7 @@ def test_readings_one_line_per_machine_minute(small_run: Run, ref, truth):
         assert not frame.duplicated(["machine_id", "ts"]).any()
         assert frame["ts"].str.fullmatch(rf"{drop_date(path).isoformat()}T\d{{2}}:\d{{2}}:00Z").all()
         assert (frame["kwh"] - frame["kw"] / 60).abs().max() < 1e-4
-    assert truth["entities"]["iot_readings"]["records"] == len(machines) * 1440 * len(DATES)
+    assert truth["iot_readings"]["records"] == len(machines) * 1440 * len(DATES)
 
 
 def test_recall_documents(small_run: Run, ref, truth):
@@ -303,15 +303,19 @@ def test_recall_documents(small_run: Run, ref, truth):
             assert set(notice) == {"notice_id", "published_date", "cip13", "lot_number", "severity", "reason"}
             assert notice["severity"] in {"I", "II", "III"} and is_valid_ean13(notice["cip13"])
             notices += 1
-    assert notices == truth["entities"]["recalls"]["records"]
+    assert notices == truth["recalls"]["records"]
     assert ours, "cip13 of our products exist"
 
 
 def test_report_counts_match_the_ground_truth(small_run: Run, truth):
     report = small_run.report
-    for entity, numbers in truth["entities"].items():
-        assert report.row_counts[entity] == numbers["records"], entity
-        assert report.file_counts[entity] == numbers["files"], entity
+    entities = ["order_lines", "stock_snapshots", "deliveries", "production_batches",
+                "iot_readings", "recalls"]  # fmt: skip
+    assert set(entities) <= set(truth)
+    for entity in entities:
+        assert report.row_counts[entity] == truth[entity]["records"], entity
+        assert report.file_counts[entity] == truth[entity]["files"], entity
+    assert truth["iot_readings"]["anomalies"] == report.entities["iot_readings"].anomalies
     assert report.row_counts["products"] == 10 and report.postgres is None
     text = str(report)
     assert "order_lines" in text and str(small_run.lake / "landing") in text

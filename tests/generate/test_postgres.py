@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from lakehouse.generate import generate_all
 from lakehouse.postgres import connect, ensure_server
 
 from .conftest import make_settings
+
+pytestmark = pytest.mark.slow  # starts an embedded PostgreSQL
 
 PRIMARY_KEYS_SQL = """
 SELECT tc.table_name, string_agg(kcu.column_name, ',' ORDER BY kcu.ordinal_position)

@@ -8,7 +8,8 @@ hvac follows occupancy. Weekends are quieter. Noise is smoothed white noise.
 Anomalies (about 1.5 % of machine-minutes at scale 1, at least one of each type):
 
 - ``spike``: 5-60 minutes at 1.5-3x power (vibration up too);
-- ``drift``: power, temperature and vibration rise linearly by 25-50 % over 1-2 days;
+- ``drift``: power rises linearly by 25-50 % over 1-2 days, temperature by 5-10 °C
+  and vibration with it (wear);
 - ``stuck_sensor``: the power meter repeats its first value (``kw`` and ``kwh``
   constant) for 2-6 hours.
 

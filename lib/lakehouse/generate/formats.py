@@ -11,14 +11,43 @@ import datetime as dt
 import json
 import os
 import shutil
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 import numpy as np
 import pandas as pd
 
+if TYPE_CHECKING:
+    from lakehouse.generate.defects import DefectRecord
+
 CSV_SEPARATOR = ";"
 CSV_ENCODING = "latin-1"
+
+
+@dataclass
+class CsvFile:
+    """One rendered CSV file: header fields and data lines (without line ends)."""
+
+    relative_path: str
+    drop_date: dt.date
+    header: tuple[str, ...]
+    lines: list[str] = field(default_factory=list)
+
+    def text(self) -> str:
+        return "\n".join([csv_line(self.header), *self.lines]) + "\n"
+
+
+@dataclass
+class CsvExport:
+    """Files of one entity, the defects injected into them and the record count."""
+
+    files: list[CsvFile]
+    defects: list[DefectRecord]
+
+    @property
+    def records(self) -> int:
+        return sum(len(f.lines) for f in self.files)
 
 
 def ean13_check_digit(first12: str) -> int:

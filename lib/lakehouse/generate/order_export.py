@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from lakehouse.generate.defects import ORDER_LINE_DEFECT_RATES, DefectRecord, defect_count
-from lakehouse.generate.formats import csv_line, fr_date, fr_decimal
+from lakehouse.generate.formats import CsvExport, CsvFile, csv_line, fr_date, fr_decimal
 from lakehouse.generate.params import GenerationParams
 
 BASE_COLUMNS = (
@@ -24,31 +24,6 @@ BASE_COLUMNS = (
     "site_id", "quantity", "unit_price", "discount_pct",
 )  # fmt: skip
 NEW_COLUMN = "sales_channel"
-
-
-@dataclass
-class CsvFile:
-    """One rendered CSV file: header fields and data lines (without line ends)."""
-
-    relative_path: str
-    drop_date: dt.date
-    header: tuple[str, ...]
-    lines: list[str] = field(default_factory=list)
-
-    def text(self) -> str:
-        return "\n".join([csv_line(self.header), *self.lines]) + "\n"
-
-
-@dataclass
-class CsvExport:
-    """Files of one entity, the defects injected into them and the record count."""
-
-    files: list[CsvFile]
-    defects: list[DefectRecord]
-
-    @property
-    def records(self) -> int:
-        return sum(len(f.lines) for f in self.files)
 
 
 def order_lines_path(day: dt.date) -> str:
@@ -163,8 +138,9 @@ def build_order_line_export(params: GenerationParams, lines: pd.DataFrame) -> Cs
     run_ord = params.run_date.toordinal()
     change_ord = params.schema_change_date.toordinal()
 
-    # Entries per file: (sort key, line text, defect). Base lines keep the ERP's order
-    # (by order id, so late lines come first); duplicates get a random key after.
+    # Entries per file: (sort key, sequence, line text, defect). Base lines keep the
+    # ERP's order (by order id, so late lines come first); a duplicate gets a random
+    # key after its original (same file) or anywhere (next day's file).
     entries: dict[int, list[tuple[float, int, str, str | None]]] = {
         d.toordinal(): [] for d in params.dates
     }
@@ -173,7 +149,7 @@ def build_order_line_export(params: GenerationParams, lines: pd.DataFrame) -> Cs
     by_file = np.lexsort(
         (lines["line_number"].to_numpy(), lines["order_id"].to_numpy(), plan.file_date)
     )
-    for i in by_file:
+    for i in by_file.tolist():
         day = int(plan.file_date[i])
         width = len(header_for(params, dt.date.fromordinal(day)))
         kind = plan.defect[i]
@@ -182,7 +158,7 @@ def build_order_line_export(params: GenerationParams, lines: pd.DataFrame) -> Cs
         position[i] = float(len(entries[day]))
         entries[day].append((position[i], len(entries[day]), text, kind))
         text_of[i] = text
-    for i in plan.duplicated:
+    for i in plan.duplicated.tolist():
         day = int(plan.file_date[i])
         same_schema = (day + 1 < change_ord) or (day >= change_ord)
         if day + 1 <= run_ord and same_schema and rng.random() < 0.5:
@@ -191,7 +167,7 @@ def build_order_line_export(params: GenerationParams, lines: pd.DataFrame) -> Cs
         else:
             target = day
             key = rng.uniform(position[i] + 1e-6, len(entries[target]))
-        entries[target].append((key, len(entries[target]), text_of[int(i)], "duplicate"))
+        entries[target].append((key, len(entries[target]), text_of[i], "duplicate"))
 
     files, defects = [], []
     for day in params.dates:

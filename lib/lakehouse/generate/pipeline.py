@@ -154,7 +154,7 @@ def write_ground_truth(
         clear_folder(folder / name)
     record_units = {"recalls": "notice"}
     landing_entities = list(LANDING_FOLDERS)
-    summary = {
+    summary: dict[str, object] = {
         "generator": params.as_dict(),
         "schema_change_date": params.schema_change_date.isoformat(),
         "schema_changes": [
@@ -177,17 +177,15 @@ def write_ground_truth(
             "(order lines: records minus duplicate copies). "
             "energy_anomalies.csv end_ts is exclusive."
         ),
-        "entities": {
-            name: {
-                "records": stats[name].rows,
-                "record_unit": record_units.get(name, "line"),
-                "files": stats[name].files,
-                "defects": stats[name].defects,
-                **({"anomalies": stats[name].anomalies} if stats[name].anomalies else {}),
-            }
-            for name in landing_entities
-        },
     }
+    for name in landing_entities:  # one top-level key per landing entity
+        summary[name] = {
+            "records": stats[name].rows,
+            "record_unit": record_units.get(name, "line"),
+            "files": stats[name].files,
+            "defects": stats[name].defects,
+            **({"anomalies": stats[name].anomalies} if stats[name].anomalies else {}),
+        }
     summary_text = json.dumps(summary, indent=2, ensure_ascii=False) + "\n"
     size = write_text_atomic(folder / "defects.json", summary_text, "utf-8")
     order_csv = pd.DataFrame(

@@ -13,8 +13,7 @@ import numpy as np
 import pandas as pd
 
 from lakehouse.generate.defects import STOCK_DEFECT_RATES, DefectRecord, defect_count
-from lakehouse.generate.formats import csv_line
-from lakehouse.generate.order_export import CsvExport, CsvFile
+from lakehouse.generate.formats import CsvExport, CsvFile, csv_line
 from lakehouse.generate.params import GenerationParams
 from lakehouse.generate.referential import Referential
 
