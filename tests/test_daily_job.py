@@ -134,3 +134,19 @@ def test_a_failing_notebook_fails_the_job_naming_task_cell_and_error(tmp_path, m
     assert run.tasks["silver_pharma"].state == "UPSTREAM_FAILED"
     assert run.tasks["gold_pharma"].state == "UPSTREAM_FAILED"
     assert Path(failed.output_notebook).is_file()  # the error cell is kept for reading
+
+
+def test_quarantine_reasons_match_the_injected_defects_exactly(daily):
+    truth = json.loads((daily["settings"].ground_truth_dir / "defects.json").read_text())
+    injected = truth["order_lines"]["defects"]
+    quarantine = DeltaTable(
+        str(daily["lake"] / "silver/domain=pharma/table=order_lines_quarantine")
+    ).to_pandas()
+    first_reason = quarantine["_rejection_reasons"].map(lambda reasons: reasons[0]).value_counts().to_dict()
+    assert first_reason == {
+        "duplicate": injected["duplicate"],
+        "known_product": injected["unknown_product"],
+        "positive_quantity": injected["negative_quantity"],
+        "well_formed_row": injected["ragged_row"],
+        "valid_order_date": injected["impossible_date"],
+    }

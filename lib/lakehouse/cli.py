@@ -18,7 +18,8 @@ from rich.table import Table
 
 from lakehouse.config import ConfigError, load_settings
 
-console = Console()
+# Wide enough for table paths when output goes to a file or CI log.
+console = Console(width=None if sys.stdout.isatty() else 160)
 
 
 class LazyGroup(click.Group):
@@ -66,7 +67,7 @@ def quickstart(scale: float | None, days: int | None, run_date: str | None, max_
     Example:
       lakehouse quickstart --scale 0.2 --days 7 --run-date 2026-11-26
     """
-    from lakehouse.generate import generate_all
+    from lakehouse.generate import GenerationError, generate_all
     from lakehouse.jobs import load_jobs, run_job
     from lakehouse.postgres import ensure_server
 
@@ -78,7 +79,10 @@ def quickstart(scale: float | None, days: int | None, run_date: str | None, max_
     started = time.monotonic()
     console.rule(f"[bold]1/3 Generate sources[/] (run date {settings.run_date}, scale {settings.generator.scale}, {settings.generator.days} days)")
     endpoint = ensure_server(settings)
-    report = generate_all(settings, endpoint=endpoint)
+    try:
+        report = generate_all(settings, endpoint=endpoint)
+    except GenerationError as exc:
+        raise click.ClickException(str(exc)) from exc
     console.print(str(report))
 
     console.rule("[bold]2/3 Run the daily job[/]")

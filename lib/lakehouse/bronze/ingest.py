@@ -110,6 +110,15 @@ def ingested_files(spark: SparkSession, path: str) -> set[str]:
     return {row["_source_file"] for row in rows}
 
 
+def read_files_once(spark: SparkSession, paths: list[str]) -> DataFrame:
+    """``binaryFile`` rows (path, content), one per file.
+
+    Sail 0.7 returns a file twice when its byte range straddles a split boundary
+    (seen with ten uneven ~0.1 MB files), so rows are deduplicated by path.
+    """
+    return spark.read.format("binaryFile").load(paths).dropDuplicates(["path"])
+
+
 def ingest_delimited_files(
     spark: SparkSession,
     lake: Lake,
@@ -133,8 +142,7 @@ def ingest_delimited_files(
         return IngestionResult(**{**result.__dict__, "skipped_files": len(files)})
     relative_paths = [lake.relative(f.path) for f in new]
     rows = (
-        spark.read.format("binaryFile")
-        .load([f.path for f in new])
+        read_files_once(spark, [f.path for f in new])
         .mapInPandas(make_parser(fmt, relative_paths), fmt.spark_schema())
         .transform(with_partition_from_drop_date)
         .transform(with_ingestion_metadata, batch_id=batch_id, ingested_at=ingested_at)
