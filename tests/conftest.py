@@ -20,7 +20,6 @@ def spark():
 
     session = get_spark(load_settings(spark={"engine": "sail"}), app_name="tests")
     yield session
-    session.stop()
     stop_embedded_engine()
 
 

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
 _log = logging.getLogger(__name__)
 _sail_server = None  # one embedded server per process, shared by all sessions
+_sessions: dict[str, SparkSession] = {}  # Connect URL -> live session of this process
 
 # Settings every engine gets: UTC so timestamps mean the same everywhere.
 SESSION_CONF = {
@@ -53,8 +54,6 @@ def get_spark(settings: Settings | None = None, *, app_name: str = "lakehouse") 
 
 def _sail_session(app_name: str) -> SparkSession:
     global _sail_server
-    from pyspark.sql import SparkSession
-
     os.environ.setdefault("RUST_LOG", "warn")  # Sail logs every session at INFO otherwise
     if _sail_server is None or not _sail_server.running:
         from pysail.spark import SparkConnectServer
@@ -62,28 +61,53 @@ def _sail_session(app_name: str) -> SparkSession:
         _sail_server = SparkConnectServer(ip="127.0.0.1", port=0)
         _sail_server.start(background=True)
         _log.info("Sail Spark Connect server listening on %s", _sail_server.listening_address)
-    _, port = _sail_server.listening_address
-    builder = SparkSession.builder.remote(f"sc://127.0.0.1:{port}").appName(app_name)
-    for key, value in SESSION_CONF.items():
-        builder = builder.config(key, value)
-    return builder.getOrCreate()
+    return _connect(_sail_url(_sail_server), app_name)
+
+
+def _sail_url(server) -> str:
+    _, port = server.listening_address
+    return f"sc://127.0.0.1:{port}"
+
+
+def _connect(url: str, app_name: str) -> SparkSession:
+    """One session per Connect URL. The builder's getOrCreate would hand back any
+    active session, even one connected to another server."""
+    from pyspark.sql import SparkSession
+
+    session = _sessions.get(url)
+    if session is None or session.is_stopped:
+        builder = SparkSession.builder.remote(url).appName(app_name)
+        for key, value in SESSION_CONF.items():
+            builder = builder.config(key, value)
+        session = builder.create()
+        _sessions[url] = session
+    return session
 
 
 def _remote_session(url: str | None, app_name: str) -> SparkSession:
-    from pyspark.sql import SparkSession
-
     if not url or not url.startswith("sc://"):
         raise EngineError(
             f"spark.engine is 'remote' but the URL is {url!r}; "
             "set SPARK_REMOTE=sc://host:port (or spark.remote in conf/local/lakehouse.yaml)"
         )
-    builder = SparkSession.builder.remote(url).appName(app_name)
-    for key, value in SESSION_CONF.items():
-        builder = builder.config(key, value)
+    _check_reachable(url)
+    return _connect(url, app_name)
+
+
+def _check_reachable(url: str, timeout_seconds: float = 5.0) -> None:
+    """Fail fast: the Connect client would otherwise retry for minutes on first use."""
+    import socket
+    from urllib.parse import urlparse
+
+    parsed = urlparse(url.split(";", 1)[0].replace("sc://", "http://", 1))
+    host, port = parsed.hostname or "localhost", parsed.port or 15002
     try:
-        return builder.getOrCreate()
-    except Exception as exc:
-        raise EngineError(f"cannot reach the Spark Connect server at {url}: {exc}") from exc
+        socket.create_connection((host, port), timeout=timeout_seconds).close()
+    except OSError as exc:
+        raise EngineError(
+            f"cannot reach the Spark Connect server at {url} ({host}:{port}): {exc}. "
+            "Is the server running, and is SPARK_REMOTE right?"
+        ) from exc
 
 
 def _classic_session(app_name: str) -> SparkSession:
@@ -123,6 +147,11 @@ def _register_jdbc_source(session: SparkSession, engine: str) -> None:
 def stop_embedded_engine() -> None:
     """Stop the in-process Sail server (tests and CLI shutdown)."""
     global _sail_server
-    if _sail_server is not None and _sail_server.running:
+    if _sail_server is None:
+        return
+    session = _sessions.pop(_sail_url(_sail_server), None)
+    if session is not None:
+        session.stop()
+    if _sail_server.running:
         _sail_server.stop()
     _sail_server = None

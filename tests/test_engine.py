@@ -1,0 +1,43 @@
+"""The session factory: embedded Sail by default, any Spark Connect server by URL."""
+
+import pytest
+
+from lakehouse.config import load_settings
+from lakehouse.engine import EngineError, get_spark
+
+
+def test_remote_engine_runs_the_same_code_on_another_spark_connect_server(spark, monkeypatch, tmp_path):
+    """A second Sail server on loopback stands in for a cluster reached by SPARK_REMOTE."""
+    from pysail.spark import SparkConnectServer
+
+    server = SparkConnectServer(ip="127.0.0.1", port=0)
+    server.start(background=True)
+    try:
+        _, port = server.listening_address
+        monkeypatch.setenv("SPARK_REMOTE", f"sc://127.0.0.1:{port}")
+        settings = load_settings()
+        assert settings.spark.engine == "remote"
+        session = get_spark(settings, app_name="remote-test")
+        assert session is not spark  # not the embedded session that is already active
+        session.sql("CREATE OR REPLACE TEMPORARY VIEW only_on_remote AS SELECT 1 AS x")
+        assert not spark.catalog.tableExists("only_on_remote")
+        path = str(tmp_path / "t")
+        session.createDataFrame([(1, "a"), (2, "b")], "id int, v string").write.format("delta").save(path)
+        assert session.read.format("delta").load(path).count() == 2
+        assert session.conf.get("spark.sql.session.timeZone") == "UTC"
+        session.stop()
+    finally:
+        server.stop()
+
+
+def test_remote_engine_without_url_says_what_to_set(monkeypatch):
+    monkeypatch.delenv("SPARK_REMOTE", raising=False)
+    with pytest.raises(EngineError, match="SPARK_REMOTE=sc://host:port"):
+        get_spark(load_settings(spark={"engine": "remote"}))
+
+
+def test_unreachable_remote_engine_names_the_url(monkeypatch):
+    monkeypatch.delenv("SPARK_REMOTE", raising=False)
+    settings = load_settings(spark={"engine": "remote", "remote": "sc://127.0.0.1:1"})
+    with pytest.raises(EngineError, match="sc://127.0.0.1:1"):
+        get_spark(settings).sql("select 1").collect()
