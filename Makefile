@@ -22,7 +22,8 @@ setup: $(STAMP)  ## create .venv and install the project with its pinned depende
 run: setup  ## generate data, start PostgreSQL, run the daily job, print where everything is
 	$(BIN)/lakehouse quickstart
 
-test: setup  ## the whole test suite (unit, jobs through papermill, end to end)
+test: setup  ## lint, then the whole test suite (unit, jobs through papermill, end to end)
+	$(BIN)/ruff check lib tests
 	$(BIN)/python -m pytest -n 2 --dist loadgroup
 
 test-fast: setup  ## unit tests only (no papermill, no end-to-end job)

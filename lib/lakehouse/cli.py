@@ -1,10 +1,10 @@
 """``lakehouse``: the command line of the project.
 
-    lakehouse quickstart            generate data, start PostgreSQL, run the daily job
-    lakehouse generate --help       synthetic sources into the landing zone and PostgreSQL
-    lakehouse jobs run daily        run a job of jobs.yaml (see `lakehouse jobs --help`)
-    lakehouse tables                Delta tables of the lake with row counts
-    lakehouse postgres status       where the embedded referential database runs
+lakehouse quickstart            generate data, start PostgreSQL, run the daily job
+lakehouse generate --help       synthetic sources into the landing zone and PostgreSQL
+lakehouse jobs run daily        run a job of jobs.yaml (see `lakehouse jobs --help`)
+lakehouse tables                Delta tables of the lake with row counts
+lakehouse postgres status       where the embedded referential database runs
 """
 
 from __future__ import annotations
@@ -54,7 +54,9 @@ def main() -> None:
 
 
 @main.command()
-@click.option("--scale", type=float, default=None, help="Data volume factor (1.0 = 200 products, 20 machines).")
+@click.option(
+    "--scale", type=float, default=None, help="Data volume factor (1.0 = 200 products, 20 machines)."
+)
 @click.option("--days", type=int, default=None, help="Days of history to generate, ending on the run date.")
 @click.option("--run-date", default=None, help="YYYY-MM-DD; default today.")
 @click.option("--max-parallel", type=int, default=2, show_default=True, help="Independent tasks run at once.")
@@ -77,7 +79,9 @@ def quickstart(scale: float | None, days: int | None, run_date: str | None, max_
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from exc
     started = time.monotonic()
-    console.rule(f"[bold]1/3 Generate sources[/] (run date {settings.run_date}, scale {settings.generator.scale}, {settings.generator.days} days)")
+    console.rule(
+        f"[bold]1/3 Generate sources[/] (run date {settings.run_date}, scale {settings.generator.scale}, {settings.generator.days} days)"
+    )
     endpoint = ensure_server(settings)
     try:
         report = generate_all(settings, endpoint=endpoint)
@@ -106,7 +110,9 @@ def quickstart(scale: float | None, days: int | None, run_date: str | None, max_
     console.print(f"Lake:                {settings.lake_root}")
     console.print(f"Executed notebooks:  {run.run_dir}/*.ipynb")
     console.print(f"Run record:          {run.run_dir}/run.json")
-    console.print(f"PostgreSQL data:     {settings.postgres_data_dir} (log: {settings.postgres_data_dir}/log)")
+    console.print(
+        f"PostgreSQL data:     {settings.postgres_data_dir} (log: {settings.postgres_data_dir}/log)"
+    )
     console.print(f"Ground truth:        {settings.ground_truth_dir}")
     console.print(f"Total wall time:     {time.monotonic() - started:.1f} s")
 
@@ -153,7 +159,9 @@ def postgres_status() -> None:
     console.print(f"PostgreSQL {version}, socket folder {endpoint.host}")
     console.print(f"psql: psql -h {endpoint.host} -U {endpoint.user} {endpoint.database}")
     console.print(f"JDBC: {endpoint.jdbc_url}")
-    console.print(f"{endpoint.schema} tables: {', '.join(t[0] for t in tables) or '(none yet: run lakehouse generate)'}")
+    console.print(
+        f"{endpoint.schema} tables: {', '.join(t[0] for t in tables) or '(none yet: run lakehouse generate)'}"
+    )
     console.print("The embedded server stops when this command exits.")
 
 

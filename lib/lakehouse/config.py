@@ -87,9 +87,7 @@ class Settings(BaseSettings):
     postgres: PostgresSettings = PostgresSettings()
     spark: SparkSettings = SparkSettings()
 
-    model_config = SettingsConfigDict(
-        env_prefix="LAKEHOUSE_", env_nested_delimiter="__", extra="forbid"
-    )
+    model_config = SettingsConfigDict(env_prefix="LAKEHOUSE_", env_nested_delimiter="__", extra="forbid")
 
     @classmethod
     def settings_customise_sources(
@@ -102,9 +100,7 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         root = find_project_root()
         files = [root / "conf" / "base" / CONFIG_FILE, root / "conf" / "local" / CONFIG_FILE]
-        yaml_source = YamlConfigSettingsSource(
-            settings_cls, yaml_file=[f for f in files if f.is_file()]
-        )
+        yaml_source = YamlConfigSettingsSource(settings_cls, yaml_file=[f for f in files if f.is_file()])
         return (init_settings, env_settings, yaml_source)
 
     @field_validator("run_date", mode="before")

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Iterable
+from typing import TYPE_CHECKING
 
 from lakehouse.config import Settings, load_settings
 from lakehouse.engine import get_spark
@@ -35,7 +36,7 @@ def start_run(
 ) -> RunContext:
     """Load settings (parameters win over configuration) and open the Spark session."""
     settings = load_settings(run_date=run_date or None, lake_root=lake_root or None)
-    started_at = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None, microsecond=0)
+    started_at = dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
     return RunContext(
         settings=settings,
         spark=get_spark(settings, app_name=app_name),

@@ -15,8 +15,9 @@ The root is a local folder or ``s3://bucket/prefix``; listing goes through
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal, Sequence
+from typing import TYPE_CHECKING, Literal
 
 import pyarrow.fs as pafs
 

@@ -1,9 +1,9 @@
 import datetime as dt
 from pathlib import Path
 
+from lakehouse import maintenance
 from lakehouse.bronze.ingest import ORDER_LINES, ingest_delimited_files
 from lakehouse.lake import read_delta
-from lakehouse import maintenance
 
 HEADER = "order_id;line_number;order_date;customer_id;product_id;product_label;site_id;quantity;unit_price;discount_pct"
 RUN_AT = dt.datetime(2026, 11, 3, 6, 0)
@@ -17,18 +17,37 @@ def _drop(lake, day: str, name: str, lines: list[str]) -> None:
 
 def _ingest(spark, lake, run_date, batch):
     return ingest_delimited_files(
-        spark, lake, source="erp", entity="order_lines", fmt=ORDER_LINES,
-        run_date=run_date, batch_id=batch, ingested_at=RUN_AT,
+        spark,
+        lake,
+        source="erp",
+        entity="order_lines",
+        fmt=ORDER_LINES,
+        run_date=run_date,
+        batch_id=batch,
+        ingested_at=RUN_AT,
     )
 
 
 def test_new_files_only_exactly_once_with_partitions_and_lineage(spark, lake):
-    _drop(lake, "2026-11-01", "order_lines_20261101.csv", [
-        HEADER, "O1;1;01/11/2026;C1;P1;Paracétamol;S01;2;1,50;0", "O2;1;01/11/2026;C1;P1;ragged",
-    ])
-    _drop(lake, "2026-11-02", "order_lines_20261102.csv", [
-        HEADER + ";sales_channel;promo", "O3;1;02/11/2026;C1;P1;X;S01;1;2,00;0;direct;BF",
-    ])
+    _drop(
+        lake,
+        "2026-11-01",
+        "order_lines_20261101.csv",
+        [
+            HEADER,
+            "O1;1;01/11/2026;C1;P1;Paracétamol;S01;2;1,50;0",
+            "O2;1;01/11/2026;C1;P1;ragged",
+        ],
+    )
+    _drop(
+        lake,
+        "2026-11-02",
+        "order_lines_20261102.csv",
+        [
+            HEADER + ";sales_channel;promo",
+            "O3;1;02/11/2026;C1;P1;X;S01;1;2,00;0;direct;BF",
+        ],
+    )
     _drop(lake, "2026-11-03", "order_lines_20261103.csv", [HEADER, "O4;1;03/11/2026;C1;P1;X;S01;1;2,00;0"])
 
     first = _ingest(spark, lake, dt.date(2026, 11, 2), "b1")

@@ -10,9 +10,7 @@ from pathlib import Path
 
 def lake_files(lake: Path) -> dict[str, bytes]:
     """Every file under ``lake``: lake-relative path -> bytes."""
-    return {
-        str(p.relative_to(lake)): p.read_bytes() for p in sorted(lake.rglob("*")) if p.is_file()
-    }
+    return {str(p.relative_to(lake)): p.read_bytes() for p in sorted(lake.rglob("*")) if p.is_file()}
 
 
 def drop_date(path: Path) -> dt.date:

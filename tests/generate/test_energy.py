@@ -50,9 +50,7 @@ def test_anomalies_overlap_readings_that_really_deviate(small_run: Run, file_rea
         assert list(observed["minute"]) == list(range(PARAMS.minutes))
         kw = observed["kw"].to_numpy()
         # The same machine without anomalies: identical noise, so any gap is the anomaly.
-        normal = simulate_machine(
-            PARAMS, machine, batches[batches["machine_id"] == machine["machine_id"]]
-        ).kw
+        normal = simulate_machine(PARAMS, machine, batches[batches["machine_id"] == machine["machine_id"]]).kw
         inside = np.zeros(PARAMS.minutes, dtype=bool)
         for a in truth[truth["machine_id"] == machine["machine_id"]].itertuples():
             window = slice(a.start, a.end)

@@ -207,7 +207,9 @@ def test_stock_snapshots_one_row_per_site_and_product_with_known_negatives(small
             total += 1
             zeros += quantity == 0
             if quantity < 0:
-                negatives.add(("stock_snapshots", relative(small_run.lake, path), number, "negative_quantity"))
+                negatives.add(
+                    ("stock_snapshots", relative(small_run.lake, path), number, "negative_quantity")
+                )
     assert total == truth["stock_snapshots"]["records"]
     assert len(negatives) == truth["stock_snapshots"]["defects"]["negative_quantity"] >= 1
     listed = pd.read_csv(small_run.truth / "landing_defects.csv")

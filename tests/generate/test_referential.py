@@ -74,7 +74,9 @@ def test_price_matrix_reads_the_period_valid_each_day(ref):
     matrix = price_matrix(ref.products, prices, PARAMS.dates)
     row = ref.products.index[ref.products["product_id"] == changed["product_id"]][0]
     day = (changed["valid_from"] - PARAMS.start_date).days
-    before = prices[(prices["product_id"] == changed["product_id"]) & (prices["valid_to"] == changed["valid_from"])]
+    before = prices[
+        (prices["product_id"] == changed["product_id"]) & (prices["valid_to"] == changed["valid_from"])
+    ]
     assert matrix[row, day] == changed["list_price"]
     assert matrix[row, day - 1] == before["list_price"].iloc[0]
 

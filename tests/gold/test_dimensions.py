@@ -23,8 +23,11 @@ def test_calendar_knows_moving_holidays():
     holidays = {day for day, row in rows.items() if row[12]}
     # Easter Monday, Labour day, 8 May, Ascension, Whit Monday in 2026
     assert holidays == {
-        dt.date(2026, 4, 6), dt.date(2026, 5, 1), dt.date(2026, 5, 8),
-        dt.date(2026, 5, 14), dt.date(2026, 5, 25),
+        dt.date(2026, 4, 6),
+        dt.date(2026, 5, 1),
+        dt.date(2026, 5, 8),
+        dt.date(2026, 5, 14),
+        dt.date(2026, 5, 25),
     }
 
 

@@ -17,7 +17,18 @@ def test_fact_ventes_takes_the_cost_valid_at_the_order_date(spark):
     lines = spark.createDataFrame(
         [
             ("O1", 1, dt.date(2026, 5, 31), "C1", "P1", "S01", 2, Decimal("10.0000"), Decimal("0.00"), None),
-            ("O2", 1, dt.date(2026, 6, 1), "C1", "P1", "S01", 2, Decimal("10.0000"), Decimal("10.00"), "direct"),
+            (
+                "O2",
+                1,
+                dt.date(2026, 6, 1),
+                "C1",
+                "P1",
+                "S01",
+                2,
+                Decimal("10.0000"),
+                Decimal("10.00"),
+                "direct",
+            ),
             ("O3", 1, dt.date(2025, 1, 1), "C2", "P1", "S02", 1, Decimal("10.0000"), Decimal("0.00"), None),
         ],
         LINES_SCHEMA,
@@ -46,10 +57,37 @@ def test_fact_ventes_takes_the_cost_valid_at_the_order_date(spark):
 def test_kpi_marge_journaliere_sums_per_day_and_site(spark):
     fact = spark.createDataFrame(
         [
-            (20260601, dt.date(2026, 6, 1), "S01", "O1", 2, Decimal("20.00"), Decimal("12.00"), Decimal("8.00")),
-            (20260601, dt.date(2026, 6, 1), "S01", "O1", 1, Decimal("5.00"), Decimal("5.00"), Decimal("0.00")),
+            (
+                20260601,
+                dt.date(2026, 6, 1),
+                "S01",
+                "O1",
+                2,
+                Decimal("20.00"),
+                Decimal("12.00"),
+                Decimal("8.00"),
+            ),
+            (
+                20260601,
+                dt.date(2026, 6, 1),
+                "S01",
+                "O1",
+                1,
+                Decimal("5.00"),
+                Decimal("5.00"),
+                Decimal("0.00"),
+            ),
             (20260601, dt.date(2026, 6, 1), "S01", "O2", 3, Decimal("15.00"), None, None),
-            (20260601, dt.date(2026, 6, 1), "S02", "O3", 1, Decimal("0.00"), Decimal("1.00"), Decimal("-1.00")),
+            (
+                20260601,
+                dt.date(2026, 6, 1),
+                "S02",
+                "O3",
+                1,
+                Decimal("0.00"),
+                Decimal("1.00"),
+                Decimal("-1.00"),
+            ),
         ],
         "date_key int, order_date date, site_id string, order_id string, quantity int, "
         "net_amount decimal(18,2), cost_amount decimal(18,2), margin_amount decimal(18,2)",
@@ -57,8 +95,30 @@ def test_kpi_marge_journaliere_sums_per_day_and_site(spark):
     kpi = build_kpi_marge_journaliere(fact)
     expected = spark.createDataFrame(
         [
-            (20260601, dt.date(2026, 6, 1), "S01", 2, 3, 6, Decimal("40.00"), Decimal("17.00"), Decimal("8.00"), Decimal("0.2000")),
-            (20260601, dt.date(2026, 6, 1), "S02", 1, 1, 1, Decimal("0.00"), Decimal("1.00"), Decimal("-1.00"), None),
+            (
+                20260601,
+                dt.date(2026, 6, 1),
+                "S01",
+                2,
+                3,
+                6,
+                Decimal("40.00"),
+                Decimal("17.00"),
+                Decimal("8.00"),
+                Decimal("0.2000"),
+            ),
+            (
+                20260601,
+                dt.date(2026, 6, 1),
+                "S02",
+                1,
+                1,
+                1,
+                Decimal("0.00"),
+                Decimal("1.00"),
+                Decimal("-1.00"),
+                None,
+            ),
         ],
         "date_key int, date date, site_id string, orders long, order_lines long, units_sold long, "
         "net_revenue decimal(18,2), cost decimal(18,2), margin decimal(18,2), margin_rate decimal(9,4)",

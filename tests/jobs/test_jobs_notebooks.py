@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import nbformat
 import psutil
@@ -67,7 +67,9 @@ def test_failing_cell_fails_job_names_cell_and_runs_all_done(write_jobs: WriteJo
     run = run_job(path, "daily", quiet=True)
     assert run.state == JobState.FAILED
     assert [t.state for t in run.tasks.values()] == [
-        TaskState.FAILED, TaskState.UPSTREAM_FAILED, TaskState.SUCCESS,
+        TaskState.FAILED,
+        TaskState.UPSTREAM_FAILED,
+        TaskState.SUCCESS,
     ]
     error = run.tasks["explode"].error or ""
     assert "task 'explode'" in error and "notebooks/fail.ipynb" in error
@@ -85,7 +87,7 @@ def test_retry_counts_attempts_and_keeps_failed_notebook(write_jobs: WriteJobs, 
             tasks:
               - task_key: flaky
                 notebook: notebooks/flaky.ipynb
-                parameters: {{counter_path: "{project / 'counter.txt'}", fail_times: 1}}
+                parameters: {{counter_path: "{project / "counter.txt"}", fail_times: 1}}
                 max_retries: 2
                 retry_interval_seconds: 0.5
         """)

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pytest
 
@@ -37,13 +37,14 @@ jobs:
       - task_key: bronze_b
         notebook: notebooks/write_params.ipynb
 """
-START = dt.datetime(2026, 11, 26, 8, 30, 12, tzinfo=dt.timezone.utc)
+START = dt.datetime(2026, 11, 26, 8, 30, 12, tzinfo=dt.UTC)
 
 
 def test_parameters_defaults_overrides_and_rendering(write_jobs: WriteJobs) -> None:
     jobs = load_jobs(write_jobs(JOBS))
-    plan = plan_job(jobs, "daily", params={"scale": "2", "lake_root": "/tmp/lake"},
-                    run_id="R1", start_time=START)
+    plan = plan_job(
+        jobs, "daily", params={"scale": "2", "lake_root": "/tmp/lake"}, run_id="R1", start_time=START
+    )
     assert plan.params == {"run_date": "2026-11-26", "lake_root": "/tmp/lake", "scale": "2"}
     by_key = {p.task.task_key: p for p in plan.tasks}
     assert by_key["silver"].parameters == {"run_date": "2026-11-26", "out_path": "/tmp/lake/x"}
@@ -64,7 +65,9 @@ def test_topological_order_keeps_file_order_for_ties(write_jobs: WriteJobs) -> N
 
 def test_unknown_missing_parameters_and_unknown_job(write_jobs: WriteJobs) -> None:
     jobs = load_jobs(write_jobs(JOBS))
-    with pytest.raises(JobParameterError, match=r"no parameter 'rundate'.*parameters: run_date, lake_root, scale"):
+    with pytest.raises(
+        JobParameterError, match=r"no parameter 'rundate'.*parameters: run_date, lake_root, scale"
+    ):
         plan_job(jobs, "daily", params={"scale": "1", "rundate": "x"})
     with pytest.raises(JobParameterError, match=r"needs parameter 'scale'.*--param scale=VALUE"):
         plan_job(jobs, "daily")
@@ -73,7 +76,9 @@ def test_unknown_missing_parameters_and_unknown_job(write_jobs: WriteJobs) -> No
 
 
 def test_templates() -> None:
-    assert render("{{ job.parameters.a }}-{{job.run_id}}", {"job.parameters.a": "1", "job.run_id": "R"}) == "1-R"
+    assert (
+        render("{{ job.parameters.a }}-{{job.run_id}}", {"job.parameters.a": "1", "job.run_id": "R"}) == "1-R"
+    )
     assert check("{{job.parameters.a}}", parameters={"a"}) == []
     assert "undefined job parameter 'b'" in check("{{job.parameters.b}}", parameters={"a"})[0].message
     assert "malformed" in check("x {{job.parameters.a", parameters={"a"})[0].message
@@ -81,8 +86,13 @@ def test_templates() -> None:
     assert check("{{job.parameters.a}}", parameters={"a"}, allow_parameters=False)
 
 
-S, F, T, U, K = (TaskState.SUCCESS, TaskState.FAILED, TaskState.TIMED_OUT,
-                 TaskState.UPSTREAM_FAILED, TaskState.SKIPPED)
+S, F, T, U, K = (
+    TaskState.SUCCESS,
+    TaskState.FAILED,
+    TaskState.TIMED_OUT,
+    TaskState.UPSTREAM_FAILED,
+    TaskState.SKIPPED,
+)
 
 
 @pytest.mark.parametrize(

@@ -7,8 +7,8 @@ import json
 import signal
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pytest
 from rich.console import Console
@@ -23,8 +23,13 @@ NB = "notebooks/write_params.ipynb"
 class FakeExecutor:
     """Plays scripted outcomes per task (``ok``, ``fail``, ``timeout``) after ``delay``."""
 
-    def __init__(self, script: dict[str, list[str]] | None = None, *, delay: float = 0.0,
-                 on_call: Callable[[AttemptSpec], None] | None = None) -> None:
+    def __init__(
+        self,
+        script: dict[str, list[str]] | None = None,
+        *,
+        delay: float = 0.0,
+        on_call: Callable[[AttemptSpec], None] | None = None,
+    ) -> None:
         self.script = script or {}
         self.delay = delay
         self.on_call = on_call
@@ -122,7 +127,9 @@ def test_retries_wait_and_are_counted(write_jobs: WriteJobs) -> None:
     starts = [c[2] for c in executor.calls if c[0] == "flaky"]
     assert starts[1] - starts[0] >= 0.2 and starts[2] - starts[1] >= 0.2
     slow = run.tasks["slow"]
-    assert slow.state == TaskState.TIMED_OUT and slow.attempts == 1, "timeouts retry only with retry_on_timeout"
+    assert slow.state == TaskState.TIMED_OUT and slow.attempts == 1, (
+        "timeouts retry only with retry_on_timeout"
+    )
     assert run.state == JobState.FAILED
 
 
@@ -199,7 +206,8 @@ def test_ctrl_c_cancels_running_and_pending_tasks(write_jobs: WriteJobs) -> None
     record = load_run(Path(path).parent / "runs" / "job" / "R-cancel")
     assert record.state == JobState.CANCELED
     assert {k: t.state for k, t in record.tasks.items()} == {
-        "long": TaskState.CANCELED, "next": TaskState.CANCELED,
+        "long": TaskState.CANCELED,
+        "next": TaskState.CANCELED,
     }
 
 
@@ -221,19 +229,35 @@ def test_live_table_and_event_lines(write_jobs: WriteJobs) -> None:
 
 def test_vanished_worker_and_cell_error_messages(tmp_path: Path) -> None:
     spec = AttemptSpec(
-        job="job", run_id="R", task_key="t", attempt=1, notebook="notebooks/x.ipynb",
-        input_notebook=tmp_path / "x.ipynb", output_notebook=tmp_path / "t.ipynb",
-        log_file=tmp_path / "t.log", parameters={}, cwd=tmp_path, env={}, timeout_seconds=0,
-        kernel=None, where="jobs.yaml:3",
+        job="job",
+        run_id="R",
+        task_key="t",
+        attempt=1,
+        notebook="notebooks/x.ipynb",
+        input_notebook=tmp_path / "x.ipynb",
+        output_notebook=tmp_path / "t.ipynb",
+        log_file=tmp_path / "t.log",
+        parameters={},
+        cwd=tmp_path,
+        env={},
+        timeout_seconds=0,
+        kernel=None,
+        where="jobs.yaml:3",
     )
     vanished = _outcome(spec, tmp_path / "missing.json", -9)
     assert vanished.state == TaskState.FAILED
     assert "exited with code -9 without a report" in (vanished.error or "")
     assert str(spec.log_file) in (vanished.error or "")
-    message = cell_error_message(spec, {
-        "cell_index": 4, "exec_count": 3, "source": "\n# load\ndf = load()\nmore()",
-        "ename": "KeyError", "evalue": "'x'",
-    })
+    message = cell_error_message(
+        spec,
+        {
+            "cell_index": 4,
+            "exec_count": 3,
+            "source": "\n# load\ndf = load()\nmore()",
+            "ename": "KeyError",
+            "evalue": "'x'",
+        },
+    )
     assert message.splitlines() == [
         "task 't' failed: notebook notebooks/x.ipynb raised in cell 4 (In [3]): # load",
         "  KeyError: 'x'",

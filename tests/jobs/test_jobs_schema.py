@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pytest
 
@@ -147,8 +147,10 @@ def test_undefined_and_malformed_parameter_references(write_jobs: WriteJobs) -> 
     )
     problems = error.problems
     assert len(problems) == 3
-    assert ":8: job 'daily', task 'bronze': {{job.parameters.rundate}} references undefined " \
+    assert (
+        ":8: job 'daily', task 'bronze': {{job.parameters.rundate}} references undefined "
         "job parameter 'rundate' (defined: run_date)" in problems[0]
+    )
     assert ":9:" in problems[1] and "malformed reference" in problems[1]
     assert ":10:" in problems[2] and "unknown reference {{job.params.x}}" in problems[2]
 

@@ -16,7 +16,24 @@ T2 = dt.datetime(2026, 11, 2, 6, 0)
 
 
 def _line(order_id, line, date, product, qty, price, discount, *, file="f1", row=2, at=T1, corrupt=None):
-    return (order_id, line, date, "C1", product, "Label", "S01", qty, price, discount, None, None, corrupt, file, row, at)
+    return (
+        order_id,
+        line,
+        date,
+        "C1",
+        product,
+        "Label",
+        "S01",
+        qty,
+        price,
+        discount,
+        None,
+        None,
+        corrupt,
+        file,
+        row,
+        at,
+    )
 
 
 def test_order_lines_are_typed_validated_deduplicated_and_all_accounted_for(spark):
@@ -37,8 +54,36 @@ def test_order_lines_are_typed_validated_deduplicated_and_all_accounted_for(spar
 
     expected = spark.createDataFrame(
         [
-            ("O1", 1, dt.date(2026, 11, 1), "C1", "P1", "S01", 3, Decimal("10.5000"), Decimal("5.00"), None, "f2", 2, T2),
-            ("O5", 2, dt.date(2026, 11, 3), "C1", "P2", "S01", 1, Decimal("1.9990"), Decimal("12.50"), None, "f1", 6, T1),
+            (
+                "O1",
+                1,
+                dt.date(2026, 11, 1),
+                "C1",
+                "P1",
+                "S01",
+                3,
+                Decimal("10.5000"),
+                Decimal("5.00"),
+                None,
+                "f2",
+                2,
+                T2,
+            ),
+            (
+                "O5",
+                2,
+                dt.date(2026, 11, 3),
+                "C1",
+                "P2",
+                "S01",
+                1,
+                Decimal("1.9990"),
+                Decimal("12.50"),
+                None,
+                "f1",
+                6,
+                T1,
+            ),
         ],
         "order_id string, line_number int, order_date date, customer_id string, product_id string, "
         "site_id string, quantity int, unit_price decimal(12,4), discount_pct decimal(5,2), "

@@ -5,12 +5,8 @@ from lakehouse.silver.quality import split_by_rules, split_duplicates
 
 
 def test_rules_name_every_failure_and_null_predicates_pass(spark):
-    df = spark.createDataFrame(
-        [(1, 5), (2, -1), (3, None), (None, -2)], "id int, qty int"
-    )
-    passed, rejected = split_by_rules(
-        df, {"positive_qty": "qty > 0", "id_present": "id IS NOT NULL"}
-    )
+    df = spark.createDataFrame([(1, 5), (2, -1), (3, None), (None, -2)], "id int, qty int")
+    passed, rejected = split_by_rules(df, {"positive_qty": "qty > 0", "id_present": "id IS NOT NULL"})
     # qty NULL -> 'qty > 0' is NULL -> row kept (Databricks semantics)
     assert_df_equality(
         passed,

@@ -98,9 +98,7 @@ def date_partition_filter(day: dt.date) -> str:
 
 def partition_date(prefix: str = "") -> Column:
     """The partition's date as a DATE column."""
-    return F.to_date(
-        F.concat_ws("-", F.col(f"{prefix}year"), F.col(f"{prefix}month"), F.col(f"{prefix}day"))
-    )
+    return F.to_date(F.concat_ws("-", F.col(f"{prefix}year"), F.col(f"{prefix}month"), F.col(f"{prefix}day")))
 
 
 def ingested_files(spark: SparkSession, path: str) -> set[str]:
@@ -209,19 +207,13 @@ def snapshot_referential(
         .transform(with_ingestion_metadata, batch_id=batch_id, ingested_at=ingested_at)
     )
     replace = date_partition_filter(run_date) if delta_exists(target) else None
-    write_delta(
-        rows, target, mode="overwrite", partition_by=PARTITION_COLUMNS, replace_where=replace
-    )
+    write_delta(rows, target, mode="overwrite", partition_by=PARTITION_COLUMNS, replace_where=replace)
     count = read_delta(spark, target).where(date_partition_filter(run_date)).count()
-    return IngestionResult(
-        table=f"bronze.referential.{table}", path=target, new_files=[], rows=count
-    )
+    return IngestionResult(table=f"bronze.referential.{table}", path=target, new_files=[], rows=count)
 
 
 def latest_snapshot(df: DataFrame, *, until: dt.date) -> DataFrame:
     """Rows of the most recent referential snapshot taken on or before ``until``."""
-    dated = df.withColumn("_snapshot_date", partition_date()).where(
-        F.col("_snapshot_date") <= F.lit(until)
-    )
+    dated = df.withColumn("_snapshot_date", partition_date()).where(F.col("_snapshot_date") <= F.lit(until))
     last = dated.agg(F.max("_snapshot_date").alias("_last"))
     return dated.join(last, dated["_snapshot_date"] == last["_last"]).drop("_last", "_snapshot_date")

@@ -72,9 +72,7 @@ def calendar_arrays(params: GenerationParams) -> tuple[np.ndarray, np.ndarray]:
     return hour, np.repeat(weekend_day, MINUTES_PER_DAY)
 
 
-def running_mask(
-    params: GenerationParams, batches: pd.DataFrame, rng: np.random.Generator
-) -> np.ndarray:
+def running_mask(params: GenerationParams, batches: pd.DataFrame, rng: np.random.Generator) -> np.ndarray:
     """Load of the batch running at each minute (0 where none runs): 65-90 % per batch."""
     load = np.zeros(params.minutes)
     for start, end in zip(batches["start_minute"], batches["end_minute"]):
@@ -138,9 +136,7 @@ def simulate_machine(
         if anomaly.anomaly_type == "stuck_sensor":  # after rounding: truly constant
             kw[anomaly.start : anomaly.end] = kw[anomaly.start]
             kwh[anomaly.start : anomaly.end] = kwh[anomaly.start]
-    return MachineSeries(
-        machine_id, kw, kwh, np.round(temperature, 2), np.round(vibration, 3)
-    )
+    return MachineSeries(machine_id, kw, kwh, np.round(temperature, 2), np.round(vibration, 3))
 
 
 def plan_anomalies(params: GenerationParams, ref: Referential) -> list[Anomaly]:

@@ -141,14 +141,10 @@ def build_order_line_export(params: GenerationParams, lines: pd.DataFrame) -> Cs
     # Entries per file: (sort key, sequence, line text, defect). Base lines keep the
     # ERP's order (by order id, so late lines come first); a duplicate gets a random
     # key after its original (same file) or anywhere (next day's file).
-    entries: dict[int, list[tuple[float, int, str, str | None]]] = {
-        d.toordinal(): [] for d in params.dates
-    }
+    entries: dict[int, list[tuple[float, int, str, str | None]]] = {d.toordinal(): [] for d in params.dates}
     text_of: dict[int, str] = {}
     position: dict[int, float] = {}
-    by_file = np.lexsort(
-        (lines["line_number"].to_numpy(), lines["order_id"].to_numpy(), plan.file_date)
-    )
+    by_file = np.lexsort((lines["line_number"].to_numpy(), lines["order_id"].to_numpy(), plan.file_date))
     for i in by_file.tolist():
         day = int(plan.file_date[i])
         width = len(header_for(params, dt.date.fromordinal(day)))

@@ -136,9 +136,7 @@ def build_order_lines(params: GenerationParams, ref: Referential) -> pd.DataFram
     """All order lines of the period, sorted by ``(order_id, line_number)``; the unit
     price is the list price valid on the order date."""
     prices = price_matrix(ref.products, ref.product_prices, params.dates)
-    days = [
-        build_orders_for_day(params, ref, day, prices[:, i]) for i, day in enumerate(params.dates)
-    ]
+    days = [build_orders_for_day(params, ref, day, prices[:, i]) for i, day in enumerate(params.dates)]
     return pd.concat(days, ignore_index=True)
 
 
@@ -196,10 +194,7 @@ def build_deliveries(params: GenerationParams, ref: Referential, lines: pd.DataF
             "promised_date": [dt.date.fromordinal(int(o)).isoformat() for o in promised],
             # object columns: JSON needs null and plain ints, not NaN and floats
             "actual_date": pd.Series(
-                [
-                    None if t else dt.date.fromordinal(int(o)).isoformat()
-                    for o, t in zip(actual, in_transit)
-                ],
+                [None if t else dt.date.fromordinal(int(o)).isoformat() for o, t in zip(actual, in_transit)],
                 dtype=object,
             ),
             "quantity_ordered": ordered.astype(int),

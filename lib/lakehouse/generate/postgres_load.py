@@ -7,8 +7,9 @@ checks are declared so the database itself rejects a generator bug.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from decimal import Decimal
-from typing import Any, Callable
+from typing import Any
 
 import pandas as pd
 

@@ -84,7 +84,7 @@ def build_production_batches(params: GenerationParams, ref: Referential) -> pd.D
 
 def batch_records(params: GenerationParams, batches: pd.DataFrame) -> list[dict[str, object]]:
     """Batches as exported JSON objects (ISO 8601 UTC timestamps)."""
-    base = dt.datetime.combine(params.start_date, dt.time(), tzinfo=dt.timezone.utc)
+    base = dt.datetime.combine(params.start_date, dt.time(), tzinfo=dt.UTC)
 
     def stamp(minute: int) -> str:
         return (base + dt.timedelta(minutes=int(minute))).strftime("%Y-%m-%dT%H:%M:%SZ")

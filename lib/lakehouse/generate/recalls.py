@@ -46,7 +46,7 @@ def recall_document(params: GenerationParams, ref: Referential, day: dt.date) ->
                 "reason": str(rng.choice(RECALL_REASONS)),
             }
         )
-    retrieved = dt.datetime.combine(day, dt.time(6), tzinfo=dt.timezone.utc) + dt.timedelta(
+    retrieved = dt.datetime.combine(day, dt.time(6), tzinfo=dt.UTC) + dt.timedelta(
         seconds=int(rng.integers(0, 1800))
     )
     return {

@@ -76,10 +76,7 @@ def product_label_tiers() -> list[list[tuple[str, str, str, float]]]:
                 plain.append((f"{molecule} {strength} {form}", atc, form, cost))
                 for lab in LABS:
                     labelled.append((f"{molecule} {lab} {strength} {form}", atc, form, cost))
-    packs = [
-        (f"{label}, boîte de 90", atc, form, cost * 2.5)
-        for label, atc, form, cost in plain + labelled
-    ]
+    packs = [(f"{label}, boîte de 90", atc, form, cost * 2.5) for label, atc, form, cost in plain + labelled]
     return [plain, labelled, packs]
 
 
@@ -135,9 +132,7 @@ def build_product_prices(params: GenerationParams, products: pd.DataFrame) -> pd
     # single day, the only possible change day is that day.
     change_offsets = np.arange(1, params.days) if params.days > 1 else np.array([0])
     rows = []
-    for product_id, cost, price in zip(
-        products["product_id"], products["unit_cost"], products["list_price"]
-    ):
+    for product_id, cost, price in zip(products["product_id"], products["unit_cost"], products["list_price"]):
         first_from = start - dt.timedelta(days=int(rng.integers(30, 730)))
         n_changes = 0
         if rng.random() < 0.20:
@@ -155,9 +150,7 @@ def build_product_prices(params: GenerationParams, products: pd.DataFrame) -> pd
         ends: list[dt.date | None] = [*starts[1:], None]
         for valid_from, valid_to, (period_cost, period_price) in zip(starts, ends, periods):
             rows.append((product_id, valid_from, valid_to, period_cost, period_price))
-    return pd.DataFrame(
-        rows, columns=["product_id", "valid_from", "valid_to", "unit_cost", "list_price"]
-    )
+    return pd.DataFrame(rows, columns=["product_id", "valid_from", "valid_to", "unit_cost", "list_price"])
 
 
 def with_product_updated_at(
@@ -167,9 +160,7 @@ def with_product_updated_at(
     rng = params.rng("products", "updated_at")
     current_from = prices.groupby("product_id", sort=False)["valid_from"].max()
     seconds = rng.integers(3600, 5 * 3600, len(products))
-    updated = [
-        _utc(current_from[pid], s) for pid, s in zip(products["product_id"], seconds)
-    ]
+    updated = [_utc(current_from[pid], s) for pid, s in zip(products["product_id"], seconds)]
     return products.assign(updated_at=updated)
 
 
@@ -187,9 +178,7 @@ def build_sites(params: GenerationParams) -> pd.DataFrame:
             "region": [t[2] for t in templates],
             "country": "FR",
             "site_type": [t[3] for t in templates],
-            "updated_at": [
-                _utc(params.start_date - dt.timedelta(days=int(d)), 8 * 3600) for d in since
-            ],
+            "updated_at": [_utc(params.start_date - dt.timedelta(days=int(d)), 8 * 3600) for d in since],
         }
     )
 
@@ -263,8 +252,10 @@ def build_customers(params: GenerationParams) -> tuple[pd.DataFrame, np.ndarray]
                 f"{rng.integers(1, 180)} {rng.choice(STREET_TYPES)} {rng.choice(STREET_NAMES)}",
                 postcode,
                 city,
-                _utc(params.run_date - dt.timedelta(days=int(rng.integers(1, 700))),
-                     int(rng.integers(6 * 3600, 20 * 3600))),
+                _utc(
+                    params.run_date - dt.timedelta(days=int(rng.integers(1, 700))),
+                    int(rng.integers(6 * 3600, 20 * 3600)),
+                ),
             )
         )
     customers = pd.DataFrame(

@@ -42,28 +42,25 @@ def build_fact_ventes(order_lines: DataFrame, dim_produit: DataFrame) -> DataFra
         "left",
     )
     quantity, price, discount = F.col("quantity"), F.col("unit_price"), F.col("discount_pct")
-    return (
-        joined.select(
-            "order_id",
-            "line_number",
-            date_key("order_date").alias("date_key"),
-            "order_date",
-            "product_sk",
-            "product_id",
-            "site_id",
-            "customer_id",
-            "sales_channel",
-            "quantity",
-            "unit_price",
-            "discount_pct",
-            F.col("unit_cost").alias("unit_cost"),
-            gross_amount(quantity, price).alias("gross_amount"),
-            discount_amount(quantity, price, discount).alias("discount_amount"),
-            net_amount(quantity, price, discount).alias("net_amount"),
-            cost_amount(quantity, F.col("unit_cost")).alias("cost_amount"),
-        )
-        .withColumn("margin_amount", margin_amount(F.col("net_amount"), F.col("cost_amount")))
-    )
+    return joined.select(
+        "order_id",
+        "line_number",
+        date_key("order_date").alias("date_key"),
+        "order_date",
+        "product_sk",
+        "product_id",
+        "site_id",
+        "customer_id",
+        "sales_channel",
+        "quantity",
+        "unit_price",
+        "discount_pct",
+        F.col("unit_cost").alias("unit_cost"),
+        gross_amount(quantity, price).alias("gross_amount"),
+        discount_amount(quantity, price, discount).alias("discount_amount"),
+        net_amount(quantity, price, discount).alias("net_amount"),
+        cost_amount(quantity, F.col("unit_cost")).alias("cost_amount"),
+    ).withColumn("margin_amount", margin_amount(F.col("net_amount"), F.col("cost_amount")))
 
 
 def build_kpi_marge_journaliere(fact_ventes: DataFrame) -> DataFrame:
@@ -76,6 +73,6 @@ def build_kpi_marge_journaliere(fact_ventes: DataFrame) -> DataFrame:
         F.sum("cost_amount").cast("decimal(18,2)").alias("cost"),
         F.sum("margin_amount").cast("decimal(18,2)").alias("margin"),
     )
-    return daily.withColumn("margin_rate", margin_rate(F.col("margin"), F.col("net_revenue"))).withColumnRenamed(
-        "order_date", "date"
-    )
+    return daily.withColumn(
+        "margin_rate", margin_rate(F.col("margin"), F.col("net_revenue"))
+    ).withColumnRenamed("order_date", "date")

@@ -23,9 +23,9 @@ def discount_amount(quantity: Column, unit_price: Column, discount_pct: Column) 
 
 def net_amount(quantity: Column, unit_price: Column, discount_pct: Column) -> Column:
     """Gross minus discount, each rounded to the cent first (as the invoice does)."""
-    return (
-        gross_amount(quantity, unit_price) - discount_amount(quantity, unit_price, discount_pct)
-    ).cast(MONEY)
+    return (gross_amount(quantity, unit_price) - discount_amount(quantity, unit_price, discount_pct)).cast(
+        MONEY
+    )
 
 
 def cost_amount(quantity: Column, unit_cost_at_order_date: Column) -> Column:

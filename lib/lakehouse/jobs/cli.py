@@ -125,7 +125,11 @@ def list_command(file: Path | None) -> None:
         for key in topological_order({t.task_key: t.upstream for t in job.tasks}):
             task = by_key[key]
             after = f" [dim]after {', '.join(task.upstream)}[/dim]" if task.upstream else ""
-            run_if = f" [dim]run_if {task.run_if.value}[/dim]" if task.upstream and task.run_if.value != "ALL_SUCCESS" else ""
+            run_if = (
+                f" [dim]run_if {task.run_if.value}[/dim]"
+                if task.upstream and task.run_if.value != "ALL_SUCCESS"
+                else ""
+            )
             tree.add(f"[cyan]{key}[/cyan] {task.notebook}{after}{run_if}")
         console.print(tree)
 

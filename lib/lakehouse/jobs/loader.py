@@ -246,9 +246,7 @@ def _check_job(name: str, job: Job, root: Path) -> list[_Issue]:
         graph_ok = graph_ok and not dependency_issues
         issues += dependency_issues
         if task.depends_on == [] and task.run_if.value != "ALL_SUCCESS":
-            issues.append(
-                _Issue((*loc, "run_if"), "run_if needs depends_on: this task has no dependencies")
-            )
+            issues.append(_Issue((*loc, "run_if"), "run_if needs depends_on: this task has no dependencies"))
         issues += _check_notebook((*loc, "notebook"), task.notebook, root)
         for key, value in task.parameters.items():
             if isinstance(value, str):
@@ -295,8 +293,7 @@ def _check_dependencies(loc: Loc, upstream: list[str], keys: list[str], own: str
             issues.append(
                 _Issue(
                     dep_loc,
-                    f"depends_on names unknown task {dep!r}; tasks of this job: "
-                    f"{', '.join(keys)}",
+                    f"depends_on names unknown task {dep!r}; tasks of this job: {', '.join(keys)}",
                 )
             )
         elif upstream.index(dep) != index:

@@ -72,9 +72,7 @@ class RichProgress:
         self._run = run
         self._started = time.monotonic()
         if self.console.is_terminal:
-            self._live = Live(
-                console=self.console, get_renderable=self._render, refresh_per_second=4
-            )
+            self._live = Live(console=self.console, get_renderable=self._render, refresh_per_second=4)
             self._live.start()
         else:
             self.console.print(f"job {run.job} run {run.run_id}: {len(run.tasks)} tasks")
@@ -104,8 +102,7 @@ class RichProgress:
         failed = sum(1 for t in run.tasks.values() if t.state.failed)
         elapsed = format_duration(time.monotonic() - self._started)
         header = Text(
-            f"job {run.job} · run {run.run_id} · {done}/{len(run.tasks)} done"
-            f" · {failed} failed · {elapsed}",
+            f"job {run.job} · run {run.run_id} · {done}/{len(run.tasks)} done · {failed} failed · {elapsed}",
             style="bold",
         )
         return Group(header, task_table(run, live=True))
@@ -120,7 +117,7 @@ def task_table(run: JobRun, *, live: bool = False) -> Table:
     table.add_column("duration", justify="right")
     if not live:
         table.add_column("notes", overflow="fold")
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     for task in run.tasks.values():
         row = [
             task.task_key,

@@ -143,7 +143,7 @@ class JobFailedError(Exception):
 
 def new_run_id(now: dt.datetime | None = None) -> str:
     """A sortable run id: ``20261126T083012Z-1a2b`` (UTC start, 4 random hex digits)."""
-    now = (now or dt.datetime.now(dt.timezone.utc)).astimezone(dt.timezone.utc)
+    now = (now or dt.datetime.now(dt.UTC)).astimezone(dt.UTC)
     return f"{now:%Y%m%dT%H%M%SZ}-{secrets.token_hex(2)}"
 
 

@@ -20,12 +20,12 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from rich.console import Console
 
@@ -103,7 +103,7 @@ def plan_job(
         raise JobsError(str(exc.args[0])) from None
     if not job.name:  # a JobsFile built in code rather than loaded
         job._name = job_name
-    start_time = start_time or dt.datetime.now(dt.timezone.utc)
+    start_time = start_time or dt.datetime.now(dt.UTC)
     run_id = run_id or new_run_id(start_time)
     run_values = {
         "job.name": job.name,
@@ -470,9 +470,7 @@ def _claim(run: JobRun, job: Job, runs_root: Path) -> None:
         try:
             Path(run.run_dir).mkdir()
         except FileExistsError:
-            raise JobsError(
-                f"run folder {run.run_dir} already exists; choose another --run-id"
-            ) from None
+            raise JobsError(f"run folder {run.run_dir} already exists; choose another --run-id") from None
         write_run(run)
 
 
@@ -487,7 +485,7 @@ def _locked(path: Path) -> Iterator[None]:
 
 
 def _now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)
 
 
 @dataclass
@@ -646,8 +644,12 @@ class _Scheduler:
             kernel=planned.task.kernel,
             where=planned.where,
         )
-        attempt = Attempt(number=number, state=TaskState.RUNNING, start_time=_now(),
-                          output_notebook=str(spec.output_notebook))
+        attempt = Attempt(
+            number=number,
+            state=TaskState.RUNNING,
+            start_time=_now(),
+            output_notebook=str(spec.output_notebook),
+        )
         task_run = self.record.tasks[key]
         with self.lock:
             task_run.attempts = number
@@ -711,7 +713,9 @@ class _Scheduler:
             failed = self.record.failed_tasks
             if crash is not None and not isinstance(crash, KeyboardInterrupt):
                 self.record.state = JobState.FAILED
-                self.record.error = f"job {self.record.job!r} run {self.record.run_id}: runner error: {crash!r}"
+                self.record.error = (
+                    f"job {self.record.job!r} run {self.record.run_id}: runner error: {crash!r}"
+                )
             elif self.cancel.is_set():
                 self.record.state = JobState.CANCELED
                 self.record.error = f"job {self.record.job!r} run {self.record.run_id} was canceled"

@@ -52,9 +52,7 @@ def _date_to_text(value: Any) -> Any:
     return value
 
 
-ParameterText = Annotated[
-    str, BeforeValidator(_to_text, json_schema_input_type=str | int | float | bool)
-]
+ParameterText = Annotated[str, BeforeValidator(_to_text, json_schema_input_type=str | int | float | bool)]
 TaskParameterValue = Annotated[
     str | bool | int | float | None,
     BeforeValidator(_date_to_text, json_schema_input_type=str | bool | int | float | None),
@@ -150,7 +148,7 @@ class Schedule(_Model):
         try:
             zoneinfo.ZoneInfo(value)
         except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {value!r}; use an IANA name like Europe/Paris")
+            raise ValueError(f"unknown time zone {value!r}; use an IANA name like Europe/Paris") from None
         return value
 
     @model_validator(mode="after")

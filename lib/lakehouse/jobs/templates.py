@@ -93,9 +93,7 @@ def check(
                     )
                 )
         elif ref == "task.name" and not allow_task:
-            problems.append(
-                TemplateProblem("{{task.name}} is not allowed in a job parameter default")
-            )
+            problems.append(TemplateProblem("{{task.name}} is not allowed in a job parameter default"))
         elif ref not in FIXED_REFERENCES:
             problems.append(TemplateProblem(f"unknown reference {{{{{ref}}}}}; {SYNTAX_HELP}"))
     return problems
@@ -103,7 +101,7 @@ def check(
 
 def start_time_values(start: dt.datetime) -> dict[str, str]:
     """Return the ``job.start_time.*`` references for a run started at ``start`` (UTC)."""
-    start = start.astimezone(dt.timezone.utc)
+    start = start.astimezone(dt.UTC)
     return {
         "job.start_time.iso_date": start.date().isoformat(),
         "job.start_time.iso_datetime": start.replace(microsecond=0).isoformat(),

@@ -83,9 +83,7 @@ def clean_order_lines(bronze: DataFrame, products: DataFrame) -> tuple[DataFrame
         *LINEAGE_COLUMNS,
     )
     quarantine_columns = [*bronze.columns, REASONS]
-    quarantine = rejected.select(*quarantine_columns).unionByName(
-        duplicates.select(*quarantine_columns)
-    )
+    quarantine = rejected.select(*quarantine_columns).unionByName(duplicates.select(*quarantine_columns))
     return silver, quarantine
 
 

@@ -22,9 +22,7 @@ def run_silver_pharma(spark: SparkSession, lake: Lake, *, run_date: dt.date) -> 
         latest_snapshot(read_delta(spark, lake.bronze("referential", "products")), until=run_date)
     )
     prices = clean_product_prices(
-        latest_snapshot(
-            read_delta(spark, lake.bronze("referential", "product_prices")), until=run_date
-        )
+        latest_snapshot(read_delta(spark, lake.bronze("referential", "product_prices")), until=run_date)
     )
     results = [
         overwrite_table(spark, products, "silver.pharma.products", lake.silver("pharma", "products")),
@@ -32,15 +30,11 @@ def run_silver_pharma(spark: SparkSession, lake: Lake, *, run_date: dt.date) -> 
             spark, prices, "silver.pharma.product_prices", lake.silver("pharma", "product_prices")
         ),
     ]
-    bronze_lines = read_delta(spark, lake.bronze("erp", "order_lines")).where(
-        partition_date() <= run_date
-    )
+    bronze_lines = read_delta(spark, lake.bronze("erp", "order_lines")).where(partition_date() <= run_date)
     silver_products = read_delta(spark, lake.silver("pharma", "products"))
     lines, quarantine = clean_order_lines(bronze_lines, silver_products)
     results.append(
-        overwrite_table(
-            spark, lines, "silver.pharma.order_lines", lake.silver("pharma", "order_lines")
-        )
+        overwrite_table(spark, lines, "silver.pharma.order_lines", lake.silver("pharma", "order_lines"))
     )
     results.append(
         overwrite_table(

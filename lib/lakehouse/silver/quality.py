@@ -8,7 +8,7 @@ NULL must fail. Rejected rows keep every column and gain ``_rejection_reasons``
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
@@ -22,8 +22,7 @@ def split_by_rules(df: DataFrame, rules: Mapping[str, str]) -> tuple[DataFrame, 
     if not rules:
         raise ValueError("split_by_rules needs at least one rule")
     failed = [
-        F.when(~F.coalesce(F.expr(predicate), F.lit(True)), F.lit(name))
-        for name, predicate in rules.items()
+        F.when(~F.coalesce(F.expr(predicate), F.lit(True)), F.lit(name)) for name, predicate in rules.items()
     ]
     flagged = df.withColumn(REASONS, F.array_compact(F.array(*failed)))
     passed = flagged.where(F.size(REASONS) == 0).drop(REASONS)
@@ -41,9 +40,5 @@ def split_duplicates(
     order = [F.col(c).desc_nulls_last() for c in latest_first]
     ranked = df.withColumn("_rank", F.row_number().over(Window.partitionBy(*keys).orderBy(*order)))
     kept = ranked.where(F.col("_rank") == 1).drop("_rank")
-    duplicates = (
-        ranked.where(F.col("_rank") > 1)
-        .drop("_rank")
-        .withColumn(REASONS, F.array(F.lit(DUPLICATE)))
-    )
+    duplicates = ranked.where(F.col("_rank") > 1).drop("_rank").withColumn(REASONS, F.array(F.lit(DUPLICATE)))
     return kept, duplicates
