@@ -1,0 +1,65 @@
+"""Declarative pipelines (the Delta Live Tables equivalent).
+
+Names follow ``pyspark.pipelines`` plus the Databricks extras::
+
+    from lakehouse import pipelines as dp
+
+    @dp.table(path="bronze/source=erp/table=orders")
+    def bronze_orders():
+        return dp.read_files("landing/source=erp/orders", format="csv", sep=";", encoding="latin-1")
+
+    @dp.materialized_view
+    @dp.expect_or_drop("positive_quantity", "quantity > 0")
+    def silver_orders(bronze_orders):
+        return bronze_orders.select(...)
+
+    runner = dp.PipelineRunner(spark, dp.load_graph("pharma", ["my.module"]), lake)
+    runner.dry_run(); run = runner.run()
+"""
+
+from lakehouse.pipelines.api import (
+    append_flow,
+    create_auto_cdc_flow,
+    create_streaming_table,
+    expect,
+    expect_all,
+    expect_all_or_drop,
+    expect_all_or_fail,
+    expect_or_drop,
+    expect_or_fail,
+    graph,
+    load_graph,
+    materialized_view,
+    read_files,
+    table,
+    temporary_view,
+)
+from lakehouse.pipelines.expectations import ExpectationFailed, ExpectationResult
+from lakehouse.pipelines.graph import GraphError, PipelineGraph
+from lakehouse.pipelines.runner import DryRunReport, PipelineFailed, PipelineRun, PipelineRunner
+
+__all__ = [
+    "DryRunReport",
+    "ExpectationFailed",
+    "ExpectationResult",
+    "GraphError",
+    "PipelineFailed",
+    "PipelineGraph",
+    "PipelineRun",
+    "PipelineRunner",
+    "append_flow",
+    "create_auto_cdc_flow",
+    "create_streaming_table",
+    "expect",
+    "expect_all",
+    "expect_all_or_drop",
+    "expect_all_or_fail",
+    "expect_or_drop",
+    "expect_or_fail",
+    "graph",
+    "load_graph",
+    "materialized_view",
+    "read_files",
+    "table",
+    "temporary_view",
+]

@@ -1,0 +1,328 @@
+"""Definition API with the names of ``pyspark.pipelines`` (and Databricks' extras).
+
+    from lakehouse import pipelines as dp
+
+    @dp.materialized_view(comment="One row per order line.")
+    @dp.expect_or_drop("positive_quantity", "quantity > 0")
+    def silver_order_lines(bronze_order_lines):      # reads the dataset bronze_order_lines
+        return bronze_order_lines.where(...)
+
+Functions return a DataFrame (or ``read_files(...)`` for incremental file ingestion)
+and perform no actions. Their parameter names are the datasets they read, so the
+dependency graph is known without running anything. Decorators are usable bare or
+with keyword-only options; arguments are checked when the decorator runs.
+
+Definitions register into the graph opened by ``with graph("name") as g:`` or, at
+module level, into a graph per module collected by :func:`load_graph`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextvars import ContextVar
+from typing import Any, TypeVar
+
+from lakehouse.pipelines.graph import (
+    Action,
+    Dataset,
+    DatasetKind,
+    Expectation,
+    Flow,
+    FlowKind,
+    GraphError,
+    PipelineGraph,
+    function_inputs,
+)
+
+F = TypeVar("F", bound=Callable[..., Any])
+_active_graph: ContextVar[PipelineGraph | None] = ContextVar("active_graph", default=None)
+_module_graphs: dict[str, PipelineGraph] = {}
+_PENDING = "__pipeline_expectations__"  # expectations stacked below @table
+_DATASET = "__pipeline_dataset__"  # set on functions registered as datasets
+
+
+@contextlib.contextmanager
+def graph(name: str) -> Iterator[PipelineGraph]:
+    """Collect the definitions made inside the block into a new graph."""
+    new = PipelineGraph(name)
+    token = _active_graph.set(new)
+    try:
+        yield new
+    finally:
+        _active_graph.reset(token)
+
+
+def load_graph(name: str, modules: Sequence[str]) -> PipelineGraph:
+    """One graph from the module-level definitions of ``modules`` (imported here)."""
+    merged = PipelineGraph(name)
+    for module in modules:
+        importlib.import_module(module)
+        part = _module_graphs.get(module)
+        if part is None:
+            raise GraphError(f"module {module!r} defines no datasets")
+        for dataset in part.datasets.values():
+            merged.add_dataset(dataset)
+        for flow in part.flows.values():
+            merged.add_flow(flow)
+    return merged
+
+
+def _registry(module: str) -> PipelineGraph:
+    active = _active_graph.get()
+    if active is not None:
+        return active
+    return _module_graphs.setdefault(module, PipelineGraph(module))
+
+
+def _check_name(value: str | None, what: str) -> None:
+    if value is not None and (not isinstance(value, str) or not value.isidentifier()):
+        raise GraphError(f"{what} must be an identifier-like string, got {value!r}")
+
+
+def _dataset_decorator(kind: DatasetKind, function: F | None, **options: Any) -> Any:
+    _check_name(options.get("name"), "name")
+
+    def register(fn: F) -> F:
+        if not callable(fn):
+            raise GraphError(f"@{kind.value} decorates a function, got {fn!r}")
+        name = options.get("name") or fn.__name__
+        registry = _registry(fn.__module__)
+        dataset = Dataset(
+            name=name,
+            kind=kind,
+            comment=options.get("comment") or (fn.__doc__ or "").strip() or None,
+            path=options.get("path"),
+            partition_cols=tuple(options.get("partition_cols") or ()),
+            table_properties=dict(options.get("table_properties") or {}),
+            schema=options.get("schema"),
+            expectations=list(getattr(fn, _PENDING, [])),
+            quarantine=bool(options.get("quarantine", False)),
+        )
+        registry.add_dataset(dataset)
+        flow_kind = {
+            DatasetKind.STREAMING_TABLE: FlowKind.APPEND,
+            DatasetKind.MATERIALIZED_VIEW: FlowKind.COMPLETE,
+            DatasetKind.TEMPORARY_VIEW: FlowKind.VIEW,
+        }[kind]
+        registry.add_flow(
+            Flow(name=name, target=name, kind=flow_kind, function=fn, inputs=function_inputs(fn))
+        )
+        setattr(fn, _DATASET, dataset)
+        return fn
+
+    return register(function) if function is not None else register
+
+
+def table(
+    function: F | None = None,
+    *,
+    name: str | None = None,
+    comment: str | None = None,
+    path: str | None = None,
+    partition_cols: Sequence[str] | None = None,
+    table_properties: Mapping[str, str] | None = None,
+    schema: str | None = None,
+    quarantine: bool = False,
+) -> Any:
+    """A streaming table: each run appends only what is new in its inputs (new files
+    for ``read_files``, new commits of upstream tables)."""
+    return _dataset_decorator(
+        DatasetKind.STREAMING_TABLE,
+        function,
+        name=name,
+        comment=comment,
+        path=path,
+        partition_cols=partition_cols,
+        table_properties=table_properties,
+        schema=schema,
+        quarantine=quarantine,
+    )
+
+
+def materialized_view(
+    function: F | None = None,
+    *,
+    name: str | None = None,
+    comment: str | None = None,
+    path: str | None = None,
+    partition_cols: Sequence[str] | None = None,
+    table_properties: Mapping[str, str] | None = None,
+    schema: str | None = None,
+    quarantine: bool = False,
+) -> Any:
+    """A table recomputed from its inputs on every run and replaced in one commit."""
+    return _dataset_decorator(
+        DatasetKind.MATERIALIZED_VIEW,
+        function,
+        name=name,
+        comment=comment,
+        path=path,
+        partition_cols=partition_cols,
+        table_properties=table_properties,
+        schema=schema,
+        quarantine=quarantine,
+    )
+
+
+def temporary_view(function: F | None = None, *, name: str | None = None, comment: str | None = None) -> Any:
+    """A named intermediate result, not stored; its readers inline it."""
+    return _dataset_decorator(DatasetKind.TEMPORARY_VIEW, function, name=name, comment=comment)
+
+
+def create_streaming_table(
+    name: str,
+    *,
+    comment: str | None = None,
+    path: str | None = None,
+    partition_cols: Sequence[str] | None = None,
+    table_properties: Mapping[str, str] | None = None,
+    schema: str | None = None,
+    expect_all: Mapping[str, str] | None = None,
+    expect_all_or_drop: Mapping[str, str] | None = None,
+    expect_all_or_fail: Mapping[str, str] | None = None,
+    quarantine: bool = False,
+    module: str | None = None,
+) -> None:
+    """Declare a streaming table written by ``@append_flow`` or ``create_auto_cdc_flow``."""
+    _check_name(name, "name")
+    expectations = [
+        *(Expectation(n, p, Action.WARN) for n, p in (expect_all or {}).items()),
+        *(Expectation(n, p, Action.DROP) for n, p in (expect_all_or_drop or {}).items()),
+        *(Expectation(n, p, Action.FAIL) for n, p in (expect_all_or_fail or {}).items()),
+    ]
+    _registry(module or _caller_module()).add_dataset(
+        Dataset(
+            name=name,
+            kind=DatasetKind.STREAMING_TABLE,
+            comment=comment,
+            path=path,
+            partition_cols=tuple(partition_cols or ()),
+            table_properties=dict(table_properties or {}),
+            schema=schema,
+            expectations=expectations,
+            quarantine=quarantine,
+        )
+    )
+
+
+def append_flow(function: F | None = None, *, target: str, name: str | None = None) -> Any:
+    """One of possibly several flows appending into the streaming table ``target``."""
+    _check_name(target, "target")
+    _check_name(name, "name")
+
+    def register(fn: F) -> F:
+        _registry(fn.__module__).add_flow(
+            Flow(
+                name=name or fn.__name__,
+                target=target,
+                kind=FlowKind.APPEND,
+                function=fn,
+                inputs=function_inputs(fn),
+            )
+        )
+        return fn
+
+    return register(function) if function is not None else register
+
+
+def create_auto_cdc_flow(
+    *,
+    target: str,
+    source: str,
+    keys: Sequence[str],
+    sequence_by: str,
+    apply_as_deletes: str | None = None,
+    apply_as_truncates: str | None = None,
+    except_column_list: Sequence[str] = (),
+    stored_as_scd_type: int = 1,
+    track_history_column_list: Sequence[str] | None = None,
+    track_history_except_column_list: Sequence[str] | None = None,
+    name: str | None = None,
+    module: str | None = None,
+) -> None:
+    """Apply the change events of ``source`` to ``target`` (SCD type 1 or 2)."""
+    from lakehouse.pipelines.cdc import CdcSpec
+
+    if not keys:
+        raise GraphError(f"create_auto_cdc_flow into {target!r}: keys must name at least one column")
+    if stored_as_scd_type not in (1, 2):
+        raise GraphError(f"stored_as_scd_type must be 1 or 2, got {stored_as_scd_type!r}")
+    spec = CdcSpec(
+        keys=tuple(keys),
+        sequence_by=sequence_by,
+        apply_as_deletes=apply_as_deletes,
+        apply_as_truncates=apply_as_truncates,
+        except_column_list=tuple(except_column_list),
+        stored_as_scd_type=stored_as_scd_type,
+        track_history_column_list=track_history_column_list,
+        track_history_except_column_list=track_history_except_column_list,
+    )
+    _registry(module or _caller_module()).add_flow(
+        Flow(name=name or f"{target}_cdc", target=target, kind=FlowKind.AUTO_CDC, cdc=spec, source=source)
+    )
+
+
+def _caller_module() -> str:
+    import inspect
+
+    frame = inspect.currentframe()
+    assert frame is not None and frame.f_back is not None and frame.f_back.f_back is not None
+    return frame.f_back.f_back.f_globals.get("__name__", "__main__")
+
+
+def _expectation_decorator(rules: Mapping[str, str], action: Action) -> Callable[[F], F]:
+    for rule, predicate in rules.items():
+        if not isinstance(predicate, str) or not predicate.strip():
+            raise GraphError(f"expectation {rule!r}: the predicate must be a SQL string, got {predicate!r}")
+
+    def attach(fn: F) -> F:
+        new = [Expectation(rule, predicate, action) for rule, predicate in rules.items()]
+        dataset = getattr(fn, _DATASET, None)
+        if dataset is not None:  # decorator written above @table
+            dataset.expectations.extend(new)
+        else:  # below @table: picked up when the table registers
+            setattr(fn, _PENDING, [*new, *getattr(fn, _PENDING, [])])
+        return fn
+
+    return attach
+
+
+def expect(name: str, predicate: str) -> Callable[[F], F]:
+    """Count rows failing ``predicate``; keep them."""
+    return _expectation_decorator({name: predicate}, Action.WARN)
+
+
+def expect_or_drop(name: str, predicate: str) -> Callable[[F], F]:
+    """Drop rows failing ``predicate`` (to the quarantine table if the dataset has one)."""
+    return _expectation_decorator({name: predicate}, Action.DROP)
+
+
+def expect_or_fail(name: str, predicate: str) -> Callable[[F], F]:
+    """Fail the flow if any row fails ``predicate``; nothing is committed."""
+    return _expectation_decorator({name: predicate}, Action.FAIL)
+
+
+def expect_all(rules: Mapping[str, str]) -> Callable[[F], F]:
+    return _expectation_decorator(rules, Action.WARN)
+
+
+def expect_all_or_drop(rules: Mapping[str, str]) -> Callable[[F], F]:
+    return _expectation_decorator(rules, Action.DROP)
+
+
+def expect_all_or_fail(rules: Mapping[str, str]) -> Callable[[F], F]:
+    return _expectation_decorator(rules, Action.FAIL)
+
+
+def read_files(
+    path: str, *, format: str, schema: str | None = None, schema_hints: str | None = None, **options: str
+):
+    """Incremental file source (the Auto Loader equivalent): each run of the table
+    reads only files it has not seen. ``path`` is relative to the lake root or absolute."""
+    from lakehouse.pipelines.autoloader import FileSource
+
+    return FileSource(
+        path=path, format=format, options=dict(options), schema=schema, schema_hints=schema_hints
+    )

@@ -1,0 +1,97 @@
+"""Evaluate a dataset's expectations on a DataFrame: counts, drops, failures.
+
+A predicate that evaluates to NULL passes (Databricks semantics). Counts come from
+one aggregate over the flagged rows (Sail has no ``observe()``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from lakehouse.pipelines.graph import Action, Expectation
+
+FAILED_RULES = "_failed_rules"  # array<string>: expectations the row failed
+QUARANTINE_REASONS = "_rejection_reasons"  # the DROP rules that sent a row to quarantine
+SAMPLE_ROWS = 5
+
+
+@dataclass(frozen=True)
+class ExpectationResult:
+    name: str
+    action: str
+    passed: int
+    failed: int
+
+
+class ExpectationFailed(RuntimeError):
+    """An ``expect_or_fail`` rule failed; the flow commits nothing."""
+
+    def __init__(self, dataset: str, rule: Expectation, failed: int, sample: list[dict]) -> None:
+        self.dataset, self.rule, self.failed, self.sample = dataset, rule, failed, sample
+        rows = "\n".join(f"  {row}" for row in sample)
+        super().__init__(
+            f"expectation {rule.name!r} failed on {dataset!r}: {failed} row(s) violate "
+            f"`{rule.predicate}`; nothing was written to {dataset!r}. First rows:\n{rows}"
+        )
+
+
+def flag(df: DataFrame, expectations: Sequence[Expectation]) -> DataFrame:
+    """Add ``_failed_rules``: names of the expectations each row fails."""
+    checks = [F.when(~F.coalesce(F.expr(e.predicate), F.lit(True)), F.lit(e.name)) for e in expectations]
+    return df.withColumn(
+        FAILED_RULES, F.array_compact(F.array(*checks)) if checks else F.array().cast("array<string>")
+    )
+
+
+def count(flagged: DataFrame, expectations: Sequence[Expectation]) -> tuple[int, list[ExpectationResult]]:
+    """Rows in ``flagged`` and, per expectation, how many passed and failed."""
+    if not expectations:
+        return flagged.count(), []
+    aggregates = [F.count(F.lit(1)).alias("__rows")] + [
+        F.sum(F.array_contains(FAILED_RULES, e.name).cast("long")).alias(f"__e{i}")
+        for i, e in enumerate(expectations)
+    ]
+    row = flagged.agg(*aggregates).first()
+    total = row["__rows"]
+    results = []
+    for i, e in enumerate(expectations):
+        failed = int(row[f"__e{i}"] or 0)
+        results.append(ExpectationResult(e.name, e.action.value, total - failed, failed))
+    return total, results
+
+
+def raise_on_fail(
+    dataset: str,
+    flagged: DataFrame,
+    expectations: Sequence[Expectation],
+    results: Sequence[ExpectationResult],
+) -> None:
+    """Raise :class:`ExpectationFailed` for the first FAIL rule with failures."""
+    for rule, result in zip(expectations, results, strict=True):
+        if rule.action == Action.FAIL and result.failed:
+            sample_rows = (
+                flagged.where(F.array_contains(FAILED_RULES, rule.name))
+                .drop(FAILED_RULES)
+                .limit(SAMPLE_ROWS)
+                .collect()
+            )
+            raise ExpectationFailed(dataset, rule, result.failed, [r.asDict() for r in sample_rows])
+
+
+def split(flagged: DataFrame, expectations: Sequence[Expectation]) -> tuple[DataFrame, DataFrame]:
+    """``(kept, dropped)``: dropped rows failed a DROP rule and carry their names in
+    ``_rejection_reasons``; WARN failures stay in ``kept``."""
+    drop_rules = [e.name for e in expectations if e.action == Action.DROP]
+    if not drop_rules:
+        return flagged.drop(FAILED_RULES), flagged.limit(0).withColumn(
+            QUARANTINE_REASONS, F.array().cast("array<string>")
+        ).drop(FAILED_RULES)
+    reasons = F.array_intersect(F.col(FAILED_RULES), F.array(*[F.lit(n) for n in drop_rules]))
+    with_reasons = flagged.withColumn(QUARANTINE_REASONS, reasons)
+    kept = with_reasons.where(F.size(QUARANTINE_REASONS) == 0).drop(QUARANTINE_REASONS, FAILED_RULES)
+    dropped = with_reasons.where(F.size(QUARANTINE_REASONS) > 0).drop(FAILED_RULES)
+    return kept, dropped

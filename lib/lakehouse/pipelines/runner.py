@@ -1,0 +1,523 @@
+"""Run a pipeline graph: dry run, update in dependency order, event log, rollback.
+
+- Materialized views are recomputed and replaced in one Delta commit.
+- Streaming tables read only new input: new files (``read_files``) or the commits
+  appended to upstream streaming tables since the last run; other inputs
+  (materialized and temporary views) are read whole (stream-static join).
+- Every target is written in one commit. If any flow fails, the targets this run
+  wrote are restored to their versions from before the run (tables it created are
+  removed) and input checkpoints are not advanced, so the next run retries the
+  same input: nothing is lost and nothing is read twice.
+- Each flow leaves a row in ``_system/event_log``; the same figures are returned.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import shutil
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from lakehouse import maintenance
+from lakehouse.lake import Lake, delta_exists, filesystem, read_delta
+from lakehouse.pipelines import expectations as ex
+from lakehouse.pipelines.delta_source import read_appended
+from lakehouse.pipelines.event_log import FlowEvent, append_events
+from lakehouse.pipelines.graph import Dataset, DatasetKind, Flow, FlowKind, GraphError, PipelineGraph
+
+_log = logging.getLogger(__name__)
+QUARANTINE_SUFFIX = "_quarantine"
+
+
+@dataclass
+class PipelineRun:
+    """The outcome of one update, as returned to the caller and in the event log."""
+
+    run_id: str
+    pipeline: str
+    status: str = "RUNNING"  # COMPLETED or FAILED
+    events: list[FlowEvent] = field(default_factory=list)
+    error: str | None = None
+
+    def event(self, dataset: str) -> FlowEvent:
+        matches = [e for e in self.events if e.dataset == dataset]
+        if not matches:
+            raise KeyError(
+                f"no event for {dataset!r} in run {self.run_id}; datasets: {[e.dataset for e in self.events]}"
+            )
+        return matches[-1]
+
+    def expectation_counts(self) -> dict[str, dict[str, tuple[int, int]]]:
+        """dataset -> rule -> (passed, failed)."""
+        return {
+            e.dataset: {r.name: (r.passed, r.failed) for r in e.expectations}
+            for e in self.events
+            if e.expectations
+        }
+
+
+class PipelineFailed(RuntimeError):
+    def __init__(self, run: PipelineRun) -> None:
+        self.run = run
+        super().__init__(run.error)
+
+
+@dataclass
+class DryRunReport:
+    problems: list[str]
+    schemas: dict[str, str]  # dataset -> simpleString of its analysed schema
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+class PipelineRunner:
+    """Executes one graph against one lake."""
+
+    def __init__(self, spark: SparkSession, graph: PipelineGraph, lake: Lake) -> None:
+        self.spark, self.graph, self.lake = spark, graph, lake
+        problems = [p for p in graph.validate()] + self._unsupported()
+        if problems:
+            raise GraphError(f"pipeline {graph.name!r} is invalid:\n- " + "\n- ".join(problems))
+
+    # ---------------------------------------------------------------- paths
+    def path(self, dataset: str) -> str:
+        declared = self.graph.datasets[dataset].path
+        if declared is None:
+            return f"{self.lake.root}/pipelines/{self.graph.name}/{dataset}"
+        return declared if "://" in declared or declared.startswith("/") else f"{self.lake.root}/{declared}"
+
+    def quarantine_path(self, dataset: str) -> str:
+        return self.path(dataset) + QUARANTINE_SUFFIX
+
+    def checkpoint(self, flow: str) -> str:
+        return self.lake.system(f"checkpoints/{self.graph.name}/{flow}")
+
+    def _unsupported(self) -> list[str]:
+        return [
+            f"temporary view {d.name!r} has expectations; put them on the tables that read it"
+            for d in self.graph.datasets.values()
+            if d.kind == DatasetKind.TEMPORARY_VIEW and d.expectations
+        ]
+
+    # -------------------------------------------------------------- dry run
+    def dry_run(self, *, only: Sequence[str] | None = None) -> DryRunReport:
+        """Analyse every dataset's schema without reading or writing data."""
+        problems: list[str] = []
+        schemas: dict[str, str] = {}
+        frames: dict[str, DataFrame] = {}
+        for name in self.graph.order(only):
+            dataset = self.graph.datasets[name]
+            try:
+                frame = self._analysis_frame(name, frames)
+                if frame is None:
+                    continue
+                schema = frame.schema  # analysis on the engine, no execution
+                for rule in dataset.expectations:
+                    _ = frame.select(F.expr(rule.predicate)).schema  # a bad predicate fails here
+                schemas[name] = schema.simpleString()
+                frames[name] = frame
+                if dataset.schema:
+                    expected = self.spark.createDataFrame([], dataset.schema).schema
+                    if [(f.name, f.dataType) for f in expected] != [(f.name, f.dataType) for f in schema]:
+                        problems.append(
+                            f"{name!r}: declared schema {expected.simpleString()} but the query "
+                            f"gives {schema.simpleString()}"
+                        )
+            except Exception as exc:  # noqa: BLE001 - reported, not raised
+                problems.append(f"{name!r}: {type(exc).__name__}: {str(exc).splitlines()[0]}")
+        return DryRunReport(problems, schemas)
+
+    def _analysis_frame(self, name: str, frames: dict[str, DataFrame]) -> DataFrame | None:
+        flows = self.graph.flows_into(name)
+        if delta_exists(self.path(name)) and not any(f.kind == FlowKind.VIEW for f in flows):
+            return read_delta(self.spark, self.path(name))
+        for flow in flows:
+            if flow.kind == FlowKind.AUTO_CDC:
+                return frames.get(flow.source)
+            args = {}
+            for input_name in flow.inputs:
+                if input_name not in frames:
+                    return None  # upstream could not be analysed (e.g. files not seen yet)
+                args[input_name] = frames[input_name]
+            result = flow.function(**args)
+            if isinstance(result, DataFrame):
+                return result
+            schema = getattr(result, "schema", None)  # a file source with a declared schema
+            return self.spark.createDataFrame([], schema) if schema else None
+        return None
+
+    # ------------------------------------------------------------------ run
+    def run(
+        self,
+        *,
+        refresh: Sequence[str] | None = None,
+        full_refresh: bool | Sequence[str] = False,
+        run_id: str | None = None,
+        ingested_at: dt.datetime | None = None,
+        raise_on_failure: bool = True,
+    ) -> PipelineRun:
+        """Update ``refresh`` (default: all) and the datasets they need.
+
+        ``full_refresh`` (True or names) recomputes streaming tables from all their
+        input, forgetting what was read before.
+        """
+        run = PipelineRun(run_id or _new_run_id(), self.graph.name)
+        order = self.graph.order(refresh)
+        full = set(order) if full_refresh is True else set(full_refresh or ())
+        ingested_at = ingested_at or dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
+        state = _RunState(ingested_at=ingested_at)
+        try:
+            for name in order:
+                self._update(name, run, state, full_refresh=name in full)
+        except Exception as exc:  # noqa: BLE001 - recorded, rolled back, then raised
+            run.status, run.error = "FAILED", _describe(exc)
+            self._roll_back(state, run)
+        else:
+            for commit in state.checkpoint_commits:
+                commit()
+            run.status = "COMPLETED"
+        append_events(self.spark, self.lake.system("event_log"), run.events)
+        if run.status == "FAILED" and raise_on_failure:
+            raise PipelineFailed(run)
+        return run
+
+    def _update(self, name: str, run: PipelineRun, state: _RunState, *, full_refresh: bool) -> None:
+        dataset = self.graph.datasets[name]
+        for index, flow in enumerate(self.graph.flows_into(name)):
+            event = FlowEvent(run.run_id, self.graph.name, name, flow.name, flow.kind.value, _now())
+            run.events.append(event)
+            started = time.monotonic()
+            try:
+                if flow.kind == FlowKind.VIEW:
+                    state.views[name] = flow.function(**self._inputs(flow, state))
+                    event.status = "COMPLETED"
+                elif flow.kind == FlowKind.COMPLETE:
+                    frame = flow.function(**self._inputs(flow, state))
+                    self._write(dataset, frame, event, state, mode="overwrite")
+                elif flow.kind == FlowKind.AUTO_CDC:
+                    self._run_cdc(dataset, flow, event, state, full_refresh=full_refresh)
+                else:
+                    self._run_append(dataset, flow, event, state, full_refresh=full_refresh, first=index == 0)
+            except Exception as exc:
+                event.status, event.error = "FAILED", _describe(exc)
+                raise
+            finally:
+                event.ended_at = _now()
+                event.duration_seconds = round(time.monotonic() - started, 3)
+
+    def _inputs(self, flow: Flow, state: _RunState) -> dict[str, DataFrame]:
+        """Every input read whole (temporary views from this run, tables from the lake)."""
+        frames = {}
+        for name in flow.inputs:
+            if name in state.views:
+                frames[name] = state.views[name]
+            else:
+                frames[name] = read_delta(self.spark, self.path(name))
+        return frames
+
+    def _run_append(
+        self,
+        dataset: Dataset,
+        flow: Flow,
+        event: FlowEvent,
+        state: _RunState,
+        *,
+        full_refresh: bool,
+        first: bool,
+    ) -> None:
+        checkpoint = self.checkpoint(flow.name)
+        if full_refresh:
+            _remove(checkpoint)
+        mode = "overwrite" if full_refresh and first else "append"
+        if not flow.inputs:  # a source: new files, or a query appended on every run
+            source = flow.function()
+            if isinstance(source, DataFrame):
+                self._write(dataset, source, event, state, mode=mode)
+            else:
+                self._run_file_source(dataset, source, checkpoint, event, state, mode=mode)
+            return
+        frames, versions = {}, {}
+        offsets = {} if full_refresh else _load_offsets(checkpoint, self._target_version(dataset.name))
+        any_new = False
+        for name in flow.inputs:
+            upstream = self.graph.datasets[name]
+            if name in state.views:
+                frames[name] = state.views[name]
+                continue
+            if upstream.kind != DatasetKind.STREAMING_TABLE:  # stream-static join: read whole
+                frames[name] = read_delta(self.spark, self.path(name))
+                continue
+            new_rows, version = read_appended(self.spark, self.path(name), since_version=offsets.get(name))
+            versions[name] = version
+            if new_rows is not None:
+                any_new = True
+                frames[name] = new_rows
+            else:
+                frames[name] = read_delta(self.spark, self.path(name)).limit(0)
+        if versions and not any_new and mode == "append":
+            event.status, event.rows_read, event.rows_written, event.details = "SKIPPED", 0, 0, "no new input"
+            return
+        before = self._target_version(dataset.name)
+        _save_offsets(checkpoint, pending={"offsets": versions, "target_version_before": before})
+        self._write(dataset, flow.function(**frames), event, state, mode=mode)
+        state.checkpoint_commits.append(lambda: _save_offsets(checkpoint, committed=versions))
+        state.pending_checkpoints.append(checkpoint)
+        event.details = json.dumps({"upstream_versions": versions})
+
+    def _run_file_source(
+        self, dataset: Dataset, source: Any, checkpoint: str, event: FlowEvent, state: _RunState, *, mode: str
+    ) -> None:
+        from dataclasses import replace
+
+        from lakehouse.pipelines import autoloader
+
+        path = (
+            source.path
+            if "://" in source.path or source.path.startswith("/")
+            else f"{self.lake.root}/{source.path}"
+        )
+        source = replace(source, path=path)
+        target = self.path(dataset.name)
+        autoloader.recover(checkpoint, target_has_batch=lambda batch_id: self._has_batch(target, batch_id))
+        batch = autoloader.read_new_files(
+            self.spark, source, checkpoint=checkpoint, ingested_at=state.ingested_at
+        )
+        if not batch.files:
+            event.status, event.rows_read, event.rows_written, event.details = "SKIPPED", 0, 0, "no new files"
+            return
+        self._write(dataset, batch.df, event, state, mode=mode, merge_schema=True)
+        state.checkpoint_commits.append(lambda: autoloader.commit_batch(checkpoint, batch))
+        event.details = json.dumps(
+            {"files": len(batch.files), "batch_id": batch.batch_id, "schema_changes": batch.schema_changes}
+        )
+
+    def _has_batch(self, target: str, batch_id: int) -> bool:
+        if not delta_exists(target):
+            return False
+        return bool(read_delta(self.spark, target).where(F.col("_batch_id") == batch_id).limit(1).count())
+
+    def _run_cdc(
+        self, dataset: Dataset, flow: Flow, event: FlowEvent, state: _RunState, *, full_refresh: bool
+    ) -> None:
+        from lakehouse.pipelines import cdc
+
+        checkpoint = self.checkpoint(flow.name)
+        target = self.path(dataset.name)
+        if full_refresh:
+            _remove(checkpoint)
+            self._remember_version(dataset.name, state)
+            if delta_exists(target):
+                _remove(target)
+        offsets = _load_offsets(checkpoint, self._target_version(dataset.name))
+        changes, version = read_appended(
+            self.spark, self.path(flow.source), since_version=offsets.get(flow.source)
+        )
+        if changes is None:
+            event.status, event.rows_read, event.rows_written, event.details = (
+                "SKIPPED",
+                0,
+                0,
+                "no new changes",
+            )
+            return
+        self._remember_version(dataset.name, state)
+        _save_offsets(
+            checkpoint,
+            pending={
+                "offsets": {flow.source: version},
+                "target_version_before": self._target_version(dataset.name),
+            },
+        )
+        result = cdc.apply_changes(self.spark, target_path=target, changes=changes, spec=flow.cdc)
+        state.checkpoint_commits.append(lambda: _save_offsets(checkpoint, committed={flow.source: version}))
+        state.pending_checkpoints.append(checkpoint)
+        event.status = "COMPLETED"
+        event.rows_read = changes.count()
+        event.target_version = maintenance.version(target)
+        event.details = json.dumps(_plain(result))
+
+    def _write(
+        self,
+        dataset: Dataset,
+        frame: DataFrame,
+        event: FlowEvent,
+        state: _RunState,
+        *,
+        mode: str,
+        merge_schema: bool = False,
+    ) -> None:
+        """Evaluate expectations, then write kept rows (and quarantined ones) in one commit each."""
+        flagged = ex.flag(frame, dataset.expectations)
+        # Two passes over the input: the counts, then the write (Sail has no cache).
+        total, results = ex.count(flagged, dataset.expectations)
+        event.rows_read, event.expectations = total, results
+        ex.raise_on_fail(dataset.name, flagged, dataset.expectations, results)
+        kept, dropped = ex.split(flagged, dataset.expectations)
+        drop_failures = any(r.failed for r in results if r.action == "drop")
+        dropped_count = dropped.count() if drop_failures else 0
+        self._remember_version(dataset.name, state)
+        self._save(kept, self.path(dataset.name), dataset, mode=mode, merge_schema=merge_schema)
+        if dataset.quarantine and (dropped_count or mode == "overwrite"):
+            self._remember_version(
+                dataset.name + QUARANTINE_SUFFIX, state, path=self.quarantine_path(dataset.name)
+            )
+            self._save(dropped, self.quarantine_path(dataset.name), dataset, mode=mode, merge_schema=True)
+        event.rows_dropped = dropped_count
+        event.rows_quarantined = dropped_count if dataset.quarantine else 0
+        event.rows_written = total - dropped_count
+        event.target_version = maintenance.version(self.path(dataset.name))
+        event.status = "COMPLETED"
+
+    def _save(self, frame: DataFrame, path: str, dataset: Dataset, *, mode: str, merge_schema: bool) -> None:
+        writer = frame.write.format("delta").mode(mode)
+        if dataset.partition_cols:
+            writer = writer.partitionBy(*dataset.partition_cols)
+        for key, value in dataset.table_properties.items():
+            writer = writer.option(key, value)
+        if mode == "overwrite":
+            writer = writer.option("overwriteSchema", "true")
+        elif merge_schema:
+            writer = writer.option("mergeSchema", "true")
+        writer.save(path)
+
+    def _target_version(self, dataset: str) -> int | None:
+        path = self.path(dataset)
+        return maintenance.version(path) if delta_exists(path) else None
+
+    def _remember_version(self, key: str, state: _RunState, *, path: str | None = None) -> None:
+        path = path or self.path(key)
+        if path not in state.versions_before:
+            state.versions_before[path] = maintenance.version(path) if delta_exists(path) else None
+
+    def _roll_back(self, state: _RunState, run: PipelineRun) -> None:
+        """Put every target written by this run back to its version before the run."""
+        for path, version in state.versions_before.items():
+            try:
+                if version is None:
+                    _remove(path)
+                elif delta_exists(path) and maintenance.version(path) != version:
+                    maintenance.open_table(path).restore(version)
+            except Exception as exc:  # noqa: BLE001 - keep rolling back the others
+                _log.error("could not roll back %s to version %s: %s", path, version, exc)
+        for checkpoint in state.pending_checkpoints:
+            _save_offsets(checkpoint, pending=None)
+        for event in run.events:
+            if event.status == "COMPLETED" and event.flow_type != FlowKind.VIEW.value:
+                event.status = "ROLLED_BACK"
+
+    # -------------------------------------------------------------- preview
+    def preview(self, dataset: str, *, limit: int = 20) -> tuple[Any, list[ex.ExpectationResult]]:
+        """Compute one dataset from its stored inputs without writing anything: a
+        pandas sample and its expectation counts (for notebook development)."""
+        state = _RunState(ingested_at=_now())
+        flow = self.graph.flows_into(dataset)[0]
+        for name in self.graph.order([dataset]):
+            if name != dataset and self.graph.datasets[name].kind == DatasetKind.TEMPORARY_VIEW:
+                view_flow = self.graph.flows_into(name)[0]
+                state.views[name] = view_flow.function(**self._inputs(view_flow, state))
+        if flow.kind == FlowKind.AUTO_CDC:
+            raise GraphError(
+                f"{dataset!r} is written by a CDC flow; preview its source {flow.source!r} instead"
+            )
+        frame = flow.function(**self._inputs(flow, state))
+        expectations = self.graph.datasets[dataset].expectations
+        flagged = ex.flag(frame, expectations)
+        _, results = ex.count(flagged, expectations)
+        return flagged.limit(limit).toPandas(), results
+
+
+@dataclass
+class _RunState:
+    ingested_at: dt.datetime
+    views: dict[str, DataFrame] = field(default_factory=dict)
+    versions_before: dict[str, int | None] = field(default_factory=dict)
+    checkpoint_commits: list[Any] = field(default_factory=list)
+    pending_checkpoints: list[str] = field(default_factory=list)
+
+
+def _offsets_file(checkpoint: str) -> str:
+    return f"{checkpoint}/delta_offsets.json"
+
+
+def _load_offsets(checkpoint: str, target_version: int | None) -> dict[str, int]:
+    """Committed upstream versions; a pending entry from a crashed run counts as
+    committed if the target moved past the version it had before that write."""
+    fs, path = filesystem(_offsets_file(checkpoint))
+    try:
+        with fs.open_input_stream(path) as stream:
+            state = json.loads(stream.read())
+    except FileNotFoundError:
+        return {}
+    pending = state.get("pending")
+    if pending:
+        before = pending.get("target_version_before")
+        landed = target_version is not None and (before is None or target_version > before)
+        if landed:
+            state["committed"] = {**state.get("committed", {}), **pending["offsets"]}
+        state["pending"] = None
+        _write_json(_offsets_file(checkpoint), state)
+    return state.get("committed", {})
+
+
+def _save_offsets(checkpoint: str, *, committed: dict[str, int] | None = None, pending: Any = "keep") -> None:
+    fs, path = filesystem(_offsets_file(checkpoint))
+    try:
+        with fs.open_input_stream(path) as stream:
+            state = json.loads(stream.read())
+    except FileNotFoundError:
+        state = {"committed": {}, "pending": None}
+    if committed is not None:
+        state["committed"] = {**state.get("committed", {}), **committed}
+        state["pending"] = None
+    if pending != "keep":
+        state["pending"] = pending
+    _write_json(_offsets_file(checkpoint), state)
+
+
+def _write_json(uri: str, value: Any) -> None:
+    """Write then rename, so a crash never leaves half a checkpoint."""
+    fs, path = filesystem(uri)
+    fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
+    temporary = f"{path}.{uuid.uuid4().hex}.tmp"
+    with fs.open_output_stream(temporary) as stream:
+        stream.write(json.dumps(value, indent=1, sort_keys=True).encode())
+    fs.move(temporary, path)
+
+
+def _remove(uri: str) -> None:
+    fs, path = filesystem(uri)
+    from pyarrow.fs import FileType
+
+    if fs.get_file_info(path).type == FileType.Directory:
+        if "://" in uri:
+            fs.delete_dir(path)
+        else:
+            shutil.rmtree(path)
+
+
+def _plain(value: Any) -> Any:
+    from dataclasses import asdict, is_dataclass
+
+    return asdict(value) if is_dataclass(value) else value
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
+def _new_run_id() -> str:
+    return f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
