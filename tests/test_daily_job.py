@@ -144,7 +144,7 @@ def test_quarantine_reasons_match_the_injected_defects_exactly(daily):
     ).to_pandas()
     first_reason = quarantine["_rejection_reasons"].map(lambda reasons: reasons[0]).value_counts().to_dict()
     assert first_reason == {
-        "duplicate": injected["duplicate"],
+        "latest_version_of_line": injected["duplicate"],
         "known_product": injected["unknown_product"],
         "positive_quantity": injected["negative_quantity"],
         "well_formed_row": injected["ragged_row"],

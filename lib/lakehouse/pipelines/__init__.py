@@ -36,13 +36,21 @@ from lakehouse.pipelines.api import (
 )
 from lakehouse.pipelines.expectations import ExpectationFailed, ExpectationResult
 from lakehouse.pipelines.graph import GraphError, PipelineGraph
-from lakehouse.pipelines.runner import DryRunReport, PipelineFailed, PipelineRun, PipelineRunner
+from lakehouse.pipelines.runner import (
+    DryRunReport,
+    PipelineContext,
+    PipelineFailed,
+    PipelineRun,
+    PipelineRunner,
+    current,
+)
 
 __all__ = [
     "DryRunReport",
     "ExpectationFailed",
     "ExpectationResult",
     "GraphError",
+    "PipelineContext",
     "PipelineFailed",
     "PipelineGraph",
     "PipelineRun",
@@ -50,6 +58,7 @@ __all__ = [
     "append_flow",
     "create_auto_cdc_flow",
     "create_streaming_table",
+    "current",
     "expect",
     "expect_all",
     "expect_all_or_drop",

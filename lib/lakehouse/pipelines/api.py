@@ -22,6 +22,7 @@ import contextlib
 import importlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from lakehouse.pipelines.graph import (
@@ -316,13 +317,35 @@ def expect_all_or_fail(rules: Mapping[str, str]) -> Callable[[F], F]:
     return _expectation_decorator(rules, Action.FAIL)
 
 
+@dataclass(frozen=True)
+class IncrementalFiles:
+    """What ``read_files`` returns: a file source plus transformations applied to each
+    batch of new files (``.transform(fn)``, like chaining on ``readStream``)."""
+
+    source: Any  # lakehouse.pipelines.autoloader.FileSource
+    transforms: tuple[Callable[[Any], Any], ...] = ()
+
+    def transform(self, function: Callable[[Any], Any]) -> IncrementalFiles:
+        return IncrementalFiles(self.source, (*self.transforms, function))
+
+    @property
+    def schema(self) -> str | None:
+        return self.source.schema
+
+    def apply(self, frame: Any) -> Any:
+        for function in self.transforms:
+            frame = function(frame)
+        return frame
+
+
 def read_files(
     path: str, *, format: str, schema: str | None = None, schema_hints: str | None = None, **options: str
-):
+) -> IncrementalFiles:
     """Incremental file source (the Auto Loader equivalent): each run of the table
-    reads only files it has not seen. ``path`` is relative to the lake root or absolute."""
+    reads only files it has not seen. ``path`` is relative to the lake root or absolute.
+    ``options`` are the reader's (``sep``, ``encoding``, ``header``, ``multiline``...)."""
     from lakehouse.pipelines.autoloader import FileSource
 
-    return FileSource(
-        path=path, format=format, options=dict(options), schema=schema, schema_hints=schema_hints
+    return IncrementalFiles(
+        FileSource(path=path, format=format, options=dict(options), schema=schema, schema_hints=schema_hints)
     )

@@ -19,7 +19,9 @@ import logging
 import shutil
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,12 +31,16 @@ from pyspark.sql import functions as F
 from lakehouse import maintenance
 from lakehouse.lake import Lake, delta_exists, filesystem, read_delta
 from lakehouse.pipelines import expectations as ex
+from lakehouse.pipelines.api import IncrementalFiles
 from lakehouse.pipelines.delta_source import read_appended
 from lakehouse.pipelines.event_log import FlowEvent, append_events
 from lakehouse.pipelines.graph import Dataset, DatasetKind, Flow, FlowKind, GraphError, PipelineGraph
 
 _log = logging.getLogger(__name__)
 QUARANTINE_SUFFIX = "_quarantine"
+# Columns a definition adds only for its expectations (e.g. a lookup flag or the raw
+# text of a parsed value): kept in quarantine rows, dropped from the target.
+CHECK_PREFIX = "_check_"
 
 
 @dataclass
@@ -80,11 +86,40 @@ class DryRunReport:
         return not self.problems
 
 
-class PipelineRunner:
-    """Executes one graph against one lake."""
+@dataclass(frozen=True)
+class PipelineContext:
+    """What definitions may use while they run (DLT's ``spark`` and ``spark.conf``)."""
 
-    def __init__(self, spark: SparkSession, graph: PipelineGraph, lake: Lake) -> None:
+    spark: SparkSession
+    lake: Lake
+    parameters: dict[str, Any]
+
+
+_current: ContextVar[PipelineContext | None] = ContextVar("pipeline_context", default=None)
+
+
+def current() -> PipelineContext:
+    """The running pipeline's session, lake and parameters (inside a definition)."""
+    context = _current.get()
+    if context is None:
+        raise GraphError("current() is only available while a pipeline runs, previews or dry-runs")
+    return context
+
+
+class PipelineRunner:
+    """Executes one graph against one lake. ``parameters`` reach definitions through
+    :func:`current` (e.g. the run date)."""
+
+    def __init__(
+        self,
+        spark: SparkSession,
+        graph: PipelineGraph,
+        lake: Lake,
+        *,
+        parameters: dict[str, Any] | None = None,
+    ) -> None:
         self.spark, self.graph, self.lake = spark, graph, lake
+        self.context = PipelineContext(spark, lake, dict(parameters or {}))
         problems = [p for p in graph.validate()] + self._unsupported()
         if problems:
             raise GraphError(f"pipeline {graph.name!r} is invalid:\n- " + "\n- ".join(problems))
@@ -109,9 +144,21 @@ class PipelineRunner:
             if d.kind == DatasetKind.TEMPORARY_VIEW and d.expectations
         ]
 
+    @contextmanager
+    def _active(self) -> Iterator[None]:
+        token = _current.set(self.context)
+        try:
+            yield
+        finally:
+            _current.reset(token)
+
     # -------------------------------------------------------------- dry run
     def dry_run(self, *, only: Sequence[str] | None = None) -> DryRunReport:
         """Analyse every dataset's schema without reading or writing data."""
+        with self._active():
+            return self._dry_run(only)
+
+    def _dry_run(self, only: Sequence[str] | None) -> DryRunReport:
         problems: list[str] = []
         schemas: dict[str, str] = {}
         frames: dict[str, DataFrame] = {}
@@ -165,14 +212,32 @@ class PipelineRunner:
         run_id: str | None = None,
         ingested_at: dt.datetime | None = None,
         raise_on_failure: bool = True,
+        include_upstreams: bool = True,
     ) -> PipelineRun:
-        """Update ``refresh`` (default: all) and the datasets they need.
+        """Update ``refresh`` (default: all) and, with ``include_upstreams``, the
+        datasets they need (otherwise those are read as stored; temporary views they
+        need are always computed).
 
         ``full_refresh`` (True or names) recomputes streaming tables from all their
         input, forgetting what was read before.
         """
+        with self._active():
+            return self._run(refresh, full_refresh, run_id, ingested_at, raise_on_failure, include_upstreams)
+
+    def _run(
+        self,
+        refresh: Sequence[str] | None,
+        full_refresh: bool | Sequence[str],
+        run_id: str | None,
+        ingested_at: dt.datetime | None,
+        raise_on_failure: bool,
+        include_upstreams: bool,
+    ) -> PipelineRun:
         run = PipelineRun(run_id or _new_run_id(), self.graph.name)
         order = self.graph.order(refresh)
+        if refresh is not None and not include_upstreams:
+            views = {n for n, d in self.graph.datasets.items() if d.kind == DatasetKind.TEMPORARY_VIEW}
+            order = [n for n in order if n in set(refresh) | views]
         full = set(order) if full_refresh is True else set(full_refresh or ())
         ingested_at = ingested_at or dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
         state = _RunState(ingested_at=ingested_at)
@@ -243,8 +308,13 @@ class PipelineRunner:
             source = flow.function()
             if isinstance(source, DataFrame):
                 self._write(dataset, source, event, state, mode=mode)
-            else:
+            elif isinstance(source, IncrementalFiles):
                 self._run_file_source(dataset, source, checkpoint, event, state, mode=mode)
+            else:
+                raise GraphError(
+                    f"{dataset.name!r} returned {type(source).__name__}; a streaming table's function "
+                    "returns a DataFrame or dp.read_files(...)"
+                )
             return
         frames, versions = {}, {}
         offsets = {} if full_refresh else _load_offsets(checkpoint, self._target_version(dataset.name))
@@ -275,7 +345,7 @@ class PipelineRunner:
         event.details = json.dumps({"upstream_versions": versions})
 
     def _run_file_source(
-        self, dataset: Dataset, source: Any, checkpoint: str, event: FlowEvent, state: _RunState, *, mode: str
+        self, dataset: Dataset, source: IncrementalFiles, checkpoint: str, event: FlowEvent, state: _RunState, *, mode: str
     ) -> None:
         from dataclasses import replace
 
@@ -363,6 +433,9 @@ class PipelineRunner:
         event.rows_read, event.expectations = total, results
         ex.raise_on_fail(dataset.name, flagged, dataset.expectations, results)
         kept, dropped = ex.split(flagged, dataset.expectations)
+        check_columns = [c for c in kept.columns if c.startswith(CHECK_PREFIX)]
+        if check_columns:
+            kept = kept.drop(*check_columns)
         drop_failures = any(r.failed for r in results if r.action == "drop")
         dropped_count = dropped.count() if drop_failures else 0
         self._remember_version(dataset.name, state)
@@ -419,6 +492,10 @@ class PipelineRunner:
     def preview(self, dataset: str, *, limit: int = 20) -> tuple[Any, list[ex.ExpectationResult]]:
         """Compute one dataset from its stored inputs without writing anything: a
         pandas sample and its expectation counts (for notebook development)."""
+        with self._active():
+            return self._preview(dataset, limit)
+
+    def _preview(self, dataset: str, limit: int) -> tuple[Any, list[ex.ExpectationResult]]:
         state = _RunState(ingested_at=_now())
         flow = self.graph.flows_into(dataset)[0]
         for name in self.graph.order([dataset]):
