@@ -130,7 +130,8 @@ def test_a_failing_notebook_fails_the_job_naming_task_cell_and_error(tmp_path, m
     assert failed.state == "FAILED"
     assert "bronze_referential" in run.error
     assert "ingest_referential.ipynb" in run.error
-    assert "products" in failed.error  # the missing table is named
+    assert 'relation "referential.' in failed.error  # the missing table is named
+    assert "dataset 'bronze_" in failed.error  # and the pipeline dataset that needed it
     assert run.tasks["silver_pharma"].state == "UPSTREAM_FAILED"
     assert run.tasks["gold_pharma"].state == "UPSTREAM_FAILED"
     assert Path(failed.output_notebook).is_file()  # the error cell is kept for reading
@@ -150,3 +151,16 @@ def test_quarantine_reasons_match_the_injected_defects_exactly(daily):
         "well_formed_row": injected["ragged_row"],
         "valid_order_date": injected["impossible_date"],
     }
+
+
+def test_event_log_shows_the_expectation_counts_of_the_run(daily):
+    """The pipeline's event log holds one row per flow, with its expectation counts."""
+    log = DeltaTable(str(daily["lake"] / "_system/event_log")).to_pandas()
+    silver = log[(log["dataset"] == "silver_order_lines") & (log["status"] == "COMPLETED")].iloc[0]
+    failed = {e["name"]: e["failed"] for e in silver["expectations"]}
+    truth = json.loads((daily["settings"].ground_truth_dir / "defects.json").read_text())["order_lines"]
+    assert failed["positive_quantity"] >= truth["defects"]["negative_quantity"]
+    assert failed["known_product"] >= truth["defects"]["unknown_product"]
+    assert failed["latest_version_of_line"] == truth["defects"]["duplicate"]
+    assert silver["rows_dropped"] == silver["rows_read"] - silver["rows_written"]
+    assert set(log["dataset"]) >= {"bronze_order_lines", "bronze_products", "silver_order_lines", "fact_ventes"}

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -47,14 +46,22 @@ def start_run(
     )
 
 
-def results_frame(results: Iterable[object]) -> pd.DataFrame:
-    """Tabulate step results (dataclasses) for display in a notebook."""
-    import dataclasses
-
+def events_frame(run: object) -> pd.DataFrame:
+    """One row per flow of a pipeline run, with its expectation counts, for display."""
     import pandas as pd
 
-    rows = [dataclasses.asdict(r) for r in results]  # type: ignore[call-overload]
-    frame = pd.DataFrame(rows)
-    if "new_files" in frame:
-        frame["new_files"] = frame["new_files"].map(len)
-    return frame
+    rows = []
+    for event in run.events:  # type: ignore[attr-defined]
+        rows.append(
+            {
+                "dataset": event.dataset,
+                "status": event.status,
+                "rows_read": event.rows_read,
+                "rows_written": event.rows_written,
+                "rows_dropped": event.rows_dropped,
+                "seconds": event.duration_seconds,
+                "expectations failed": ", ".join(f"{e.name}={e.failed}" for e in event.expectations if e.failed),
+                "error": event.error,
+            }
+        )
+    return pd.DataFrame(rows)

@@ -20,11 +20,16 @@ def pharma_graph() -> dp.PipelineGraph:
     return dp.load_graph(PIPELINE, MODULES)
 
 
-def layer_datasets(graph: dp.PipelineGraph, layer: str) -> list[str]:
-    """Datasets stored under ``<layer>/`` in the lake, in dependency order."""
+def layer_datasets(graph: dp.PipelineGraph, layer: str, *, under: str = "") -> list[str]:
+    """Datasets stored under ``<layer>/<under>`` in the lake, in dependency order
+    (e.g. ``layer_datasets(g, "bronze", under="source=referential")``)."""
     if layer not in LAYERS:
         raise ValueError(f"unknown layer {layer!r}; use one of {LAYERS}")
-    return [name for name in graph.order() if (graph.datasets[name].path or "").startswith(f"{layer}/")]
+    prefix = f"{layer}/{under}".rstrip("/") + "/"
+    names = [name for name in graph.order() if (graph.datasets[name].path or "").startswith(prefix)]
+    if not names:
+        raise ValueError(f"no dataset of pipeline {graph.name!r} is stored under {prefix!r}")
+    return names
 
 
 def runner(context: RunContext) -> dp.PipelineRunner:
@@ -32,11 +37,13 @@ def runner(context: RunContext) -> dp.PipelineRunner:
     return dp.PipelineRunner(context.spark, pharma_graph(), context.lake, parameters=parameters)
 
 
-def run_layer(context: RunContext, layer: str, *, full_refresh: bool | Sequence[str] = False) -> dp.PipelineRun:
+def run_layer(
+    context: RunContext, layer: str, *, under: str = "", full_refresh: bool | Sequence[str] = False
+) -> dp.PipelineRun:
     """Update the datasets of one layer (upstream layers are read as stored)."""
     pipeline = runner(context)
     return pipeline.run(
-        refresh=layer_datasets(pipeline.graph, layer),
+        refresh=layer_datasets(pipeline.graph, layer, under=under),
         include_upstreams=False,
         full_refresh=full_refresh,
         run_id=context.batch_id,

@@ -7,13 +7,13 @@ import datetime as dt
 import json
 
 import pandas as pd
-import pytest
+
+from lakehouse.bronze.sources import ORDER_LINE_COLUMNS
+from lakehouse.bronze.tables import bronze_order_lines
+from lakehouse.pipelines.autoloader import parse_file, text_format
 
 from .conftest import Run
 from .helpers import drop_date, entity_files, relative
-
-bronze = pytest.importorskip("lakehouse.bronze.ingest", reason="bronze ingestion not importable")
-from lakehouse.bronze.delimited import parse_delimited  # noqa: E402
 
 
 def test_bronze_parser_reads_order_lines_as_the_ground_truth_says(small_run: Run):
@@ -23,9 +23,10 @@ def test_bronze_parser_reads_order_lines_as_the_ground_truth_says(small_run: Run
     ragged_rows = listed[listed["defect"] == "ragged_row"][["file", "line_number"]]
     ragged = set(ragged_rows.itertuples(index=False, name=None))
     corrupt, rows, labels = set(), 0, set()
+    fmt = text_format(bronze_order_lines().source)  # the bronze dataset's own reader settings
     for path in entity_files(small_run.lake, "source=erp/order_lines", "*.csv"):
         name = relative(small_run.lake, path)
-        frame = parse_delimited(path.read_bytes(), name, bronze.ORDER_LINES)
+        frame = parse_file(path.read_bytes(), name, fmt, ORDER_LINE_COLUMNS)
         rows += len(frame)
         assert frame["_rescued_data"].isna().all()
         good = frame[frame["_corrupt_record"].isna()]

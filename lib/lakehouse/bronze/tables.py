@@ -12,27 +12,23 @@ from __future__ import annotations
 from pyspark.sql import DataFrame
 
 from lakehouse import pipelines as dp
-from lakehouse.bronze.ingest import (
-    ORDER_LINES,
+from lakehouse.bronze.sources import (
+    FRENCH_CSV,
+    ORDER_LINE_COLUMNS,
     PARTITION_COLUMNS,
-    STOCK_SNAPSHOTS,
+    STOCK_SNAPSHOT_COLUMNS,
     read_referential_table,
+    string_schema,
     with_partition_from_drop_date,
 )
 from lakehouse.postgres import ensure_server
-
-FRENCH_CSV = {"sep": ";", "encoding": "latin-1", "header": "true"}
-
-
-def _strings(columns) -> str:
-    return ", ".join(f"`{c}` string" for c in columns)
 
 
 @dp.table(path="bronze/source=erp/table=order_lines", partition_cols=PARTITION_COLUMNS)
 def bronze_order_lines():
     """One row per line of the ERP order-line exports, as text."""
     return dp.read_files(
-        "landing/source=erp/order_lines", format="csv", schema=_strings(ORDER_LINES.columns), **FRENCH_CSV
+        "landing/source=erp/order_lines", format="csv", schema=string_schema(ORDER_LINE_COLUMNS), **FRENCH_CSV
     ).transform(with_partition_from_drop_date)
 
 
@@ -40,7 +36,7 @@ def bronze_order_lines():
 def bronze_stock_snapshots():
     """One row per site x product x day of the ERP stock exports, as text."""
     return dp.read_files(
-        "landing/source=erp/stock_snapshots", format="csv", schema=_strings(STOCK_SNAPSHOTS.columns), **FRENCH_CSV
+        "landing/source=erp/stock_snapshots", format="csv", schema=string_schema(STOCK_SNAPSHOT_COLUMNS), **FRENCH_CSV
     ).transform(with_partition_from_drop_date)
 
 

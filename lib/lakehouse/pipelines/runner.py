@@ -245,7 +245,9 @@ class PipelineRunner:
             for name in order:
                 self._update(name, run, state, full_refresh=name in full)
         except Exception as exc:  # noqa: BLE001 - recorded, rolled back, then raised
-            run.status, run.error = "FAILED", _describe(exc)
+            failed = next((e for e in reversed(run.events) if e.status == "FAILED"), None)
+            where = f"dataset {failed.dataset!r} (flow {failed.flow!r}) failed: " if failed else ""
+            run.status, run.error = "FAILED", where + _describe(exc)
             self._roll_back(state, run)
         else:
             for commit in state.checkpoint_commits:
@@ -351,21 +353,18 @@ class PipelineRunner:
 
         from lakehouse.pipelines import autoloader
 
-        path = (
-            source.path
-            if "://" in source.path or source.path.startswith("/")
-            else f"{self.lake.root}/{source.path}"
-        )
-        source = replace(source, path=path)
+        path = source.source.path
+        if "://" not in path and not path.startswith("/"):
+            path = f"{self.lake.root}/{path}"
         target = self.path(dataset.name)
         autoloader.recover(checkpoint, target_has_batch=lambda batch_id: self._has_batch(target, batch_id))
         batch = autoloader.read_new_files(
-            self.spark, source, checkpoint=checkpoint, ingested_at=state.ingested_at
+            self.spark, replace(source.source, path=path), checkpoint=checkpoint, ingested_at=state.ingested_at
         )
         if not batch.files:
             event.status, event.rows_read, event.rows_written, event.details = "SKIPPED", 0, 0, "no new files"
             return
-        self._write(dataset, batch.df, event, state, mode=mode, merge_schema=True)
+        self._write(dataset, source.apply(batch.df), event, state, mode=mode, merge_schema=True)
         state.checkpoint_commits.append(lambda: autoloader.commit_batch(checkpoint, batch))
         event.details = json.dumps(
             {"files": len(batch.files), "batch_id": batch.batch_id, "schema_changes": batch.schema_changes}
@@ -499,9 +498,12 @@ class PipelineRunner:
         state = _RunState(ingested_at=_now())
         flow = self.graph.flows_into(dataset)[0]
         for name in self.graph.order([dataset]):
-            if name != dataset and self.graph.datasets[name].kind == DatasetKind.TEMPORARY_VIEW:
-                view_flow = self.graph.flows_into(name)[0]
-                state.views[name] = view_flow.function(**self._inputs(view_flow, state))
+            upstream = self.graph.datasets[name]
+            not_stored = upstream.kind == DatasetKind.MATERIALIZED_VIEW and not delta_exists(self.path(name))
+            if name != dataset and (upstream.kind == DatasetKind.TEMPORARY_VIEW or not_stored):
+                # computed in memory: views, and materialized views not built yet
+                upstream_flow = self.graph.flows_into(name)[0]
+                state.views[name] = upstream_flow.function(**self._inputs(upstream_flow, state))
         if flow.kind == FlowKind.AUTO_CDC:
             raise GraphError(
                 f"{dataset!r} is written by a CDC flow; preview its source {flow.source!r} instead"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pyspark.sql import functions as F
 
 from lakehouse import pipelines as dp
-from lakehouse.bronze.ingest import partition_date
+from lakehouse.bronze.sources import partition_date
 from lakehouse.silver.pharma import (
     LATEST_VERSION_RULE,
     ORDER_LINE_RULES,
