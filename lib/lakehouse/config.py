@@ -74,6 +74,28 @@ class SparkSettings(BaseModel):
     remote: str | None = None  # sc://host:port; SPARK_REMOTE sets it too
 
 
+class SmtpSettings(BaseModel):
+    """The SMTP server that sends job e-mail notifications. Put the password in
+    ``LAKEHOUSE_NOTIFICATIONS__SMTP__PASSWORD`` (or conf/local/), never in conf/base/."""
+
+    host: str = "localhost"
+    port: int = 25
+    from_address: str = Field("lakehouse@localhost", alias="from")
+    user: str | None = None
+    password: SecretStr = SecretStr("")
+    starttls: bool = False  # STARTTLS after connecting (port 587)
+    ssl: bool = False  # TLS from the start (port 465)
+    timeout_seconds: float = Field(10.0, gt=0)
+
+    model_config = {"populate_by_name": True}
+
+
+class NotificationSettings(BaseModel):
+    """``notifications:`` of lakehouse.yaml (job notifications of jobs.yaml)."""
+
+    smtp: SmtpSettings | None = None
+
+
 class Settings(BaseSettings):
     """Settings of one lakehouse instance. Paths are absolute once loaded."""
 
@@ -86,6 +108,7 @@ class Settings(BaseSettings):
     generator: GeneratorSettings = GeneratorSettings()
     postgres: PostgresSettings = PostgresSettings()
     spark: SparkSettings = SparkSettings()
+    notifications: NotificationSettings = NotificationSettings()
 
     model_config = SettingsConfigDict(env_prefix="LAKEHOUSE_", env_nested_delimiter="__", extra="forbid")
 

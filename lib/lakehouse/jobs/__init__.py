@@ -5,8 +5,14 @@ with papermill, one kernel per task.
 >>> jobs = load_jobs("jobs.yaml")                                  # doctest: +SKIP
 >>> run = run_job(jobs, "daily", params={"run_date": "2026-11-26"})  # doctest: +SKIP
 >>> run.state, run.run_dir                                          # doctest: +SKIP
+>>> repair_run(run.run_id, runs_dir="runs")                         # doctest: +SKIP
+
+Also: :func:`backfill_job` (one run per date), :mod:`lakehouse.jobs.scheduler` (cron
+schedules), :mod:`lakehouse.jobs.airflow_export` (Airflow DAG), notifications
+(:mod:`lakehouse.jobs.notify`) and the run history table (:mod:`lakehouse.jobs.history`).
 """
 
+from lakehouse.jobs.backfill import Backfill, backfill_job
 from lakehouse.jobs.loader import JobsError, JobsFileError, load_jobs
 from lakehouse.jobs.records import (
     Attempt,
@@ -15,10 +21,12 @@ from lakehouse.jobs.records import (
     JobState,
     TaskRun,
     TaskState,
+    find_run,
     list_runs,
     load_run,
     new_run_id,
 )
+from lakehouse.jobs.repair import repair_run
 from lakehouse.jobs.runner import (
     ConcurrentRunError,
     JobParameterError,
@@ -40,6 +48,7 @@ from lakehouse.jobs.schema import (
 
 __all__ = [
     "Attempt",
+    "Backfill",
     "ConcurrentRunError",
     "Job",
     "JobFailedError",
@@ -56,12 +65,15 @@ __all__ = [
     "Task",
     "TaskRun",
     "TaskState",
+    "backfill_job",
+    "find_run",
     "json_schema",
     "list_runs",
     "load_jobs",
     "load_run",
     "new_run_id",
     "plan_job",
+    "repair_run",
     "run_job",
     "should_run",
     "write_json_schema",

@@ -226,7 +226,7 @@ def _model_in(annotation: Any) -> type[BaseModel] | None:
 def _check_job(name: str, job: Job, root: Path) -> list[_Issue]:
     """Checks pydantic cannot do alone: names, references, dependencies, files."""
     base: Loc = ("jobs", name)
-    issues = _check_parameters(base, job)
+    issues = _check_parameters(base, job) + _check_schedule(base, job) + _check_health(base, job)
     graph_ok = True
     keys = [task.task_key for task in job.tasks]
     parameter_names = {p.name for p in job.parameters}
@@ -280,6 +280,42 @@ def _check_parameters(base: Loc, job: Job) -> list[_Issue]:
             )
             issues += [_Issue((*loc, "default"), p.message) for p in problems]
     return issues
+
+
+def _check_schedule(base: Loc, job: Job) -> list[_Issue]:
+    """The cron or Quartz expression is one the scheduler can evaluate."""
+    if job.schedule is None:
+        return []
+    from lakehouse.jobs.cron import ScheduleError, cron_expression
+
+    try:
+        cron_expression(job.schedule)
+    except ScheduleError as exc:
+        field = "cron" if job.schedule.cron is not None else "quartz_cron_expression"
+        hint = "; see `man 5 crontab` for the syntax" if field == "cron" else ""
+        return [_Issue((*base, "schedule", field), f"{exc}{hint}")]
+    return []
+
+
+def _check_health(base: Loc, job: Job) -> list[_Issue]:
+    """Duration warnings need a health rule to compare with."""
+    wanted = [
+        (kind, notifications.on_duration_warning_threshold_exceeded)
+        for kind, notifications in (
+            ("email_notifications", job.email_notifications),
+            ("webhook_notifications", job.webhook_notifications),
+        )
+        if notifications is not None
+    ]
+    return [
+        _Issue(
+            (*base, kind, "on_duration_warning_threshold_exceeded"),
+            f"{kind}.on_duration_warning_threshold_exceeded needs a threshold: add to the job "
+            "health: {rules: [{metric: RUN_DURATION_SECONDS, op: GREATER_THAN, value: SECONDS}]}",
+        )
+        for kind, targets in wanted
+        if targets and job.duration_warning_seconds is None
+    ]
 
 
 def _check_dependencies(loc: Loc, upstream: list[str], keys: list[str], own: str) -> list[_Issue]:

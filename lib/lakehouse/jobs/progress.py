@@ -140,7 +140,9 @@ def _task_duration(task: TaskRun, now: dt.datetime) -> str:
 
 
 def _note(task: TaskRun) -> str:
-    """First line of the error, if any."""
+    """First line of the error, if any; where a repair's kept task comes from."""
+    if task.reused_from:
+        return f"kept from run {task.reused_from} (not re-run)"
     if task.error:
         return task.error.splitlines()[0]
     return ""

@@ -82,6 +82,22 @@ class TaskRun(BaseModel):
     run_if: str = "ALL_SUCCESS"
     error: str | None = None
     attempt_history: list[Attempt] = Field(default_factory=list)
+    reused_from: str | None = None
+    """In a repair run: the run whose successful result this task kept (not re-run)."""
+
+
+class NotificationRecord(BaseModel):
+    """One notification sent (or not) for a run."""
+
+    event: str
+    """``on_start``, ``on_success``, ``on_failure`` or ``on_duration_warning_threshold_exceeded``."""
+    channel: str
+    """``email`` or ``webhook``."""
+    target: str
+    """Recipients, or the webhook URL without its query string and credentials."""
+    time: dt.datetime
+    ok: bool
+    error: str | None = None
 
 
 class JobRun(BaseModel):
@@ -104,6 +120,17 @@ class JobRun(BaseModel):
     """Failure summary naming each failed task (``None`` on success)."""
     tasks: dict[str, TaskRun] = Field(default_factory=dict)
     """Tasks in execution (topological) order."""
+    trigger: str = "manual"
+    """What started the run: ``manual``, ``schedule``, ``backfill`` or ``repair``."""
+    repair_of: str | None = None
+    """For a repair run: the run it repairs (its failed tasks and their dependants are
+    re-run here; the others are copied with ``reused_from``)."""
+    repaired_by: list[str] = Field(default_factory=list)
+    """Repair runs started from this run, oldest first."""
+    notifications: list[NotificationRecord] = Field(default_factory=list)
+    warnings: list[str] = Field(default_factory=list)
+    """Problems that did not change the run's state: run history not written to the
+    lake, a notification not sent..."""
 
     @property
     def ok(self) -> bool:
@@ -175,6 +202,22 @@ def list_runs(runs_dir: str | Path, *, job: str | None = None) -> list[JobRun]:
         except (OSError, ValueError):
             continue
     return sorted(runs, key=lambda r: (r.start_time, r.run_id), reverse=True)
+
+
+def find_run(runs_dir: str | Path, run_id: str, *, job: str | None = None) -> JobRun:
+    """The record of ``run_id`` under ``runs_dir`` (any job unless ``job``); raises
+    ``LookupError`` saying where it looked."""
+    runs_dir = Path(runs_dir)
+    pattern = f"{job or '*'}/{run_id}/{RUN_RECORD}"
+    matches = sorted(runs_dir.glob(pattern))
+    if not matches:
+        raise LookupError(
+            f"no run {run_id!r} in {runs_dir} (looked for {pattern}); list runs with `lakehouse jobs status`"
+        )
+    if len(matches) > 1:
+        jobs = ", ".join(m.parent.parent.name for m in matches)
+        raise LookupError(f"run id {run_id!r} exists for several jobs ({jobs}); name the job")
+    return load_run(matches[0])
 
 
 def _pid_alive(pid: int) -> bool:

@@ -29,6 +29,7 @@ from typing import Any
 
 from rich.console import Console
 
+from lakehouse.config import Settings
 from lakehouse.jobs import templates
 from lakehouse.jobs.graph import topological_order
 from lakehouse.jobs.loader import JobsError, load_jobs
@@ -44,6 +45,7 @@ from lakehouse.jobs.records import (
     write_run,
 )
 from lakehouse.jobs.schema import Job, JobsFile, RunIf, Task
+from lakehouse.jobs.services import RunServices
 
 _POLL_SECONDS = 0.1
 
@@ -96,7 +98,7 @@ def plan_job(
     """Resolve job parameters (defaults, then ``params``), render task parameters and
     order the tasks. Raises :class:`JobParameterError` for unknown or missing
     parameters, ``KeyError`` for an unknown job, :class:`JobsFileError` for a bad file."""
-    jobs, root = _load(jobs_file, project_root)
+    jobs, root = resolve_jobs(jobs_file, project_root)
     try:
         job = jobs.job(job_name)
     except KeyError as exc:
@@ -132,7 +134,7 @@ def plan_job(
     return JobPlan(job, run_id, start_time, resolved, planned, root, jobs.source)
 
 
-def _load(jobs_file: JobsFile | str | Path, project_root: str | Path | None) -> tuple[JobsFile, Path]:
+def resolve_jobs(jobs_file: JobsFile | str | Path, project_root: str | Path | None) -> tuple[JobsFile, Path]:
     """The jobs file and the project root its notebook paths are relative to."""
     if isinstance(jobs_file, JobsFile):
         jobs = jobs_file
@@ -401,6 +403,10 @@ def run_job(
     quiet: bool = False,
     console: Console | None = None,
     executor: Executor | None = None,
+    settings: Settings | None = None,
+    record_history: bool = True,
+    notify: bool = True,
+    trigger: str = "manual",
 ) -> JobRun:
     """Run a job and return its record (also in ``runs/<job>/<run_id>/run.json``).
 
@@ -411,19 +417,54 @@ def run_job(
     Raises :class:`JobsError` subclasses before any task starts for a bad file, job or
     parameters, or when ``max_concurrent_runs`` is reached. Ctrl-C kills running
     kernels, records CANCELED and re-raises ``KeyboardInterrupt``.
+
+    At the end the run is appended to the Delta table ``<lake_root>/_system/job_runs``
+    (``record_history``; see :mod:`lakehouse.jobs.history`) and the job's notifications
+    are sent (``notify``); neither can change the run's state: their failures are
+    logged and kept in the record's ``warnings`` and ``notifications``. ``settings``
+    (SMTP server, lake root) are loaded from ``conf/`` when needed and not given.
+    ``trigger`` is recorded (``manual``, ``schedule``, ``backfill``).
     """
     if max_parallel < 1:
         raise ValueError(f"max_parallel must be at least 1, got {max_parallel}")
     plan = plan_job(jobs_file, job_name, params=params, project_root=project_root, run_id=run_id)
-    runs_root = Path(runs_dir).resolve() if runs_dir else plan.project_root / "runs"
-    run = _new_record(plan, runs_root / job_name / plan.run_id, max_parallel)
-    _claim(run, plan.job, runs_root)
+    runs_root = resolve_runs_dir(plan.project_root, runs_dir)
+    run = new_record(plan, runs_root / job_name / plan.run_id, max_parallel)
+    run.trigger = trigger
+    claim_run(run, plan.job, runs_root)
+    services = RunServices(plan.job, settings=settings, record_history=record_history, notify=notify)
+    return execute(plan, run, executor=executor, quiet=quiet, console=console, services=services)
+
+
+def resolve_runs_dir(project_root: Path, runs_dir: str | Path | None) -> Path:
+    """``runs_dir`` made absolute; by default ``<project_root>/runs``."""
+    return Path(runs_dir).resolve() if runs_dir else project_root / "runs"
+
+
+def execute(
+    plan: JobPlan,
+    run: JobRun,
+    *,
+    executor: Executor | None = None,
+    quiet: bool = False,
+    console: Console | None = None,
+    services: RunServices | None = None,
+) -> JobRun:
+    """Run the tasks of ``run`` (a claimed record) that are not final yet; tasks already
+    final (a repair's kept tasks) are left as they are."""
     progress: RunProgress = NullProgress() if quiet else RichProgress(console=console)
-    scheduler = _Scheduler(plan, run, executor or PapermillExecutor(), progress, max_parallel)
+    scheduler = _Scheduler(
+        plan,
+        run,
+        executor or PapermillExecutor(),
+        progress,
+        run.max_parallel,
+        services or RunServices(plan.job, record_history=False, notify=False),
+    )
     return scheduler.run()
 
 
-def _new_record(plan: JobPlan, run_dir: Path, max_parallel: int) -> JobRun:
+def new_record(plan: JobPlan, run_dir: Path, max_parallel: int) -> JobRun:
     """The initial record: every task PENDING with its rendered parameters."""
     tasks = {
         p.task.task_key: TaskRun(
@@ -449,12 +490,12 @@ def _new_record(plan: JobPlan, run_dir: Path, max_parallel: int) -> JobRun:
     )
 
 
-def _claim(run: JobRun, job: Job, runs_root: Path) -> None:
+def claim_run(run: JobRun, job: Job, runs_root: Path) -> None:
     """Create the run folder and write the first record, unless the job already has
     ``max_concurrent_runs`` live runs on this machine (checked under a file lock)."""
     job_dir = runs_root / run.job
     job_dir.mkdir(parents=True, exist_ok=True)
-    with _locked(job_dir / ".lock"):
+    with file_lock(job_dir / ".lock"):
         active = [
             r
             for r in list_runs(runs_root, job=run.job)
@@ -475,7 +516,7 @@ def _claim(run: JobRun, job: Job, runs_root: Path) -> None:
 
 
 @contextmanager
-def _locked(path: Path) -> Iterator[None]:
+def file_lock(path: Path) -> Iterator[None]:
     with open(path, "a", encoding="utf-8") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
@@ -488,6 +529,20 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+def kernel_env(project_root: Path, job: str, run_id: str, task_key: str, run_dir: str) -> dict[str, str]:
+    """Environment of the papermill child and its kernel."""
+    env = dict(os.environ)
+    env.update(
+        LAKEHOUSE_HOME=str(project_root),
+        LAKEHOUSE_JOB=job,
+        LAKEHOUSE_RUN_ID=run_id,
+        LAKEHOUSE_TASK_KEY=task_key,
+        LAKEHOUSE_RUN_DIR=run_dir,
+        PYTHONUNBUFFERED="1",
+    )
+    return env
+
+
 @dataclass
 class _Scheduler:
     """Starts ready tasks (up to ``max_parallel``), applies ``run_if`` and keeps the
@@ -498,6 +553,7 @@ class _Scheduler:
     executor: Executor
     progress: RunProgress
     max_parallel: int
+    services: RunServices
     cancel: threading.Event = field(default_factory=threading.Event)
     lock: threading.RLock = field(default_factory=threading.RLock)
 
@@ -506,6 +562,7 @@ class _Scheduler:
         after recording the run as CANCELED."""
         started = time.monotonic()
         self.progress.start(self.record)
+        self.services.started(self.record, self.lock)
         crash: BaseException | None = None
         interrupted = False
         try:
@@ -517,13 +574,16 @@ class _Scheduler:
         finally:
             self._finish(time.monotonic() - started, crash)
             self.progress.stop(self.record)
+            self.services.finished(self.record, self.lock)
         if interrupted:
             raise KeyboardInterrupt
         return self.record
 
     def _loop(self) -> bool:
         """Schedule until every task is final; return True if Ctrl-C was pressed."""
-        pending = [p.task.task_key for p in self.plan.tasks]
+        pending = [
+            p.task.task_key for p in self.plan.tasks if not self.record.tasks[p.task.task_key].state.done
+        ]
         planned = {p.task.task_key: p for p in self.plan.tasks}
         running: dict[Future[None], str] = {}
         interrupted = False
@@ -684,17 +744,9 @@ class _Scheduler:
             self.record.tasks[key].attempt_history[-1].output_notebook = str(kept)
 
     def _kernel_env(self, key: str) -> dict[str, str]:
-        """Environment of the papermill child and its kernel."""
-        env = dict(os.environ)
-        env.update(
-            LAKEHOUSE_HOME=str(self.plan.project_root),
-            LAKEHOUSE_JOB=self.record.job,
-            LAKEHOUSE_RUN_ID=self.record.run_id,
-            LAKEHOUSE_TASK_KEY=key,
-            LAKEHOUSE_RUN_DIR=self.record.run_dir,
-            PYTHONUNBUFFERED="1",
+        return kernel_env(
+            self.plan.project_root, self.record.job, self.record.run_id, key, self.record.run_dir
         )
-        return env
 
     def _changed(self, key: str, event: str) -> None:
         """Persist the record and report the event (caller holds the lock)."""

@@ -132,7 +132,8 @@ class Task(_Model):
 
 
 class Schedule(_Model):
-    """When the job runs on its own (stored; the scheduler is not implemented yet)."""
+    """When the job runs on its own: ``lakehouse jobs scheduler`` starts it at each fire
+    time (see :mod:`lakehouse.jobs.scheduler` for the catch-up policy)."""
 
     quartz_cron_expression: str | None = None
     """Quartz syntax with seconds, e.g. ``0 30 6 * * ?`` (06:30 daily)."""
@@ -171,35 +172,63 @@ Email = Annotated[str, StringConstraints(pattern=EMAIL_PATTERN)]
 
 
 class EmailNotifications(_Model):
-    """Addresses to notify (stored; sending is not implemented yet)."""
+    """Addresses to e-mail when a run starts, succeeds, fails (FAILED or CANCELED) or
+    runs longer than the job's ``health`` rule. Sent through the SMTP server of
+    ``notifications.smtp`` in ``conf/``; a sending failure is logged and recorded in
+    ``run.json``, never fails the run."""
 
     on_start: list[Email] = Field(default_factory=list)
     on_success: list[Email] = Field(default_factory=list)
     on_failure: list[Email] = Field(default_factory=list)
     on_duration_warning_threshold_exceeded: list[Email] = Field(default_factory=list)
+    """Needs a job ``health`` rule on ``RUN_DURATION_SECONDS``."""
     no_alert_for_skipped_runs: bool = False
+    """Accepted for Databricks compatibility; runs are never skipped with an alert here
+    (the scheduler logs fires it skips because of ``max_concurrent_runs``)."""
 
 
 class Webhook(_Model):
-    """A webhook destination: a configured ``id`` or a ``url``."""
+    """A webhook destination: ``url`` receives an HTTP POST with a JSON body."""
 
-    id: str | None = None
-    url: str | None = None
+    url: str = Field(pattern=r"^https?://\S+$")
+    """``http://`` or ``https://`` URL."""
 
-    @model_validator(mode="after")
-    def _one_target(self) -> Webhook:
-        if (self.id is None) == (self.url is None):
-            raise ValueError("set exactly one of id and url")
-        return self
+    @model_validator(mode="before")
+    @classmethod
+    def _no_destination_id(cls, value: Any) -> Any:
+        if isinstance(value, dict) and "id" in value:
+            raise ValueError(
+                "webhook destination ids exist only in a Databricks workspace; give the URL "
+                "instead: {url: https://...}"
+            )
+        return value
 
 
 class WebhookNotifications(_Model):
-    """Webhooks to call (stored; calling them is not implemented yet)."""
+    """Webhooks to call (HTTP POST, JSON body: job, run_id, state, failed tasks with
+    their errors, run_dir, duration). Failures are logged and recorded, never fail the run."""
 
     on_start: list[Webhook] = Field(default_factory=list)
     on_success: list[Webhook] = Field(default_factory=list)
     on_failure: list[Webhook] = Field(default_factory=list)
     on_duration_warning_threshold_exceeded: list[Webhook] = Field(default_factory=list)
+    """Needs a job ``health`` rule on ``RUN_DURATION_SECONDS``."""
+
+
+class HealthRule(_Model):
+    """A run health rule, as in Databricks: only the run duration is supported."""
+
+    metric: Literal["RUN_DURATION_SECONDS"] = "RUN_DURATION_SECONDS"
+    op: Literal["GREATER_THAN"] = "GREATER_THAN"
+    value: float = Field(gt=0)
+    """Seconds; past them the ``on_duration_warning_threshold_exceeded`` notifications
+    are sent once, while the run goes on."""
+
+
+class JobHealth(_Model):
+    """Health rules of a job."""
+
+    rules: list[HealthRule] = Field(min_length=1)
 
 
 class Job(_Model):
@@ -215,6 +244,9 @@ class Job(_Model):
     schedule: Schedule | None = None
     email_notifications: EmailNotifications | None = None
     webhook_notifications: WebhookNotifications | None = None
+    health: JobHealth | None = None
+    """``rules: [{metric: RUN_DURATION_SECONDS, op: GREATER_THAN, value: 3600}]``: when a
+    run lasts longer, ``on_duration_warning_threshold_exceeded`` notifications go out."""
 
     _name: str = PrivateAttr(default="")
     _line: int | None = PrivateAttr(default=None)
@@ -236,6 +268,13 @@ class Job(_Model):
                 return task
         known = ", ".join(t.task_key for t in self.tasks)
         raise KeyError(f"job {self.name!r} has no task {task_key!r} (tasks: {known})")
+
+    @property
+    def duration_warning_seconds(self) -> float | None:
+        """The smallest ``RUN_DURATION_SECONDS`` health threshold, if any."""
+        if self.health is None:
+            return None
+        return min(rule.value for rule in self.health.rules)
 
     def parameter_defaults(self) -> dict[str, str | None]:
         """Parameter name to default (``None`` when required)."""
