@@ -56,3 +56,15 @@ def test_quickstart_generates_runs_and_prints_where_things_are(tmp_path, monkeyp
         "gold_pharma.ipynb",
         "silver_pharma.ipynb",
     ]
+
+
+def test_pipeline_lineage_as_svg_names_every_dataset(tmp_path):
+    out = tmp_path / "lineage.svg"
+    result = CliRunner().invoke(main, ["pipeline", "lineage", "--format", "svg", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    svg = out.read_text()
+    assert svg.startswith("<svg") and svg.rstrip().endswith("</svg>")
+    for dataset in ("bronze_order_lines", "silver_order_lines", "dim_produit", "fact_ventes", "kpi_marge_journaliere"):
+        assert f">{dataset}</text>" in svg
+    mermaid = CliRunner().invoke(main, ["pipeline", "lineage"]).output
+    assert "silver_order_lines --> fact_ventes" in mermaid

@@ -164,3 +164,16 @@ def test_event_log_shows_the_expectation_counts_of_the_run(daily):
     assert failed["latest_version_of_line"] == truth["defects"]["duplicate"]
     assert silver["rows_dropped"] == silver["rows_read"] - silver["rows_written"]
     assert set(log["dataset"]) >= {"bronze_order_lines", "bronze_products", "silver_order_lines", "fact_ventes"}
+
+
+def test_pipeline_dry_run_of_the_real_pipeline_has_no_problem(daily, monkeypatch):
+    """Every dataset of the pharma pipeline analyses cleanly against the built lake."""
+    from click.testing import CliRunner
+
+    from lakehouse.cli import main
+
+    monkeypatch.setenv("LAKEHOUSE_LAKE_ROOT", str(daily["lake"]))
+    monkeypatch.setenv("LAKEHOUSE_VAR_DIR", str(daily["settings"].var_dir))
+    result = CliRunner().invoke(main, ["pipeline", "dry-run", "--run-date", RUN_DATE])
+    assert result.exit_code == 0, result.output
+    assert "problem" not in result.output and result.output.count("ok ") == 14

@@ -139,6 +139,101 @@ def _print_tables(root: str, *, layer: str | None = None) -> None:
 
 
 @main.group()
+def pipeline() -> None:
+    """The pharma declarative pipeline (bronze, silver, gold datasets).
+
+    \b
+    Examples:
+      lakehouse pipeline dry-run
+      lakehouse pipeline run --refresh silver_order_lines --run-date 2026-11-26
+      lakehouse pipeline lineage --format svg --out lineage.svg
+      lakehouse pipeline events
+    """
+
+
+@pipeline.command("dry-run")
+@click.option("--run-date", default=None, help="YYYY-MM-DD; default today.")
+def pipeline_dry_run(run_date: str | None) -> None:
+    """Check the graph and analyse every dataset's schema; reads and writes no data."""
+    from lakehouse.context import start_run
+    from lakehouse.pharma import runner
+
+    report = runner(start_run(run_date=run_date or "")).dry_run()
+    for name, schema in report.schemas.items():
+        console.print(f"[green]ok[/] {name}: {schema}", highlight=False)
+    for problem in report.problems:
+        console.print(f"[red]problem[/] {problem}", highlight=False)
+    sys.exit(0 if report.ok else 1)
+
+
+@pipeline.command("run")
+@click.option("--refresh", "refresh", multiple=True, help="Dataset to update (repeat); default: all.")
+@click.option("--full-refresh", is_flag=True, help="Rebuild streaming tables from all their input.")
+@click.option("--run-date", default=None, help="YYYY-MM-DD; default today.")
+def pipeline_run(refresh: tuple[str, ...], full_refresh: bool, run_date: str | None) -> None:
+    """Update the pipeline (or the named datasets and what they need) and print the
+    event of each flow. Exit 1 if the run failed (its targets are rolled back)."""
+    from lakehouse.context import events_frame, start_run
+    from lakehouse.pharma import runner
+
+    context = start_run(run_date=run_date or "")
+    run = runner(context).run(
+        refresh=list(refresh) or None,
+        full_refresh=full_refresh,
+        run_id=context.batch_id,
+        ingested_at=context.started_at,
+        raise_on_failure=False,
+    )
+    console.print(events_frame(run).to_string(index=False))
+    if run.status != "COMPLETED":
+        console.print(f"[red]run {run.run_id} failed[/]: {run.error}", highlight=False)
+        sys.exit(1)
+
+
+@pipeline.command("lineage")
+@click.option("--format", "fmt", type=click.Choice(["mermaid", "svg"]), default="mermaid", show_default=True)
+@click.option("--out", type=click.Path(dir_okay=False), default=None, help="File to write; default stdout.")
+def pipeline_lineage(fmt: str, out: str | None) -> None:
+    """The dataset lineage as Mermaid text or a standalone SVG picture."""
+    from lakehouse.pharma import pharma_graph
+    from lakehouse.pipelines.graph import lineage_svg
+
+    graph = pharma_graph()
+    text = graph.to_mermaid() if fmt == "mermaid" else lineage_svg(graph)
+    if out:
+        with open(out, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        console.print(f"lineage written to {out}")
+    else:
+        click.echo(text)
+
+
+@pipeline.command("events")
+@click.option("--run-id", default=None, help="Default: the latest run.")
+def pipeline_events(run_id: str | None) -> None:
+    """Show the event log rows of one pipeline run (flows, rows, expectations)."""
+    from lakehouse.lake import Lake, delta_exists
+    from lakehouse.maintenance import open_table
+
+    path = Lake(load_settings().lake_root).system("event_log")
+    if not delta_exists(path):
+        raise click.ClickException(f"no event log at {path}: run the pipeline first")
+    log = open_table(path).to_pandas()
+    chosen = run_id or log.sort_values("started_at")["run_id"].iloc[-1]
+    rows = log[log["run_id"] == chosen].sort_values("started_at")
+    if rows.empty:
+        raise click.ClickException(f"run {chosen!r} is not in the event log")
+    rows = rows.assign(
+        expectations_failed=rows["expectations"].map(
+            lambda items: ", ".join(f"{e['name']}={e['failed']}" for e in items if e["failed"])
+        )
+    )
+    columns = ["dataset", "status", "rows_read", "rows_written", "rows_dropped", "duration_seconds", "expectations_failed"]
+    console.print(f"run {chosen}")
+    console.print(rows[columns].to_string(index=False))
+
+
+@main.group()
 def postgres() -> None:
     """The referential PostgreSQL (embedded by default)."""
 

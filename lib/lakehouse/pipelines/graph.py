@@ -187,3 +187,51 @@ class PipelineGraph:
             for upstream in sorted(self.upstream(name)):
                 lines.append(f"    {upstream} --> {name}")
         return "\n".join(lines)
+
+
+def lineage_svg(graph: PipelineGraph) -> str:
+    """Lineage as a standalone SVG: one column per dependency depth, left to right.
+    Written by hand (no Graphviz, no JavaScript) so it opens anywhere, offline."""
+    from html import escape
+
+    depth: dict[str, int] = {}
+    for name in graph.order():
+        upstream = graph.upstream(name) & set(graph.datasets)
+        depth[name] = 1 + max((depth[u] for u in upstream), default=-1)
+    columns: dict[int, list[str]] = {}
+    for name in sorted(depth, key=lambda n: (depth[n], n)):
+        columns.setdefault(depth[name], []).append(name)
+    box_w, box_h, gap_x, gap_y, margin = 210, 34, 70, 18, 20
+    position = {
+        name: (margin + d * (box_w + gap_x), margin + row * (box_h + gap_y))
+        for d, names in columns.items()
+        for row, name in enumerate(names)
+    }
+    width = margin * 2 + len(columns) * (box_w + gap_x) - gap_x
+    height = margin * 2 + max(len(n) for n in columns.values()) * (box_h + gap_y) - gap_y
+    fills = {
+        DatasetKind.STREAMING_TABLE: "#dbeafe",
+        DatasetKind.MATERIALIZED_VIEW: "#dcfce7",
+        DatasetKind.TEMPORARY_VIEW: "#f3f4f6",
+    }
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'font-family="sans-serif" font-size="12"><title>{escape(graph.name)} lineage</title>'
+    ]
+    for name in depth:
+        for upstream in sorted(graph.upstream(name) & set(graph.datasets)):
+            (x1, y1), (x2, y2) = position[upstream], position[name]
+            parts.append(
+                f'<line x1="{x1 + box_w}" y1="{y1 + box_h / 2}" x2="{x2}" y2="{y2 + box_h / 2}" '
+                'stroke="#6b7280" stroke-width="1.2"/>'
+            )
+    for name, (x, y) in position.items():
+        dataset = graph.datasets[name]
+        parts.append(
+            f'<g><title>{escape(dataset.kind.value)}: {escape(dataset.comment or name)}</title>'
+            f'<rect x="{x}" y="{y}" width="{box_w}" height="{box_h}" rx="6" fill="{fills[dataset.kind]}" '
+            'stroke="#374151"/>'
+            f'<text x="{x + 10}" y="{y + 21}">{escape(name)}</text></g>'
+        )
+    parts.append("</svg>")
+    return "\n".join(parts)

@@ -172,7 +172,8 @@ class PipelineRunner:
                 for rule in dataset.expectations:
                     _ = frame.select(F.expr(rule.predicate)).schema  # a bad predicate fails here
                 schemas[name] = schema.simpleString()
-                frames[name] = frame
+                check_columns = [c for c in frame.columns if c.startswith(CHECK_PREFIX)]
+                frames[name] = frame.drop(*check_columns) if check_columns else frame
                 if dataset.schema:
                     expected = self.spark.createDataFrame([], dataset.schema).schema
                     if [(f.name, f.dataType) for f in expected] != [(f.name, f.dataType) for f in schema]:
@@ -185,23 +186,22 @@ class PipelineRunner:
         return DryRunReport(problems, schemas)
 
     def _analysis_frame(self, name: str, frames: dict[str, DataFrame]) -> DataFrame | None:
-        flows = self.graph.flows_into(name)
-        if delta_exists(self.path(name)) and not any(f.kind == FlowKind.VIEW for f in flows):
-            return read_delta(self.spark, self.path(name))
-        for flow in flows:
+        """The plan a flow would write (its function over the upstreams' plans); the
+        stored table where no plan can be built (files not seen yet, CDC targets)."""
+        stored = read_delta(self.spark, self.path(name)) if delta_exists(self.path(name)) else None
+        for flow in self.graph.flows_into(name):
             if flow.kind == FlowKind.AUTO_CDC:
-                return frames.get(flow.source)
-            args = {}
-            for input_name in flow.inputs:
-                if input_name not in frames:
-                    return None  # upstream could not be analysed (e.g. files not seen yet)
-                args[input_name] = frames[input_name]
-            result = flow.function(**args)
+                return stored if stored is not None else frames.get(flow.source)
+            if any(input_name not in frames for input_name in flow.inputs):
+                return stored  # an upstream could not be analysed
+            result = flow.function(**{input_name: frames[input_name] for input_name in flow.inputs})
             if isinstance(result, DataFrame):
                 return result
+            if stored is not None:  # a file source: the table has its metadata columns
+                return stored
             schema = getattr(result, "schema", None)  # a file source with a declared schema
             return self.spark.createDataFrame([], schema) if schema else None
-        return None
+        return stored
 
     # ------------------------------------------------------------------ run
     def run(
