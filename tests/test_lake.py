@@ -1,9 +1,7 @@
-import datetime as dt
-from pathlib import Path
 
 from lakehouse import maintenance
 from lakehouse.catalog import describe_tables, table_name
-from lakehouse.lake import Lake, list_landing_files, write_delta
+from lakehouse.lake import Lake, write_delta
 
 
 def test_paths_follow_the_lake_layout():
@@ -18,19 +16,6 @@ def test_paths_follow_the_lake_layout():
     assert table_name("/l", "/l/gold/domain=pharma/model=star/table=fact_ventes") == (
         "gold.pharma.star.fact_ventes"
     )
-
-
-def test_landing_listing_keeps_dated_folders_up_to_the_run_date(tmp_path):
-    for day in ("2026-01-01", "2026-01-02", "2026-01-03", "_archive"):
-        (tmp_path / day).mkdir()
-        (tmp_path / day / "a.csv").write_text("x")
-        (tmp_path / day / "a.tmp").write_text("x")
-    files = list_landing_files(str(tmp_path), until=dt.date(2026, 1, 2), suffix=".csv")
-    assert [(f.drop_date, Path(f.path).parent.name, f.size) for f in files] == [
-        (dt.date(2026, 1, 1), "2026-01-01", 1),
-        (dt.date(2026, 1, 2), "2026-01-02", 1),
-    ]
-    assert list_landing_files(str(tmp_path / "missing"), until=dt.date(2026, 1, 2), suffix=".csv") == []
 
 
 def test_catalog_history_and_vacuum_through_delta_rs(spark, lake):

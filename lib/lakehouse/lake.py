@@ -1,6 +1,6 @@
 """Where tables live in the lake, and the few I/O helpers every layer shares.
 
-Layout (DESIGN §4)::
+Layout::
 
     landing/source=<src>/<entity>/<YYYY-MM-DD>/...        raw drops
     bronze/source=<src>/table=<entity>/year=/month=/day=  raw records + ingestion metadata
@@ -14,7 +14,6 @@ The root is a local folder or ``s3://bucket/prefix``; listing goes through
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
@@ -56,13 +55,6 @@ class Lake:
         return path[index + 1 :] if index >= 0 else path.removeprefix(self.root).lstrip("/")
 
 
-@dataclass(frozen=True)
-class LandingFile:
-    path: str  # absolute path or URI
-    drop_date: dt.date  # from the <YYYY-MM-DD> folder the file was dropped in
-    size: int
-
-
 def filesystem(uri: str) -> tuple[pafs.FileSystem, str]:
     """The filesystem of a local path or URI, and the path within it."""
     if scheme(uri):
@@ -75,28 +67,6 @@ def scheme(uri: str) -> str:
     if "://" in uri and not uri.startswith("file://"):
         return uri[: uri.find("://") + 3]
     return ""
-
-
-def list_landing_files(folder: str, *, until: dt.date, suffix: str) -> list[LandingFile]:
-    """Files ``<folder>/<YYYY-MM-DD>/*<suffix>`` dropped on or before ``until``, sorted.
-
-    Folders whose name is not a date are ignored (e.g. ``_archive``).
-    """
-    fs, base = filesystem(folder)
-    if fs.get_file_info(base).type == pafs.FileType.NotFound:
-        return []
-    prefix = scheme(folder)
-    files: list[LandingFile] = []
-    for info in fs.get_file_info(pafs.FileSelector(base, recursive=True)):
-        if info.type != pafs.FileType.File or not info.base_name.endswith(suffix):
-            continue
-        try:
-            drop_date = dt.date.fromisoformat(info.path.rsplit("/", 2)[-2])
-        except ValueError:
-            continue
-        if drop_date <= until:
-            files.append(LandingFile(f"{prefix}{info.path}", drop_date, info.size))
-    return sorted(files, key=lambda f: (f.drop_date, f.path))
 
 
 def delta_exists(path: str) -> bool:
@@ -127,21 +97,3 @@ def write_delta(
     if mode == "overwrite":
         writer = writer.option("overwriteSchema", "true" if replace_where is None else "false")
     writer.save(path)
-
-
-@dataclass(frozen=True)
-class TableResult:
-    """A table a step wrote: its name, where, and how many rows it now holds."""
-
-    table: str
-    path: str
-    rows: int
-
-    def __str__(self) -> str:
-        return f"{self.table}: {self.rows} rows -> {self.path}"
-
-
-def overwrite_table(spark: SparkSession, df: DataFrame, table: str, path: str, **options) -> TableResult:
-    """Replace a table whole (idempotent rebuild) and report its row count."""
-    write_delta(df, path, mode="overwrite", **options)
-    return TableResult(table, path, read_delta(spark, path).count())
