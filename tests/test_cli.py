@@ -52,7 +52,9 @@ def test_quickstart_generates_runs_and_prints_where_things_are(tmp_path, monkeyp
     [run_dir] = [p for p in (tmp_path / "runs" / "daily").iterdir() if p.is_dir()]
     assert sorted(p.name for p in run_dir.glob("*.ipynb")) == [
         "bronze_erp.ipynb",
+        "bronze_iot.ipynb",
         "bronze_referential.ipynb",
+        "bronze_regulatory.ipynb",
         "gold_pharma.ipynb",
         "silver_pharma.ipynb",
     ]

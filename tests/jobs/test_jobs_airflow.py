@@ -240,10 +240,18 @@ def test_project_jobs_file_has_the_architecture_jobs() -> None:
     jobs = load_jobs(PROJECT_ROOT / "jobs.yaml", project_root=PROJECT_ROOT)
     tasks = {name: [t.task_key for t in job.tasks] for name, job in jobs.jobs.items()}
     assert tasks == {
-        "daily": ["bronze_referential", "bronze_erp", "silver_pharma", "gold_pharma"],
+        "daily": [
+            "bronze_referential",
+            "bronze_erp",
+            "bronze_iot",
+            "bronze_regulatory",
+            "silver_pharma",
+            "gold_pharma",
+        ],
         "dag_ingest_ref_data": ["bronze_referential"],
         "dag_ingest_erp": ["bronze_erp"],
-        "pipeline_ingestion": ["bronze_referential", "bronze_erp"],
+        "dag_ingest_iot": ["bronze_iot"],
+        "pipeline_ingestion": ["bronze_referential", "bronze_erp", "bronze_iot", "bronze_regulatory"],
         "pipeline_transformation": ["silver_pharma", "gold_pharma"],
     }
     daily = jobs.job("daily")
@@ -252,6 +260,9 @@ def test_project_jobs_file_has_the_architecture_jobs() -> None:
         "Europe/Paris",
     )
     assert jobs.job("pipeline_transformation").task("gold_pharma").upstream == ["silver_pharma"]
+    # IoT and recalls feed nothing downstream yet: the pharma chain does not wait for them
+    assert sorted(daily.task("silver_pharma").upstream) == ["bronze_erp", "bronze_referential"]
+    assert daily.task("bronze_iot").upstream == [] and daily.task("bronze_regulatory").upstream == []
     for name, job in jobs.jobs.items():
         assert job.task(tasks[name][0]).parameters == daily.task("bronze_referential").parameters
         assert job.parameter_defaults() == {"run_date": "", "lake_root": ""}

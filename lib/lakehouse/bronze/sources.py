@@ -32,6 +32,29 @@ STOCK_SNAPSHOT_COLUMNS = ("snapshot_date", "site_id", "product_id", "quantity_on
 # French exports: ";" separator, latin-1, comma decimals, dd/mm/yyyy dates.
 FRENCH_CSV = {"sep": ";", "encoding": "latin-1", "header": "true"}
 
+# JSON sources, typed in bronze (JSON carries its own types; ISO 8601 UTC timestamps
+# with a trailing "Z" cast to TIMESTAMP): a value that does not fit its type is NULL
+# in the column and kept as text in _rescued_data; a line that is not a JSON object
+# goes to _corrupt_record.
+DELIVERY_SCHEMA = (
+    "delivery_id string, order_id string, site_id string, customer_id string, "
+    "promised_date date, actual_date date, quantity_ordered bigint, quantity_delivered bigint, carrier string"
+)
+PRODUCTION_BATCH_SCHEMA = (
+    "batch_id string, machine_id string, site_id string, product_id string, "
+    "start_ts timestamp, end_ts timestamp, units_produced bigint, units_rejected bigint"
+)
+IOT_READING_SCHEMA = (
+    "machine_id string, ts timestamp, kwh double, kw double, temperature_c double, vibration_mm_s double"
+)
+# One document per file: the page of the recall API, its notices as an array.
+RECALL_NOTICE_COLUMNS = ("notice_id", "published_date", "cip13", "lot_number", "severity", "reason")
+RECALL_DOCUMENT_SCHEMA = (
+    "source string, retrieved_at timestamp, notices array<struct<"
+    + ", ".join(f"{c}: string" for c in RECALL_NOTICE_COLUMNS)
+    + ">>"
+)
+
 
 def string_schema(columns: tuple[str, ...]) -> str:
     """DDL declaring every column as a string."""
@@ -47,6 +70,19 @@ def with_partition_from_drop_date(df: DataFrame, path_column: str = "_source_fil
             name: F.regexp_extract(F.col(path_column), pattern, index)
             for index, name in enumerate(PARTITION_COLUMNS, start=1)
         }
+    )
+
+
+def explode_notices(df: DataFrame) -> DataFrame:
+    """One row per notice of each recall document, with the document's ``source`` and
+    ``retrieved_at``. A document with no notice gives no row; a document that did not
+    parse (``notices`` NULL) keeps one row, with its ``_corrupt_record``."""
+    notice_fields = [F.col(f"_notice.{c}").alias(c) for c in RECALL_NOTICE_COLUMNS]
+    others = [c for c in df.columns if c != "notices"]
+    return (
+        df.where(F.col("notices").isNull() | (F.size("notices") > 0))
+        .select(F.explode_outer("notices").alias("_notice"), *others)
+        .select(*notice_fields, *others)
     )
 
 
