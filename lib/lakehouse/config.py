@@ -96,6 +96,18 @@ class NotificationSettings(BaseModel):
     smtp: SmtpSettings | None = None
 
 
+class S3Settings(BaseModel):
+    """``s3:`` of lakehouse.yaml: the S3 endpoint and the landing zone (lakehouse.landing).
+    Credentials come from the AWS chain (``AWS_ACCESS_KEY_ID``..., a profile, a role)."""
+
+    endpoint_url: str | None = None  # None: AWS; else e.g. http://127.0.0.1:9000 (MinIO)
+    region: str | None = None
+    sse: Literal["none", "AES256", "aws:kms"] = "none"
+    kms_key_id: str | None = None  # with sse: aws:kms; None uses the account's default key
+    landing_bucket: str | None = None
+    landing_prefix: str = ""  # the lake root's path in the bucket, e.g. "lake"
+
+
 class Settings(BaseSettings):
     """Settings of one lakehouse instance. Paths are absolute once loaded."""
 
@@ -109,6 +121,7 @@ class Settings(BaseSettings):
     postgres: PostgresSettings = PostgresSettings()
     spark: SparkSettings = SparkSettings()
     notifications: NotificationSettings = NotificationSettings()
+    s3: S3Settings | None = None
 
     model_config = SettingsConfigDict(env_prefix="LAKEHOUSE_", env_nested_delimiter="__", extra="forbid")
 
