@@ -213,3 +213,31 @@ def test_preview_computes_one_dataset_with_its_expectation_counts(spark, lake, e
     assert len(sample) == 2  # preview shows rows before drops, flagged
     assert {(c.name, c.failed) for c in counts} == {("kind_known", 0), ("positive_qty", 1), ("id_present", 0)}
     assert not __import__("os").path.exists(runner.path("clean_events"))  # nothing written
+
+
+def test_a_failed_full_refresh_puts_checkpoints_back(spark, lake, events):
+    """Otherwise the next ordinary run would read all input again into the restored table."""
+    events["rows"] = [(1, 5, "sale")]
+    runner = dp.PipelineRunner(spark, _sales_graph(events), lake)
+    runner.run()
+    events["rows"] = [(2, 3, "sale")]
+    failing = dp.PipelineRunner(spark, _sales_graph(events, fail_rule=("never", "qty < 0")), lake)
+    assert failing.run(full_refresh=True, raise_on_failure=False).status == "FAILED"
+    events["rows"] = []
+    dp.PipelineRunner(spark, _sales_graph(events), lake).run()
+    assert sorted(r.id for r in read_delta(spark, runner.path("clean_events")).collect()) == [1]
+    assert sorted(r.id for r in read_delta(spark, runner.path("raw_events")).collect()) == [1]
+
+
+def test_a_rewritten_upstream_asks_for_a_full_refresh(spark, lake, events):
+    from lakehouse.lake import write_delta
+
+    events["rows"] = [(1, 5, "sale")]
+    runner = dp.PipelineRunner(spark, _sales_graph(events), lake)
+    runner.run()
+    write_delta(spark.createDataFrame([(9, 9, "sale")], EVENTS), runner.path("raw_events"))  # overwritten
+    run = runner.run(refresh=["clean_events"], include_upstreams=False, raise_on_failure=False)
+    assert run.status == "FAILED" and "full refresh" in run.error and "'clean_events'" in run.error
+    fixed = runner.run(refresh=["clean_events"], include_upstreams=False, full_refresh=["clean_events"])
+    assert fixed.event("clean_events").rows_written == 1
+    assert [r.id for r in read_delta(spark, runner.path("clean_events")).collect()] == [9]

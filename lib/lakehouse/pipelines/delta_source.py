@@ -1,6 +1,8 @@
 """Read only what was appended to a Delta table since a version (streaming input).
 
-The new rows of an append-only table are the data files its later commits added.
+The new rows of an append-only table are the data files its later commits added;
+if a file that was read is no longer in the table, it was rewritten and the reader
+needs a full refresh. (A restore to the version read is not a rewrite.)
 delta-rs lists them from the transaction log; the engine reads them as Parquet
 (partition values come from the log, as Delta stores them outside the files), so
 this works on every engine, including a cluster reading ``s3://``.
@@ -34,21 +36,6 @@ def _added_files(path: str, version: int) -> dict[str, dict[str, str | None]]:
     }
 
 
-def check_append_only(path: str, since_version: int, until_version: int) -> None:
-    """Raise :class:`UpstreamRewritten` if a commit in (since, until] removed files."""
-    for commit in maintenance.history(path):
-        version = commit.get("version")
-        if version is None or not since_version < version <= until_version:
-            continue
-        removed = int((commit.get("operationMetrics") or {}).get("numRemovedFiles", 0) or 0)
-        if removed:
-            raise UpstreamRewritten(
-                f"{path} was rewritten at version {version} ({commit.get('operation')}, "
-                f"{removed} file(s) removed) after version {since_version} was read; "
-                "run the reading table with a full refresh"
-            )
-
-
 def read_appended(
     spark: SparkSession, path: str, *, since_version: int | None
 ) -> tuple[DataFrame | None, int]:
@@ -61,9 +48,15 @@ def read_appended(
         return read_delta(spark, path).where(F.lit(True)), current
     if since_version >= current:
         return None, current
-    check_append_only(path, since_version, current)
     before = _added_files(path, since_version)
     now = _added_files(path, current)
+    removed = sorted(set(before) - set(now))
+    if removed:  # data that was read is gone: overwritten, deleted or compacted
+        raise UpstreamRewritten(
+            f"{path} no longer holds {len(removed)} data file(s) of version {since_version}, which "
+            f"was read last (e.g. {removed[0]}): it was rewritten since; run the reading table "
+            "with a full refresh"
+        )
     new = {file: parts for file, parts in now.items() if file not in before}
     if not new:
         return None, current

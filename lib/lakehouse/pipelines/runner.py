@@ -304,7 +304,7 @@ class PipelineRunner:
     ) -> None:
         checkpoint = self.checkpoint(flow.name)
         if full_refresh:
-            _remove(checkpoint)
+            self._set_aside(checkpoint, state)
         mode = "overwrite" if full_refresh and first else "append"
         if not flow.inputs:  # a source: new files, or a query appended on every run
             source = flow.function()
@@ -383,10 +383,8 @@ class PipelineRunner:
         checkpoint = self.checkpoint(flow.name)
         target = self.path(dataset.name)
         if full_refresh:
-            _remove(checkpoint)
-            self._remember_version(dataset.name, state)
-            if delta_exists(target):
-                _remove(target)
+            self._set_aside(checkpoint, state)
+            self._set_aside(target, state)
         offsets = _load_offsets(checkpoint, self._target_version(dataset.name))
         changes, version = read_appended(
             self.spark, self.path(flow.source), since_version=offsets.get(flow.source)
@@ -471,9 +469,33 @@ class PipelineRunner:
         if path not in state.versions_before:
             state.versions_before[path] = maintenance.version(path) if delta_exists(path) else None
 
+    def _set_aside(self, uri: str, state: _RunState) -> None:
+        """Move a checkpoint or table out of the way for a full refresh: put back if
+        the run fails, deleted once it succeeds."""
+        fs, path = filesystem(uri)
+        from pyarrow.fs import FileType
+
+        if fs.get_file_info(path).type != FileType.Directory:
+            return
+        aside = f"{uri}.before-{uuid.uuid4().hex[:8]}"
+        fs.move(path, filesystem(aside)[1])
+        state.set_aside.append((uri, aside))
+        state.checkpoint_commits.append(lambda: _remove(aside))
+
     def _roll_back(self, state: _RunState, run: PipelineRun) -> None:
         """Put every target written by this run back to its version before the run."""
+        restored = set()
+        for uri, aside in reversed(state.set_aside):
+            try:
+                _remove(uri)
+                fs, path = filesystem(aside)
+                fs.move(path, filesystem(uri)[1])
+                restored.add(uri)
+            except Exception as exc:  # noqa: BLE001 - keep rolling back the others
+                _log.error("could not put %s back from %s: %s", uri, aside, exc)
         for path, version in state.versions_before.items():
+            if path in restored:
+                continue
             try:
                 if version is None:
                     _remove(path)
@@ -522,6 +544,7 @@ class _RunState:
     versions_before: dict[str, int | None] = field(default_factory=dict)
     checkpoint_commits: list[Any] = field(default_factory=list)
     pending_checkpoints: list[str] = field(default_factory=list)
+    set_aside: list[tuple[str, str]] = field(default_factory=list)  # (path, moved-to) for full refresh
 
 
 def _offsets_file(checkpoint: str) -> str:
