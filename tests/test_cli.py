@@ -55,7 +55,9 @@ def test_quickstart_generates_runs_and_prints_where_things_are(tmp_path, monkeyp
         "bronze_iot.ipynb",
         "bronze_referential.ipynb",
         "bronze_regulatory.ipynb",
+        "gold_energy.ipynb",
         "gold_pharma.ipynb",
+        "silver_energy.ipynb",
         "silver_pharma.ipynb",
     ]
 

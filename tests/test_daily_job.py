@@ -21,6 +21,9 @@ GOLD_TABLES = {
     "dim_produit": "gold/domain=pharma/model=star/table=dim_produit",
     "fact_ventes": "gold/domain=pharma/model=star/table=fact_ventes",
     "kpi_marge_journaliere": "gold/domain=pharma/model=kpi/table=kpi_marge_journaliere",
+    "dim_site": "gold/domain=pharma/model=star/table=dim_site",
+    "kpi_rupture_stock": "gold/domain=pharma/model=kpi/table=kpi_rupture_stock",
+    "kpi_performance_livraison": "gold/domain=pharma/model=kpi/table=kpi_performance_livraison",
 }
 
 
@@ -82,6 +85,8 @@ def test_daily_job_succeeds_and_keeps_executed_notebooks(daily):
         "bronze_regulatory",
         "silver_pharma",
         "gold_pharma",
+        "silver_energy",
+        "gold_energy",
     ]
     assert list(run.tasks) == tasks or set(run.tasks) == set(tasks)
     for task in run.tasks.values():
@@ -134,11 +139,57 @@ def test_bronze_json_sources_match_what_the_generator_wrote(daily):
     assert recalls == truth["recalls"]["records"]  # one row per notice
 
 
+def test_stock_rows_are_all_accounted_for_and_kpis_cover_every_day_and_site(daily):
+    """Bronze stock = silver + quarantine; the negative quantities quarantined are exactly
+    the injected ones; both KPIs have a row for every day x site of their silver input."""
+    lake = daily["lake"]
+    truth = json.loads((daily["settings"].ground_truth_dir / "defects.json").read_text())["stock_snapshots"]
+    bronze = _rows(lake, "bronze/source=erp/table=stock_snapshots")
+    silver = DeltaTable(str(lake / "silver/domain=pharma/table=stock_snapshots")).to_pandas()
+    quarantine = DeltaTable(str(lake / "silver/domain=pharma/table=stock_snapshots_quarantine")).to_pandas()
+    assert bronze == truth["records"] == len(silver) + len(quarantine)
+    negative = quarantine["_rejection_reasons"].map(lambda reasons: "non_negative_quantity" in reasons).sum()
+    assert negative == truth["defects"]["negative_quantity"] > 0
+
+    sites = set(DeltaTable(str(lake / GOLD_TABLES["dim_site"])).to_pandas()["site_id"])
+    days = set(silver["snapshot_date"])
+    stock_kpi = DeltaTable(str(lake / GOLD_TABLES["kpi_rupture_stock"])).to_pandas()
+    assert len(stock_kpi) == len(days) * len(sites) > 0
+    assert set(zip(stock_kpi["date"], stock_kpi["site_id"])) == {(d, s) for d in days for s in sites}
+    assert stock_kpi["stockout_rate"].astype(float).between(0, 1).all()
+
+    deliveries = DeltaTable(str(lake / "silver/domain=pharma/table=deliveries")).to_pandas()
+    delivery_kpi = DeltaTable(str(lake / GOLD_TABLES["kpi_performance_livraison"])).to_pandas()
+    assert set(zip(delivery_kpi["date"], delivery_kpi["site_id"])) == set(
+        zip(deliveries["promised_date"], deliveries["site_id"])
+    )
+    assert delivery_kpi["deliveries_due"].sum() == len(deliveries) > 0
+    # fact_ventes got its site key from dim_site
+    fact = DeltaTable(str(lake / GOLD_TABLES["fact_ventes"])).to_pyarrow_table(columns=["site_sk"])
+    assert fact.column("site_sk").null_count == 0
+
+
 def test_second_run_for_the_same_date_gives_the_same_tables(daily):
     assert daily["second"] is not None and daily["second"].ok, daily["second"] and daily["second"].error
     lake = daily["lake"]
     again = {name: _rows(lake, rel) for name, rel in GOLD_TABLES.items()}
     assert again == daily["counts_after_first"]
+
+
+def test_energy_fact_has_one_row_per_machine_hour_and_all_the_bronze_kwh(daily):
+    """fact_consommation_energie: one row per (machine, hour) read, and every clean kWh."""
+    readings = DeltaTable(str(daily["lake"] / JSON_BRONZE_TABLES["iot_readings"])).to_pandas(
+        columns=["machine_id", "ts", "kwh", "_corrupt_record"]
+    )
+    readings = readings[readings["_corrupt_record"].isna()].drop_duplicates(["machine_id", "ts"])
+    hours = readings.assign(hour=readings["ts"].dt.floor("h"))
+    machine_hours = hours[["machine_id", "hour"]].drop_duplicates()
+    fact = DeltaTable(
+        str(daily["lake"] / "gold/domain=energy/model=star/table=fact_consommation_energie")
+    ).to_pandas(columns=["machine_sk", "hour_key", "kwh"])
+    assert len(fact) == len(machine_hours) > 0
+    assert not fact.duplicated(["machine_sk", "hour_key"]).any() and fact["machine_sk"].notna().all()
+    assert fact["kwh"].sum() == pytest.approx(readings["kwh"].sum(), rel=1e-6)
 
 
 def test_a_failing_notebook_fails_the_job_naming_task_cell_and_error(tmp_path, monkeypatch):
@@ -188,7 +239,12 @@ def test_event_log_shows_the_expectation_counts_of_the_run(daily):
     assert failed["known_product"] >= truth["defects"]["unknown_product"]
     assert failed["latest_version_of_line"] == truth["defects"]["duplicate"]
     assert silver["rows_dropped"] == silver["rows_read"] - silver["rows_written"]
-    assert set(log["dataset"]) >= {"bronze_order_lines", "bronze_products", "silver_order_lines", "fact_ventes"}
+    assert set(log["dataset"]) >= {
+        "bronze_order_lines",
+        "bronze_products",
+        "silver_order_lines",
+        "fact_ventes",
+    }
 
 
 def test_pipeline_dry_run_of_the_real_pipeline_has_no_problem(daily, monkeypatch):
@@ -196,9 +252,10 @@ def test_pipeline_dry_run_of_the_real_pipeline_has_no_problem(daily, monkeypatch
     from click.testing import CliRunner
 
     from lakehouse.cli import main
+    from lakehouse.pharma import pharma_graph
 
     monkeypatch.setenv("LAKEHOUSE_LAKE_ROOT", str(daily["lake"]))
     monkeypatch.setenv("LAKEHOUSE_VAR_DIR", str(daily["settings"].var_dir))
     result = CliRunner().invoke(main, ["pipeline", "dry-run", "--run-date", RUN_DATE])
     assert result.exit_code == 0, result.output
-    assert "problem" not in result.output and result.output.count("ok ") == 18
+    assert "problem" not in result.output and result.output.count("ok ") == len(pharma_graph().datasets)

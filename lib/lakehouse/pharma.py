@@ -12,7 +12,13 @@ from lakehouse import pipelines as dp
 from lakehouse.context import RunContext
 
 PIPELINE = "pharma"
-MODULES = ("lakehouse.bronze.tables", "lakehouse.silver.tables", "lakehouse.gold.tables")
+MODULES = (
+    "lakehouse.bronze.tables",
+    "lakehouse.silver.tables",
+    "lakehouse.gold.tables",
+    "lakehouse.silver.energy_tables",
+    "lakehouse.gold.energy_tables",
+)
 LAYERS = ("bronze", "silver", "gold")
 
 

@@ -3,7 +3,7 @@ from decimal import Decimal
 
 import pytest
 
-from lakehouse.gold.dimensions import OPEN_END, build_dim_produit, calendar_rows
+from lakehouse.gold.dimensions import OPEN_END, build_dim_produit, build_dim_site, calendar_rows
 
 
 def test_calendar_has_iso_weeks_weekends_and_french_holidays():
@@ -58,3 +58,22 @@ def test_dim_produit_has_one_version_per_price_period_with_stable_keys(spark):
     assert rows[0].product_sk != rows[1].product_sk
     again = sorted(build_dim_produit(products, prices).collect(), key=lambda r: r.valid_from)
     assert [r.product_sk for r in again] == [r.product_sk for r in rows]
+
+
+def test_dim_site_keys_are_the_hash_of_site_id(spark):
+    sites = spark.createDataFrame(
+        [("S01", "Usine de Lyon", "Lyon", "Auvergne-Rhône-Alpes", "FR", "plant", None)],
+        "site_id string, name string, city string, region string, country string, site_type string, "
+        "updated_at timestamp",
+    )
+    row = build_dim_site(sites).first()
+    expected_sk = spark.sql("SELECT xxhash64('S01') AS k").first().k
+    assert row.asDict() == {
+        "site_sk": expected_sk,
+        "site_id": "S01",
+        "site_name": "Usine de Lyon",
+        "site_type": "plant",
+        "city": "Lyon",
+        "region": "Auvergne-Rhône-Alpes",
+        "country": "FR",
+    }

@@ -3,7 +3,7 @@ from decimal import Decimal
 from chispa import assert_df_equality
 from pyspark.sql import functions as F
 
-from lakehouse.gold.rules import cost_amount, margin_amount, margin_rate, net_amount
+from lakehouse.gold.rules import cost_amount, is_otif, margin_amount, margin_rate, net_amount, share
 
 
 def test_margin_uses_cent_rounded_amounts_and_handles_nulls_and_zero_revenue(spark):
@@ -32,5 +32,21 @@ def test_margin_uses_cent_rounded_amounts_and_handles_nulls_and_zero_revenue(spa
             (Decimal("4.00"), None, None, None),
         ],
         "net decimal(18,2), cost decimal(18,2), margin decimal(18,2), rate decimal(9,4)",
+    )
+    assert_df_equality(actual, expected, ignore_nullable=True)
+
+
+def test_share_rounds_to_4_decimals_and_is_null_without_a_total_and_otif_null_while_pending(spark):
+    df = spark.createDataFrame(
+        [(1, 3, True, True), (2, 3, True, False), (0, 0, None, None), (5, None, False, None)],
+        "part long, total long, on_time boolean, complete boolean",
+    )
+    actual = df.select(
+        share(F.col("part"), F.col("total")).alias("rate"),
+        is_otif(F.col("on_time"), F.col("complete")).alias("otif"),
+    )
+    expected = spark.createDataFrame(
+        [(Decimal("0.3333"), True), (Decimal("0.6667"), False), (None, None), (None, False)],
+        "rate decimal(9,4), otif boolean",
     )
     assert_df_equality(actual, expected, ignore_nullable=True)

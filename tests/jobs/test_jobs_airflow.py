@@ -247,12 +247,14 @@ def test_project_jobs_file_has_the_architecture_jobs() -> None:
             "bronze_regulatory",
             "silver_pharma",
             "gold_pharma",
+            "silver_energy",
+            "gold_energy",
         ],
         "dag_ingest_ref_data": ["bronze_referential"],
         "dag_ingest_erp": ["bronze_erp"],
         "dag_ingest_iot": ["bronze_iot"],
         "pipeline_ingestion": ["bronze_referential", "bronze_erp", "bronze_iot", "bronze_regulatory"],
-        "pipeline_transformation": ["silver_pharma", "gold_pharma"],
+        "pipeline_transformation": ["silver_pharma", "gold_pharma", "silver_energy", "gold_energy"],
     }
     daily = jobs.job("daily")
     assert daily.schedule is not None and (daily.schedule.cron, daily.schedule.timezone) == (
@@ -260,9 +262,11 @@ def test_project_jobs_file_has_the_architecture_jobs() -> None:
         "Europe/Paris",
     )
     assert jobs.job("pipeline_transformation").task("gold_pharma").upstream == ["silver_pharma"]
-    # IoT and recalls feed nothing downstream yet: the pharma chain does not wait for them
+    # the pharma chain does not wait for IoT nor recalls (which feed nothing yet)
     assert sorted(daily.task("silver_pharma").upstream) == ["bronze_erp", "bronze_referential"]
     assert daily.task("bronze_iot").upstream == [] and daily.task("bronze_regulatory").upstream == []
+    assert sorted(daily.task("silver_energy").upstream) == ["bronze_erp", "bronze_iot", "bronze_referential"]
+    assert daily.task("gold_energy").upstream == ["silver_energy"]
     for name, job in jobs.jobs.items():
         assert job.task(tasks[name][0]).parameters == daily.task("bronze_referential").parameters
         assert job.parameter_defaults() == {"run_date": "", "lake_root": ""}

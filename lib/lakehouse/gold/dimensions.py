@@ -4,6 +4,7 @@
   French public holidays.
 - ``dim_produit``: SCD type 2, one row per product and price/cost period, surrogate key
   ``product_sk``; ``valid_to`` exclusive ('9999-12-31' for the current row).
+- ``dim_site``: one row per site, surrogate key ``site_sk`` = xxhash64(site_id).
 """
 
 from __future__ import annotations
@@ -104,4 +105,17 @@ def build_dim_produit(products: DataFrame, product_prices: DataFrame) -> DataFra
         "valid_from",
         "valid_to",
         (F.col("valid_to") == F.lit(OPEN_END)).alias("is_current"),
+    )
+
+
+def build_dim_site(sites: DataFrame) -> DataFrame:
+    """Site dimension (type 1): ``site_sk`` is a hash of ``site_id``, stable across rebuilds."""
+    return sites.select(
+        F.xxhash64("site_id").alias("site_sk"),
+        "site_id",
+        F.col("name").alias("site_name"),
+        "site_type",
+        "city",
+        "region",
+        "country",
     )

@@ -40,3 +40,23 @@ def margin_amount(net: Column, cost: Column) -> Column:
 def margin_rate(margin: Column, net: Column) -> Column:
     """Margin over net revenue, NULL when there is no revenue (not a division error)."""
     return F.when(net != 0, F.round(margin / net, 4)).cast("decimal(9,4)")
+
+
+def share(part: Column, total: Column) -> Column:
+    """``part / total`` rounded half-up to 4 decimals, NULL when ``total`` is 0 or NULL."""
+    return F.when(total != 0, F.round(part / total, 4)).cast("decimal(9,4)")
+
+
+def is_out_of_stock(quantity_on_hand: Column) -> Column:
+    """Stock-out: nothing on hand (exactly 0)."""
+    return quantity_on_hand == 0
+
+
+def is_below_safety_stock(quantity_on_hand: Column, safety_stock: Column) -> Column:
+    """Strictly below the safety stock (a stock-out is below it too; exactly at it is not)."""
+    return quantity_on_hand < safety_stock
+
+
+def is_otif(is_on_time: Column, is_complete: Column) -> Column:
+    """On time and in full; NULL while not delivered (both inputs NULL)."""
+    return is_on_time & is_complete

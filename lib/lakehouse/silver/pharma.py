@@ -6,6 +6,14 @@
 - ``products``: one row per product, key ``product_id`` (latest referential snapshot).
 - ``product_prices``: one row per product and validity period, key
   ``(product_id, valid_from)``; ``valid_to`` is exclusive, NULL while current.
+- ``stock_snapshots``: one row per day x site x product, key
+  ``(snapshot_date, site_id, product_id)``; the latest ingested version wins; rows
+  failing a rule (negative quantity, unknown product or site...) go to
+  ``stock_snapshots_quarantine``.
+- ``deliveries``: one row per delivery, key ``delivery_id``; the latest ingested
+  version wins (an in-transit export is replaced by the delivered one);
+  ``is_on_time`` / ``is_complete`` are NULL while not delivered.
+- ``sites``: one row per site, key ``site_id`` (latest referential snapshot).
 """
 
 from __future__ import annotations
@@ -65,24 +73,47 @@ def type_order_lines(bronze: DataFrame) -> DataFrame:
     )
 
 
-def flag_known_products(order_lines: DataFrame, products: DataFrame) -> DataFrame:
-    """Add ``_check_is_known_product``: the product id exists in the referential."""
-    known = products.select(F.col("product_id").alias("_known_id")).distinct()
+def flag_known(df: DataFrame, referential: DataFrame, column: str, flag: str) -> DataFrame:
+    """Add ``flag``: ``column``'s value exists in ``referential``'s ``column``."""
+    known = referential.select(F.col(column).alias("_known_id")).distinct()
     return (
-        order_lines.join(known, order_lines["product_id"] == known["_known_id"], "left")
-        .withColumn("_check_is_known_product", F.col("_known_id").isNotNull())
+        df.join(known, df[column] == known["_known_id"], "left")
+        .withColumn(flag, F.col("_known_id").isNotNull())
         .drop("_known_id")
     )
+
+
+def flag_known_products(order_lines: DataFrame, products: DataFrame) -> DataFrame:
+    """Add ``_check_is_known_product``: the product id exists in the referential."""
+    return flag_known(order_lines, products, "product_id", "_check_is_known_product")
+
+
+def flag_latest(df: DataFrame, keys: tuple[str, ...], rules: dict[str, str], flag: str) -> DataFrame:
+    """Add ``flag``: the row is the latest ingested of its key among the rows passing
+    every rule of ``rules``; NULL for rows failing a rule (they carry that reason)."""
+    passes = " AND ".join(f"coalesce({predicate}, true)" for predicate in rules.values())
+    valid = F.expr(passes)
+    latest_first = [F.col(c).desc_nulls_last() for c in ("_ingested_at", "_source_file", "_line_number")]
+    rank = F.row_number().over(Window.partitionBy(valid, *keys).orderBy(*latest_first))
+    return df.withColumn(flag, F.when(valid, rank == 1))
+
+
+def _clean(
+    prepared: DataFrame, rules: dict[str, str], columns: tuple[str, ...]
+) -> tuple[DataFrame, DataFrame]:
+    """``(kept, quarantine)`` of a prepared frame under drop rules (outside a run)."""
+    from lakehouse.pipelines import expectations as ex
+    from lakehouse.pipelines.graph import Action, Expectation
+
+    expectations = [Expectation(n, p, Action.DROP) for n, p in rules.items()]
+    kept, dropped = ex.split(ex.flag(prepared, expectations), expectations)
+    return kept.select(*columns), dropped
 
 
 def flag_latest_version(order_lines: DataFrame) -> DataFrame:
     """Add ``_check_is_latest_version`` among the lines passing every other rule (the
     latest ingested wins); NULL for lines failing a rule, which carry that reason."""
-    passes = " AND ".join(f"coalesce({predicate}, true)" for predicate in ORDER_LINE_RULES.values())
-    valid = F.expr(passes)
-    latest_first = [F.col(c).desc_nulls_last() for c in ("_ingested_at", "_source_file", "_line_number")]
-    rank = F.row_number().over(Window.partitionBy(valid, *ORDER_LINE_KEYS).orderBy(*latest_first))
-    return order_lines.withColumn("_check_is_latest_version", F.when(valid, rank == 1))
+    return flag_latest(order_lines, ORDER_LINE_KEYS, ORDER_LINE_RULES, "_check_is_latest_version")
 
 
 def prepare_order_lines(bronze: DataFrame, products: DataFrame) -> DataFrame:
@@ -94,12 +125,8 @@ def prepare_order_lines(bronze: DataFrame, products: DataFrame) -> DataFrame:
 
 def clean_order_lines(bronze: DataFrame, products: DataFrame) -> tuple[DataFrame, DataFrame]:
     """``(silver order_lines, quarantine)`` outside a pipeline run (same rules)."""
-    from lakehouse.pipelines import expectations as ex
-    from lakehouse.pipelines.graph import Action, Expectation
-
-    rules = [Expectation(n, p, Action.DROP) for n, p in {**ORDER_LINE_RULES, **LATEST_VERSION_RULE}.items()]
-    kept, dropped = ex.split(ex.flag(prepare_order_lines(bronze, products), rules), rules)
-    return kept.select(*SILVER_ORDER_LINE_COLUMNS), dropped
+    prepared = prepare_order_lines(bronze, products)
+    return _clean(prepared, {**ORDER_LINE_RULES, **LATEST_VERSION_RULE}, SILVER_ORDER_LINE_COLUMNS)
 
 
 def clean_products(snapshot: DataFrame) -> DataFrame:
@@ -127,3 +154,137 @@ def clean_product_prices(snapshot: DataFrame) -> DataFrame:
         F.col("unit_cost").cast("decimal(12,4)").alias("unit_cost"),
         F.col("list_price").cast("decimal(12,4)").alias("list_price"),
     ).dropDuplicates(["product_id", "valid_from"])
+
+
+def clean_sites(snapshot: DataFrame) -> DataFrame:
+    """Referential sites, typed; one row per ``site_id``."""
+    return snapshot.select(
+        F.trim("site_id").alias("site_id"),
+        "name",
+        "city",
+        "region",
+        "country",
+        "site_type",
+        F.col("updated_at").cast("timestamp").alias("updated_at"),
+    ).dropDuplicates(["site_id"])
+
+
+# --- stock snapshots -------------------------------------------------------------
+
+STOCK_SNAPSHOT_KEYS = ("snapshot_date", "site_id", "product_id")
+SILVER_STOCK_SNAPSHOT_COLUMNS = (*STOCK_SNAPSHOT_KEYS, "quantity_on_hand", "safety_stock", *LINEAGE_COLUMNS)
+_STOCK_RAW = ("snapshot_date", "quantity_on_hand", "safety_stock")
+STOCK_SNAPSHOT_RULES = {
+    "well_formed_row": "_check_corrupt_record IS NULL",
+    "valid_snapshot_date": "snapshot_date IS NOT NULL",
+    "non_negative_quantity": "quantity_on_hand IS NOT NULL AND quantity_on_hand >= 0",
+    "valid_safety_stock": "safety_stock IS NOT NULL AND safety_stock >= 0",
+    "known_product": "_check_is_known_product",
+    "known_site": "_check_is_known_site",
+}
+STOCK_LATEST_VERSION_RULE = {"latest_version_of_snapshot": "_check_is_latest_version"}
+
+
+def type_stock_snapshots(bronze: DataFrame) -> DataFrame:
+    """Typed columns from bronze strings; raw text kept as ``_check_raw_<name>``."""
+    return bronze.withColumns({f"_check_raw_{name}": F.col(name) for name in _STOCK_RAW}).withColumns(
+        {
+            "snapshot_date": parse_date_fr("_check_raw_snapshot_date"),
+            "quantity_on_hand": parse_int("_check_raw_quantity_on_hand"),
+            "safety_stock": parse_int("_check_raw_safety_stock"),
+            "site_id": F.trim("site_id"),
+            "product_id": F.trim("product_id"),
+            "_check_corrupt_record": F.col("_corrupt_record"),
+        }
+    )
+
+
+def prepare_stock_snapshots(bronze: DataFrame, products: DataFrame, sites: DataFrame) -> DataFrame:
+    """Silver stock snapshots before expectations: typed, flagged, with lineage."""
+    flagged = (
+        type_stock_snapshots(bronze)
+        .transform(flag_known, products, "product_id", "_check_is_known_product")
+        .transform(flag_known, sites, "site_id", "_check_is_known_site")
+        .transform(flag_latest, STOCK_SNAPSHOT_KEYS, STOCK_SNAPSHOT_RULES, "_check_is_latest_version")
+    )
+    checks = sorted(c for c in flagged.columns if c.startswith("_check_"))
+    return flagged.select(*SILVER_STOCK_SNAPSHOT_COLUMNS, *checks)
+
+
+def clean_stock_snapshots(
+    bronze: DataFrame, products: DataFrame, sites: DataFrame
+) -> tuple[DataFrame, DataFrame]:
+    """``(silver stock_snapshots, quarantine)`` outside a pipeline run (same rules)."""
+    prepared = prepare_stock_snapshots(bronze, products, sites)
+    return _clean(
+        prepared, {**STOCK_SNAPSHOT_RULES, **STOCK_LATEST_VERSION_RULE}, SILVER_STOCK_SNAPSHOT_COLUMNS
+    )
+
+
+# --- deliveries ------------------------------------------------------------------
+
+DELIVERY_KEYS = ("delivery_id",)
+SILVER_DELIVERY_COLUMNS = (
+    "delivery_id",
+    "order_id",
+    "site_id",
+    "customer_id",
+    "promised_date",
+    "actual_date",
+    "quantity_ordered",
+    "quantity_delivered",
+    "carrier",
+    "is_delivered",
+    "is_on_time",
+    "is_complete",
+    *LINEAGE_COLUMNS,
+)
+DELIVERY_RULES = {
+    "well_formed_line": "_check_corrupt_record IS NULL",
+    "delivery_id_present": "delivery_id IS NOT NULL AND delivery_id <> ''",
+    "valid_promised_date": "promised_date IS NOT NULL",
+    "positive_quantity_ordered": "quantity_ordered IS NOT NULL AND quantity_ordered > 0",
+    "non_negative_quantity_delivered": "quantity_delivered IS NULL OR quantity_delivered >= 0",
+    "delivered_date_and_quantity_together": "(actual_date IS NULL) = (quantity_delivered IS NULL)",
+    "known_site": "_check_is_known_site",
+}
+DELIVERY_LATEST_VERSION_RULE = {"latest_version_of_delivery": "_check_is_latest_version"}
+
+
+def with_delivery_outcome(deliveries: DataFrame) -> DataFrame:
+    """``is_delivered``; ``is_on_time`` (delivered on or before the promised date) and
+    ``is_complete`` (delivered quantity >= ordered), both NULL while not delivered."""
+    delivered = F.col("actual_date").isNotNull()
+    return deliveries.withColumns(
+        {
+            "is_delivered": delivered,
+            "is_on_time": F.when(delivered, F.col("actual_date") <= F.col("promised_date")),
+            "is_complete": F.when(delivered, F.col("quantity_delivered") >= F.col("quantity_ordered")),
+        }
+    )
+
+
+def prepare_deliveries(bronze: DataFrame, sites: DataFrame) -> DataFrame:
+    """Silver deliveries before expectations: typed (bronze JSON is), flagged, with the
+    delivery outcome and lineage."""
+    flagged = (
+        bronze.withColumns(
+            {
+                "delivery_id": F.trim("delivery_id"),
+                "site_id": F.trim("site_id"),
+                "_check_corrupt_record": F.col("_corrupt_record"),
+                "_check_rescued_data": F.col("_rescued_data"),
+            }
+        )
+        .transform(with_delivery_outcome)
+        .transform(flag_known, sites, "site_id", "_check_is_known_site")
+        .transform(flag_latest, DELIVERY_KEYS, DELIVERY_RULES, "_check_is_latest_version")
+    )
+    checks = sorted(c for c in flagged.columns if c.startswith("_check_"))
+    return flagged.select(*SILVER_DELIVERY_COLUMNS, *checks)
+
+
+def clean_deliveries(bronze: DataFrame, sites: DataFrame) -> tuple[DataFrame, DataFrame]:
+    """``(silver deliveries, quarantine)`` outside a pipeline run (same rules)."""
+    prepared = prepare_deliveries(bronze, sites)
+    return _clean(prepared, {**DELIVERY_RULES, **DELIVERY_LATEST_VERSION_RULE}, SILVER_DELIVERY_COLUMNS)

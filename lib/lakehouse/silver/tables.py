@@ -7,11 +7,18 @@ from pyspark.sql import functions as F
 from lakehouse import pipelines as dp
 from lakehouse.bronze.sources import partition_date
 from lakehouse.silver.pharma import (
+    DELIVERY_LATEST_VERSION_RULE,
+    DELIVERY_RULES,
     LATEST_VERSION_RULE,
     ORDER_LINE_RULES,
+    STOCK_LATEST_VERSION_RULE,
+    STOCK_SNAPSHOT_RULES,
     clean_product_prices,
     clean_products,
+    clean_sites,
+    prepare_deliveries,
     prepare_order_lines,
+    prepare_stock_snapshots,
 )
 
 
@@ -34,3 +41,30 @@ def silver_order_lines(bronze_order_lines, silver_products):
     latest ingested version wins. Rejected lines: order_lines_quarantine."""
     run_date = dp.current().parameters["run_date"]
     return prepare_order_lines(bronze_order_lines.where(partition_date() <= F.lit(run_date)), silver_products)
+
+
+@dp.materialized_view(path="silver/domain=pharma/table=sites")
+def silver_sites(bronze_sites):
+    """One row per site (key site_id), typed."""
+    return clean_sites(bronze_sites)
+
+
+@dp.materialized_view(path="silver/domain=pharma/table=stock_snapshots", quarantine=True)
+@dp.expect_all_or_drop({**STOCK_SNAPSHOT_RULES, **STOCK_LATEST_VERSION_RULE})
+def silver_stock_snapshots(bronze_stock_snapshots, silver_products, silver_sites):
+    """One row per day x site x product (key snapshot_date, site_id, product_id), typed
+    and validated; the latest ingested version wins. Rejected rows:
+    stock_snapshots_quarantine."""
+    run_date = dp.current().parameters["run_date"]
+    bronze = bronze_stock_snapshots.where(partition_date() <= F.lit(run_date))
+    return prepare_stock_snapshots(bronze, silver_products, silver_sites)
+
+
+@dp.materialized_view(path="silver/domain=pharma/table=deliveries", quarantine=True)
+@dp.expect_all_or_drop({**DELIVERY_RULES, **DELIVERY_LATEST_VERSION_RULE})
+def silver_deliveries(bronze_deliveries, silver_sites):
+    """One row per delivery (key delivery_id), validated, with is_on_time / is_complete
+    (NULL while not delivered); the latest ingested version wins. Rejected lines:
+    deliveries_quarantine."""
+    run_date = dp.current().parameters["run_date"]
+    return prepare_deliveries(bronze_deliveries.where(partition_date() <= F.lit(run_date)), silver_sites)

@@ -1,0 +1,44 @@
+"""Silver datasets of the energy domain (declarative definitions)."""
+
+from __future__ import annotations
+
+from pyspark.sql import functions as F
+
+from lakehouse import pipelines as dp
+from lakehouse.bronze.sources import partition_date
+from lakehouse.silver.energy import (
+    HOURLY_READING_RULES,
+    clean_machines,
+    clean_production_runs,
+    prepare_hourly_readings,
+)
+
+
+def _up_to_run_date(bronze):
+    return bronze.where(partition_date() <= F.lit(dp.current().parameters["run_date"]))
+
+
+@dp.materialized_view(path="silver/domain=energy/table=machines")
+@dp.expect_or_fail("machine_id_present", "machine_id IS NOT NULL")
+def silver_machines(bronze_machines):
+    """One row per machine (key machine_id), typed: site, type, rated power (kW)."""
+    return clean_machines(bronze_machines)
+
+
+@dp.materialized_view(path="silver/domain=energy/table=production_runs")
+def silver_production_runs(bronze_production_batches):
+    """One row per production batch (key batch_id): machine, product, [start_ts, end_ts)
+    in UTC, units; corrupt lines excluded, the latest ingested copy wins."""
+    return clean_production_runs(_up_to_run_date(bronze_production_batches))
+
+
+@dp.materialized_view(path="silver/domain=energy/table=iot_readings_hourly", quarantine=True)
+@dp.expect_all_or_drop(HOURLY_READING_RULES)
+def silver_iot_readings_hourly(bronze_iot_readings, silver_machines, silver_production_runs):
+    """One row per machine x UTC hour (key machine_id, hour_ts): kWh, mean and peak kW,
+    mean temperature, max vibration, minutes observed, minutes a batch ran. Minute
+    readings are deduplicated on (machine_id, ts), corrupt lines excluded; hours of
+    unknown machines: iot_readings_hourly_quarantine."""
+    return prepare_hourly_readings(
+        _up_to_run_date(bronze_iot_readings), silver_machines, silver_production_runs
+    )

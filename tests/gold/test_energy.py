@@ -1,0 +1,147 @@
+import datetime as dt
+
+from chispa import assert_df_equality
+from pyspark.sql import functions as F
+
+from lakehouse.gold.energy import (
+    build_dim_machine,
+    build_dim_temps_horaire,
+    build_fact_consommation_energie,
+    build_fact_production,
+    classify_anomaly,
+)
+
+HOURLY_SCHEMA = (
+    "machine_id string, hour_ts timestamp, kwh double, mean_kw double, peak_kw double, "
+    "mean_temperature_c double, max_vibration_mm_s double, minutes_observed long, production_minutes double"
+)
+RUNS_SCHEMA = (
+    "batch_id string, machine_id string, site_id string, product_id string, start_ts timestamp, "
+    "end_ts timestamp, units_produced bigint, units_rejected bigint"
+)
+MACHINES_SCHEMA = (
+    "machine_id string, site_id string, machine_type string, rated_power_kw double, "
+    "commissioned_on date, updated_at timestamp"
+)
+
+
+def _at(hour, minute=0):
+    return dt.datetime(2026, 11, 1, hour, minute)
+
+
+def _dim_machine(spark):
+    machines = spark.createDataFrame(
+        [
+            ("M001", "S01", "tablet_press", 40.0, dt.date(2011, 10, 11), _at(9)),
+            ("M002", "S02", "hvac", 0.0, dt.date(2015, 1, 1), _at(9)),
+        ],
+        MACHINES_SCHEMA,
+    )
+    return build_dim_machine(machines)
+
+
+def test_classify_anomaly_zones_at_their_boundaries(spark):
+    cases = spark.createDataFrame(
+        [
+            (1, 2.8, 1.0),  # zone B upper bound: normal
+            (2, 2.81, 1.0),  # zone C
+            (3, 7.1, 1.0),  # zone C upper bound: warning
+            (4, 7.11, 1.0),  # zone D
+            (5, 1.0, 1.2),  # load factor at the threshold: normal
+            (6, 1.0, 1.21),  # overloaded: at least warning
+            (7, 8.0, 1.5),  # zone D and overloaded: critical
+            (8, None, 1.3),  # no vibration, overloaded: warning
+            (9, None, 0.5),  # no vibration, not overloaded: unknown
+            (10, 1.0, None),  # no load factor: vibration decides
+            (11, None, None),
+        ],
+        "case int, vibration double, load_factor double",
+    )
+    actual = cases.select(
+        "case", classify_anomaly(F.col("vibration"), F.col("load_factor")).alias("anomaly_class")
+    )
+    expected = spark.createDataFrame(
+        [
+            (1, "normal"),
+            (2, "warning"),
+            (3, "warning"),
+            (4, "critical"),
+            (5, "normal"),
+            (6, "warning"),
+            (7, "critical"),
+            (8, "warning"),
+            (9, None),
+            (10, "normal"),
+            (11, None),
+        ],
+        "case int, anomaly_class string",
+    )
+    assert_df_equality(actual, expected, ignore_row_order=True, ignore_nullable=True)
+
+
+def test_fact_consommation_energie_keys_load_factor_and_class(spark):
+    dim = _dim_machine(spark)
+    hourly = spark.createDataFrame(
+        [
+            ("M001", _at(23), 50.0, 50.0, 60.0, 40.0, 3.0, 60, 15.0),
+            ("M002", _at(0), 10.0, 10.0, 12.0, None, None, 60, 0.0),  # rated power 0: no load factor
+        ],
+        HOURLY_SCHEMA,
+    )
+    fact = build_fact_consommation_energie(hourly, dim)
+    sk = {r["machine_id"]: r["machine_sk"] for r in dim.collect()}
+    actual = fact.select(
+        "machine_sk", "hour_key", "date_key", "site_id", "kwh", "load_factor", "anomaly_class"
+    )
+    expected = spark.createDataFrame(
+        [
+            (sk["M001"], 2026110123, 20261101, "S01", 50.0, 1.25, "warning"),
+            (sk["M002"], 2026110100, 20261101, "S02", 10.0, None, None),
+        ],
+        "machine_sk long, hour_key int, date_key int, site_id string, kwh double, load_factor double, "
+        "anomaly_class string",
+    )
+    assert_df_equality(actual, expected, ignore_row_order=True, ignore_nullable=True)
+
+
+def test_fact_production_prorates_kwh_over_two_hours_and_kwh_per_unit(spark):
+    dim = _dim_machine(spark)
+    hourly = spark.createDataFrame(
+        [
+            ("M001", _at(10), 6.0, 36.0, 40.0, 30.0, 2.0, 60, 60.0),
+            ("M001", _at(11), 4.0, 24.0, 30.0, 30.0, 2.0, 60, 15.0),
+        ],
+        HOURLY_SCHEMA,
+    )
+    runs = spark.createDataFrame(
+        [
+            ("B1", "M001", "S01", "P1", _at(10, 30), _at(11, 15), 8, 1),  # 6 x 30/60 + 4 x 15/60
+            ("B2", "M001", "S01", "P2", _at(10, 0), _at(10, 30), 0, 3),  # no unit: no kWh per unit
+            ("B3", "M002", "S02", "P1", _at(10, 0), _at(11, 0), 5, 0),  # no reading: nothing attributed
+        ],
+        RUNS_SCHEMA,
+    )
+    fact = build_fact_production(runs, hourly, dim)
+    actual = fact.select("batch_id", "date_key", "units_produced", "attributed_kwh", "kwh_per_unit")
+    expected = spark.createDataFrame(
+        [
+            ("B1", 20261101, 8, 4.0, 0.5),
+            ("B2", 20261101, 0, 3.0, None),
+            ("B3", 20261101, 5, None, None),
+        ],
+        "batch_id string, date_key int, units_produced bigint, attributed_kwh double, kwh_per_unit double",
+    )
+    assert_df_equality(actual, expected, ignore_row_order=True, ignore_nullable=True)
+    assert fact.where("machine_sk IS NULL").count() == 0
+
+
+def test_dim_temps_horaire_has_24_hours_per_day_and_working_hours(spark):
+    dim = build_dim_temps_horaire(spark, dt.date(2026, 11, 27), dt.date(2026, 11, 28))  # Friday, Saturday
+    assert dim.count() == 48
+    rows = {r["hour_key"]: r for r in dim.collect()}
+    friday_6, friday_21, friday_22 = rows[2026112706], rows[2026112721], rows[2026112722]
+    assert (friday_6["date_key"], friday_6["hour"], friday_6["day_name"]) == (20261127, 6, "vendredi")
+    assert (
+        friday_6["is_working_hours"] and friday_21["is_working_hours"] and not friday_22["is_working_hours"]
+    )
+    assert not rows[2026112705]["is_working_hours"] and not rows[2026112810]["is_working_hours"]
