@@ -259,3 +259,14 @@ def test_pipeline_dry_run_of_the_real_pipeline_has_no_problem(daily, monkeypatch
     result = CliRunner().invoke(main, ["pipeline", "dry-run", "--run-date", RUN_DATE])
     assert result.exit_code == 0, result.output
     assert "problem" not in result.output and result.output.count("ok ") == len(pharma_graph().datasets)
+
+
+def test_every_production_batch_line_is_in_silver_or_its_quarantine(daily):
+    lake = daily["lake"]
+    truth = json.loads((daily["settings"].ground_truth_dir / "defects.json").read_text())["production_batches"]
+    bronze = _rows(lake, "bronze/source=erp/table=production_batches")
+    silver = _rows(lake, "silver/domain=energy/table=production_runs")
+    quarantine = DeltaTable(str(lake / "silver/domain=energy/table=production_runs_quarantine")).to_pandas()
+    assert bronze == truth["records"] == silver + len(quarantine)
+    malformed = quarantine["_rejection_reasons"].map(lambda reasons: "well_formed_line" in reasons).sum()
+    assert malformed == truth["defects"]["malformed_json"]

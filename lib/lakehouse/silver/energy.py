@@ -65,26 +65,52 @@ def clean_machines(snapshot: DataFrame) -> DataFrame:
     ).dropDuplicates(["machine_id"])
 
 
+PRODUCTION_RUN_COLUMNS = (
+    "batch_id",
+    "machine_id",
+    "site_id",
+    "product_id",
+    "start_ts",
+    "end_ts",
+    "units_produced",
+    "units_rejected",
+)
+# Batches failing a rule, and older copies of a batch, go to production_runs_quarantine.
+PRODUCTION_RUN_RULES = {
+    "well_formed_line": "_check_corrupt_record IS NULL",
+    "batch_id_present": "batch_id IS NOT NULL",
+    "machine_id_present": "machine_id IS NOT NULL",
+    "run_window_valid": "start_ts IS NOT NULL AND end_ts IS NOT NULL AND end_ts > start_ts",
+}
+LATEST_BATCH_RULE = {"latest_version_of_batch": "_check_is_latest_version"}
+
+
+def prepare_production_runs(bronze: DataFrame) -> DataFrame:
+    """Production batches before expectations: run windows plus ``_check_`` columns
+    (the raw line of a corrupt record, whether this is the batch's latest copy)."""
+    from lakehouse.silver.pharma import flag_latest
+
+    flagged = bronze.withColumn("_check_corrupt_record", F.col("_corrupt_record")).transform(
+        flag_latest, ("batch_id",), PRODUCTION_RUN_RULES, "_check_is_latest_version"
+    )
+    return flagged.select(
+        *PRODUCTION_RUN_COLUMNS,
+        "_source_file",
+        "_line_number",
+        "_check_corrupt_record",
+        "_check_is_latest_version",
+    )
+
+
 def clean_production_runs(bronze: DataFrame) -> DataFrame:
-    """Production batches as machine run windows; one row per ``batch_id``."""
-    valid = bronze.where(
-        F.col("_corrupt_record").isNull()
-        & F.col("batch_id").isNotNull()
-        & F.col("machine_id").isNotNull()
-        & F.col("start_ts").isNotNull()
-        & F.col("end_ts").isNotNull()
-        & (F.col("end_ts") > F.col("start_ts"))
+    """Production batches as machine run windows; one row per ``batch_id`` (the rules
+    applied outside a pipeline run, e.g. in tests)."""
+    from lakehouse.silver.pharma import _clean
+
+    kept, _ = _clean(
+        prepare_production_runs(bronze), {**PRODUCTION_RUN_RULES, **LATEST_BATCH_RULE}, PRODUCTION_RUN_COLUMNS
     )
-    return _latest_copy(valid, ("batch_id",)).select(
-        "batch_id",
-        "machine_id",
-        "site_id",
-        "product_id",
-        "start_ts",
-        "end_ts",
-        "units_produced",
-        "units_rejected",
-    )
+    return kept
 
 
 def batch_hours(runs: DataFrame) -> DataFrame:

@@ -8,9 +8,11 @@ from lakehouse import pipelines as dp
 from lakehouse.bronze.sources import partition_date
 from lakehouse.silver.energy import (
     HOURLY_READING_RULES,
+    LATEST_BATCH_RULE,
+    PRODUCTION_RUN_RULES,
     clean_machines,
-    clean_production_runs,
     prepare_hourly_readings,
+    prepare_production_runs,
 )
 
 
@@ -25,11 +27,13 @@ def silver_machines(bronze_machines):
     return clean_machines(bronze_machines)
 
 
-@dp.materialized_view(path="silver/domain=energy/table=production_runs")
+@dp.materialized_view(path="silver/domain=energy/table=production_runs", quarantine=True)
+@dp.expect_all_or_drop({**PRODUCTION_RUN_RULES, **LATEST_BATCH_RULE})
 def silver_production_runs(bronze_production_batches):
     """One row per production batch (key batch_id): machine, product, [start_ts, end_ts)
-    in UTC, units; corrupt lines excluded, the latest ingested copy wins."""
-    return clean_production_runs(_up_to_run_date(bronze_production_batches))
+    in UTC, units; the latest ingested copy wins. Corrupt lines and invalid windows go
+    to production_runs_quarantine with the rule names."""
+    return prepare_production_runs(_up_to_run_date(bronze_production_batches))
 
 
 @dp.materialized_view(path="silver/domain=energy/table=iot_readings_hourly", quarantine=True)
