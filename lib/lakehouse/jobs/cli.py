@@ -83,6 +83,17 @@ def _parse_params(ctx: click.Context, param: click.Parameter, values: tuple[str,
     return parsed
 
 
+_params_option = click.option(
+    "--param",
+    "-p",
+    "params",
+    multiple=True,
+    metavar="NAME=VALUE",
+    callback=_parse_params,
+    help="Set a job parameter (repeatable); overrides its default in jobs.yaml.",
+)
+
+
 @click.group("jobs")
 def jobs_cli() -> None:
     """Jobs of notebook tasks declared in jobs.yaml (Databricks jobs vocabulary).
@@ -189,15 +200,7 @@ def schema_command(output: Path | None) -> None:
 
 @jobs_cli.command("run")
 @click.argument("job")
-@click.option(
-    "--param",
-    "-p",
-    "params",
-    multiple=True,
-    metavar="NAME=VALUE",
-    callback=_parse_params,
-    help="Set a job parameter (repeatable); overrides its default in jobs.yaml.",
-)
+@_params_option
 @click.option("--run-id", default=None, help="Run id (default: UTC start time + 4 hex digits).")
 @click.option(
     "--max-parallel",
@@ -376,15 +379,6 @@ def _task_counts(run: JobRun) -> str:
     return ", ".join(f"{n} {state}" for state, n in counts.items())
 
 
-_params_option = click.option(
-    "--param",
-    "-p",
-    "params",
-    multiple=True,
-    metavar="NAME=VALUE",
-    callback=_parse_params,
-    help="Set a job parameter (repeatable); overrides its default in jobs.yaml.",
-)
 _max_parallel_option = click.option(
     "--max-parallel",
     type=click.IntRange(min=1),
