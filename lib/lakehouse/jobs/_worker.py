@@ -8,6 +8,10 @@ task times out. The outcome is written as JSON to ``spec["result"]``:
 * ``{"status": "cell_error", "cell_index", "exec_count", "source", "ename", "evalue"}``
 * ``{"status": "kernel_died", "message"}``
 * ``{"status": "error", "type", "message"}`` (kernel did not start, bad notebook...)
+
+For a ``run_job_task`` (``spec["job"]`` set) it runs that whole job instead, from the jobs
+file ``spec["input"]``, and reports ``{"status": "ok"}`` or
+``{"status": "job_failed", "state", "message", "run_dir"}``.
 """
 
 from __future__ import annotations
@@ -64,16 +68,38 @@ def execute(spec: dict[str, Any]) -> dict[str, Any]:
     return {"status": "ok"}
 
 
+def execute_job(spec: dict[str, Any]) -> dict[str, Any]:
+    """Run the child job of a ``run_job_task`` (its own run folder and record)."""
+    from lakehouse.jobs.runner import run_job
+
+    try:
+        run = run_job(
+            spec["input"],
+            spec["job"],
+            params={key: str(value) for key, value in spec["parameters"].items() if value is not None},
+            runs_dir=spec["runs_dir"],
+            run_id=spec["run_id"],
+            max_parallel=spec.get("max_parallel", 1),
+            trigger="run_job_task",
+        )
+    except Exception as exc:  # reported to the runner, which names the task
+        traceback.print_exc()
+        return {"status": "error", "type": type(exc).__name__, "message": str(exc)}
+    if run.state.value == "SUCCESS":
+        return {"status": "ok", "run_dir": run.run_dir}
+    return {"status": "job_failed", "state": run.state.value, "message": run.error, "run_dir": run.run_dir}
+
+
 def main(argv: list[str]) -> int:
     """Entry point: ``argv[0]`` is the JSON spec."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     spec = json.loads(argv[0])
-    outcome = execute(spec)
+    outcome = execute_job(spec) if spec.get("job") else execute(spec)
     result = Path(spec["result"])
     temporary = result.with_name(result.name + ".tmp")
     temporary.write_text(json.dumps(outcome), encoding="utf-8")
     os.replace(temporary, result)
-    codes = {"ok": EXIT_OK, "cell_error": EXIT_CELL_ERROR, "kernel_died": EXIT_KERNEL_DIED}
+    codes = {"ok": EXIT_OK, "cell_error": EXIT_CELL_ERROR, "kernel_died": EXIT_KERNEL_DIED, "job_failed": EXIT_CELL_ERROR}
     return codes.get(outcome["status"], EXIT_ERROR)
 
 

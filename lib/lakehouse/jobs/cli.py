@@ -151,7 +151,7 @@ def list_command(file: Path | None) -> None:
                 if task.upstream and task.run_if.value != "ALL_SUCCESS"
                 else ""
             )
-            tree.add(f"[cyan]{key}[/cyan] {task.notebook}{after}{run_if}")
+            tree.add(f"[cyan]{key}[/cyan] {task.target}{after}{run_if}")
         console.print(tree)
 
 

@@ -61,6 +61,7 @@ def load_jobs(path: str | Path, *, project_root: str | Path | None = None) -> Jo
         issues = _issues_from_pydantic(exc.errors())
         raise JobsFileError(path, _describe_all(path, document, plain, issues)) from None
     issues = [issue for name, job in jobs_file.jobs.items() for issue in _check_job(name, job, root)]
+    issues += _check_run_job_tasks(jobs_file)
     if issues:
         raise JobsFileError(path, _describe_all(path, document, plain, issues))
     _attach_positions(jobs_file, document, path, root)
@@ -247,11 +248,13 @@ def _check_job(name: str, job: Job, root: Path) -> list[_Issue]:
         issues += dependency_issues
         if task.depends_on == [] and task.run_if.value != "ALL_SUCCESS":
             issues.append(_Issue((*loc, "run_if"), "run_if needs depends_on: this task has no dependencies"))
-        issues += _check_notebook((*loc, "notebook"), task.notebook, root)
-        for key, value in task.parameters.items():
+        if task.notebook is not None:
+            issues += _check_notebook((*loc, "notebook"), task.notebook, root)
+        where = ("parameters",) if task.run_job_task is None else ("run_job_task", "job_parameters")
+        for key, value in task.declared_parameters.items():
             if isinstance(value, str):
                 problems = templates.check(value, parameters=parameter_names)
-                issues += [_Issue((*loc, "parameters", key), p.message) for p in problems]
+                issues += [_Issue((*loc, *where, key), p.message) for p in problems]
     if graph_ok:
         cycle = find_cycle({task.task_key: task.upstream for task in job.tasks})
         if cycle:
@@ -334,6 +337,40 @@ def _check_dependencies(loc: Loc, upstream: list[str], keys: list[str], own: str
             )
         elif upstream.index(dep) != index:
             issues.append(_Issue(dep_loc, f"depends_on lists {dep!r} twice"))
+    return issues
+
+
+def _check_run_job_tasks(jobs_file: JobsFile) -> list[_Issue]:
+    """``run_job_task``: a job of the same file, with parameters it declares, and no
+    chain of jobs that runs itself."""
+    issues: list[_Issue] = []
+    children: dict[str, list[str]] = {name: [] for name in jobs_file.jobs}
+    for name, job in jobs_file.jobs.items():
+        for index, task in enumerate(job.tasks):
+            if task.run_job_task is None:
+                continue
+            loc: Loc = ("jobs", name, "tasks", index, "run_job_task")
+            child = task.run_job_task.job_name
+            if child not in jobs_file.jobs:
+                known = ", ".join(jobs_file.jobs)
+                issues.append(_Issue((*loc, "job_name"), f"run_job_task names unknown job {child!r} (jobs: {known})"))
+                continue
+            children[name].append(child)
+            declared = {p.name for p in jobs_file.jobs[child].parameters}
+            for key in task.run_job_task.job_parameters:
+                if key not in declared:
+                    issues.append(
+                        _Issue(
+                            (*loc, "job_parameters", key),
+                            f"job {child!r} has no parameter {key!r} (its parameters: "
+                            f"{', '.join(sorted(declared)) or 'none'})",
+                        )
+                    )
+    cycle = find_cycle(children)
+    if cycle:
+        issues.append(
+            _Issue(("jobs", cycle[0]), "run_job_task cycle: " + " -> ".join(cycle) + " (each job runs the next)")
+        )
     return issues
 
 

@@ -126,12 +126,24 @@ def plan_job(
         PlannedTask(
             task=by_key[key],
             parameters=render_parameters(by_key[key], values),
-            input_notebook=(root / by_key[key].notebook).resolve(),
+            input_notebook=_input_path(by_key[key], root, jobs.source),
             where=jobs.where(by_key[key]),
         )
         for key in order
     ]
     return JobPlan(job, run_id, start_time, resolved, planned, root, jobs.source)
+
+
+def _input_path(task: Task, root: Path, jobs_source: Path | None) -> Path:
+    """The notebook a task executes, or for a ``run_job_task`` the jobs file it reads."""
+    if task.notebook is not None:
+        return (root / task.notebook).resolve()
+    if jobs_source is None:
+        raise JobsError(
+            f"task {task.task_key!r} runs job {task.target!r}: run_job_task needs a jobs file "
+            "on disk (load it with load_jobs)"
+        )
+    return jobs_source
 
 
 def resolve_jobs(jobs_file: JobsFile | str | Path, project_root: str | Path | None) -> tuple[JobsFile, Path]:
@@ -176,7 +188,7 @@ def render_parameters(task: Task, values: Mapping[str, str]) -> dict[str, Any]:
     task_values = {**values, "task.name": task.task_key}
     return {
         key: templates.render(value, task_values) if isinstance(value, str) else value
-        for key, value in task.parameters.items()
+        for key, value in task.declared_parameters.items()
     }
 
 
@@ -233,6 +245,17 @@ class AttemptSpec:
     timeout_seconds: int
     kernel: str | None
     where: str
+    run_job: str | None = None
+    """For a ``run_job_task``: the child job, run from ``input_notebook`` (the jobs file)
+    into the runs folder ``runs_dir`` with ``parameters`` as its job parameters."""
+    runs_dir: Path | None = None
+    max_parallel: int = 1
+
+    @property
+    def child_run_id(self) -> str:
+        """Run id of a ``run_job_task``'s child run (one per attempt)."""
+        suffix = f"-attempt{self.attempt}" if self.attempt > 1 else ""
+        return f"{self.run_id}-{self.task_key}{suffix}"
 
 
 @dataclass(frozen=True)
@@ -261,6 +284,13 @@ class PapermillExecutor:
             "cwd": str(spec.cwd),
             "result": str(result),
         }
+        if spec.run_job:
+            payload |= {
+                "job": spec.run_job,
+                "run_id": spec.child_run_id,
+                "runs_dir": str(spec.runs_dir),
+                "max_parallel": spec.max_parallel,
+            }
         with open(spec.log_file, "a", encoding="utf-8") as log:
             log.write(f"=== {spec.task_key} attempt {spec.attempt} {_now().isoformat()}\n")
             log.flush()
@@ -350,6 +380,12 @@ def _outcome(spec: AttemptSpec, result: Path, returncode: int) -> AttemptOutcome
     status = report["status"]
     if status == "ok":
         return AttemptOutcome(TaskState.SUCCESS)
+    if status == "job_failed":
+        return AttemptOutcome(
+            TaskState.FAILED,
+            f"task {spec.task_key!r}: job {spec.run_job!r} run {spec.child_run_id} ended "
+            f"{report.get('state')}:\n{report.get('message')}",
+        )
     if status == "cell_error":
         return AttemptOutcome(TaskState.FAILED, cell_error_message(spec, report))
     if status == "kernel_died":
@@ -378,6 +414,17 @@ def cell_error_message(spec: AttemptSpec, report: Mapping[str, Any]) -> str:
         f"  {report.get('ename')}: {report.get('evalue')}\n"
         f"  output notebook (with the traceback): {spec.output_notebook}"
     )
+
+
+def child_job_fields(planned: PlannedTask, runs_root: Path, max_parallel: int) -> dict[str, Any]:
+    """The ``AttemptSpec`` fields of a ``run_job_task`` (none for a notebook task)."""
+    if planned.task.run_job_task is None:
+        return {}
+    return {
+        "run_job": planned.task.run_job_task.job_name,
+        "runs_dir": runs_root,
+        "max_parallel": max_parallel,
+    }
 
 
 def _timeout_message(spec: AttemptSpec) -> str:
@@ -469,7 +516,7 @@ def new_record(plan: JobPlan, run_dir: Path, max_parallel: int) -> JobRun:
     tasks = {
         p.task.task_key: TaskRun(
             task_key=p.task.task_key,
-            notebook=p.task.notebook,
+            notebook=p.task.target,
             input_notebook=str(p.input_notebook),
             parameters=p.parameters,
             depends_on=p.task.upstream,
@@ -693,7 +740,7 @@ class _Scheduler:
             run_id=self.record.run_id,
             task_key=key,
             attempt=number,
-            notebook=planned.task.notebook,
+            notebook=planned.task.target,
             input_notebook=planned.input_notebook,
             output_notebook=run_dir / f"{key}.ipynb",
             log_file=run_dir / f"{key}.log",
@@ -703,6 +750,7 @@ class _Scheduler:
             timeout_seconds=planned.task.timeout_seconds,
             kernel=planned.task.kernel,
             where=planned.where,
+            **child_job_fields(planned, run_dir.parent.parent, self.record.max_parallel),
         )
         attempt = Attempt(
             number=number,

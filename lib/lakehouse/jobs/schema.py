@@ -92,14 +92,26 @@ class TaskDependency(_Model):
     """``task_key`` of a task of the same job."""
 
 
+class RunJobTask(_Model):
+    """Run another job of the same file as one task (Databricks' ``run_job_task``)."""
+
+    job_name: JobName
+    """The job to run; its run gets its own folder ``runs/<job_name>/<parent run id>-<task_key>``."""
+    job_parameters: dict[Identifier, TaskParameterValue] = Field(default_factory=dict)
+    """Values of the child job's parameters; strings may hold references such as
+    ``{{job.parameters.run_date}}``. Parameters not given take the child's defaults."""
+
+
 class Task(_Model):
-    """A notebook executed by papermill in its own kernel."""
+    """A notebook executed by papermill in its own kernel, or a whole other job."""
 
     task_key: TaskKey
     """Unique name of the task in its job (letters, digits, ``_``, ``-``, ``.``)."""
     description: str = ""
-    notebook: str = Field(min_length=1)
+    notebook: str | None = Field(None, min_length=1)
     """Path of the ``.ipynb`` file, relative to the project root."""
+    run_job_task: RunJobTask | None = None
+    """Instead of a notebook: run this job (its tasks, retries and timeouts) as the task."""
     parameters: dict[Identifier, TaskParameterValue] = Field(default_factory=dict)
     """Values injected into the notebook's ``parameters`` cell; strings may hold
     references such as ``{{job.parameters.run_date}}``."""
@@ -119,6 +131,24 @@ class Task(_Model):
     """Jupyter kernel name; by default the notebook's own kernelspec."""
 
     _line: int | None = PrivateAttr(default=None)
+
+    @model_validator(mode="after")
+    def _notebook_or_job(self) -> Task:
+        if (self.notebook is None) == (self.run_job_task is None):
+            raise ValueError("set exactly one of notebook and run_job_task")
+        if self.run_job_task is not None and self.parameters:
+            raise ValueError("a run_job_task takes run_job_task.job_parameters, not parameters")
+        return self
+
+    @property
+    def target(self) -> str:
+        """What the task runs, for records and messages: the notebook or ``job:<name>``."""
+        return self.notebook or f"job:{self.run_job_task.job_name}"  # type: ignore[union-attr]
+
+    @property
+    def declared_parameters(self) -> dict[str, str | bool | int | float | None]:
+        """The notebook's parameters, or the child job's."""
+        return self.run_job_task.job_parameters if self.run_job_task else self.parameters
 
     @property
     def upstream(self) -> list[str]:

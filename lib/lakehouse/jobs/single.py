@@ -24,6 +24,7 @@ from lakehouse.jobs.runner import (
     AttemptSpec,
     Executor,
     PapermillExecutor,
+    child_job_fields,
     kernel_env,
     plan_job,
     resolve_runs_dir,
@@ -64,7 +65,7 @@ def run_single_task(
         run_id=run_id,
         task_key=task_key,
         attempt=attempt,
-        notebook=planned.task.notebook,
+        notebook=planned.task.target,
         input_notebook=planned.input_notebook,
         output_notebook=output,
         log_file=run_dir / f"{task_key}.log",
@@ -74,6 +75,7 @@ def run_single_task(
         timeout_seconds=planned.task.timeout_seconds,
         kernel=planned.task.kernel,
         where=planned.where,
+        **child_job_fields(planned, run_dir.parent.parent, 1),
     )
     began = dt.datetime.now(dt.UTC)
     try:
@@ -89,7 +91,7 @@ def run_single_task(
         start_time=began,
         end_time=ended,
         duration_seconds=duration,
-        notebook=planned.task.notebook,
+        notebook=planned.task.target,
         input_notebook=str(planned.input_notebook),
         output_notebook=str(output),
         log_file=str(spec.log_file),
