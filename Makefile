@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: setup run test test-fast lab mlflow-ui clean-lake help
+.PHONY: setup run test test-fast lab mlflow-ui api bench clean-lake help
 
 help:  ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -31,6 +31,20 @@ test-fast: setup  ## unit tests only (no papermill, no end-to-end job)
 
 lab: setup  ## open JupyterLab on the notebooks
 	$(BIN)/jupyter lab notebooks
+
+api: setup  ## serve the internal read-only API over gold (create a token first: lakehouse api token create --role R)
+	$(BIN)/lakehouse api serve
+
+bench: setup  ## benchmark scales 0.1, 1 and 5 (stages, incremental, engines side by side): bench/results/
+	$(BIN)/python -m pip install --quiet -e ".[bench]"
+	$(BIN)/lakehouse bench run --scales 0.1,1,5
+
+mlflow-ui: setup  ## open the MLflow UI on the project's tracking store and registry (var/mlflow/)
+	$(BIN)/mlflow ui --backend-store-uri "$$($(BIN)/python -c 'from lakehouse.config import load_settings; from lakehouse.ml.tracking import tracking_uri; print(tracking_uri(load_settings()))')" --host 127.0.0.1 --port 5000
+
+.PHONY: dashboards
+dashboards: setup  ## regenerate the static HTML dashboards from gold (var/bi/dashboards/index.html)
+	$(BIN)/lakehouse bi dashboards
 
 clean-lake:  ## delete the local lake, runs and embedded PostgreSQL data
 	rm -rf lake runs var

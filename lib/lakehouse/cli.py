@@ -28,6 +28,13 @@ class LazyGroup(click.Group):
     _lazy = {
         "generate": ("lakehouse.generate", "generate_command"),
         "jobs": ("lakehouse.jobs.cli", "jobs_cli"),
+        "ml": ("lakehouse.ml.cli", "ml_cli"),
+        "bi": ("lakehouse.bi.cli", "bi_cli"),
+        "quality": ("lakehouse.quality.cli", "quality_cli"),
+        "governance": ("lakehouse.governance.cli", "governance_cli"),
+        "api": ("lakehouse.api.cli", "api_cli"),
+        "iot": ("lakehouse.iot.cli", "iot_cli"),
+        "bench": ("lakehouse.bench.cli", "bench_cli"),
     }
 
     def list_commands(self, ctx: click.Context) -> list[str]:

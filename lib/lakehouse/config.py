@@ -23,6 +23,10 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
+from lakehouse.bi.settings import BiSettings
+from lakehouse.bronze.settings import IngestionSettings
+from lakehouse.quality.settings import QualitySettings
+
 CONFIG_FILE = "lakehouse.yaml"
 
 
@@ -108,6 +112,49 @@ class S3Settings(BaseModel):
     landing_prefix: str = ""  # the lake root's path in the bucket, e.g. "lake"
 
 
+class GovernanceSettings(BaseModel):
+    """``governance:`` of lakehouse.yaml (lakehouse.governance). The pseudonymisation key
+    comes from ``LAKEHOUSE_GOVERNANCE__PSEUDONYMISATION_KEY`` (or conf/local/); only the
+    ``local`` profile may fall back to a key generated in ``key_file`` (mode 0600)."""
+
+    pseudonymisation_key: SecretStr | None = None
+    key_file: Path = Path("governance/pseudonymisation.key")  # relative to var_dir
+    catalog_file: Path = Path("conf/base/catalog.yaml")  # relative to the project root
+
+
+class ApiToken(BaseModel):
+    """One bearer token of the internal API: only the SHA-256 of the token is stored."""
+
+    name: str  # the caller's identity in the audit log
+    role: str  # a role of conf/base/access.yaml
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+
+
+class ApiSettings(BaseModel):
+    """``api:`` of lakehouse.yaml (lakehouse.api, the read-only HTTP API over gold)."""
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    access_file: Path = Path("conf/base/access.yaml")  # roles and policies, relative to the project root
+    tokens_file: Path = Path("conf/local/api_tokens.yaml")  # written by `lakehouse api token create`
+    tokens: list[ApiToken] = []  # more hashes, e.g. LAKEHOUSE_API__TOKENS='[{"name":..,"role":..,"sha256":..}]'
+    default_page_size: int = Field(100, ge=1)
+    max_page_size: int = Field(5000, ge=1)
+    snapshot_check_seconds: float = Field(1.0, ge=0)  # how stale a cached table version may be
+    audit_flush_seconds: float = Field(2.0, gt=0)
+    audit_flush_events: int = Field(500, ge=1)
+
+
+class MlSettings(BaseModel):
+    """``ml:`` of lakehouse.yaml: the energy models (lakehouse.ml) and their MLflow store."""
+
+    tracking_uri: str | None = None  # None: sqlite:///<var_dir>/mlflow/mlflow.db (also the registry)
+    artifact_root: str | None = None  # None: <var_dir>/mlflow/artifacts
+    seed: int = 42
+    holdout_days: int = Field(7, ge=1)  # the last days of history, never trained on
+    anomaly_threshold: float | None = Field(None, gt=0, lt=1)  # flag score; None: tuned on training data
+
+
 class Settings(BaseSettings):
     """Settings of one lakehouse instance. Paths are absolute once loaded."""
 
@@ -122,6 +169,12 @@ class Settings(BaseSettings):
     spark: SparkSettings = SparkSettings()
     notifications: NotificationSettings = NotificationSettings()
     s3: S3Settings | None = None
+    ingestion: IngestionSettings = IngestionSettings()  # how sources reach bronze (lakehouse.bronze.settings)
+    governance: GovernanceSettings = GovernanceSettings()
+    api: ApiSettings = ApiSettings()
+    quality: QualitySettings = QualitySettings()  # data quality suites (lakehouse.quality)
+    ml: MlSettings = MlSettings()  # energy models and their MLflow store (lakehouse.ml)
+    bi: BiSettings = BiSettings()  # Tableau extracts, PostgreSQL BI schema, dashboards (lakehouse.bi)
 
     model_config = SettingsConfigDict(env_prefix="LAKEHOUSE_", env_nested_delimiter="__", extra="forbid")
 

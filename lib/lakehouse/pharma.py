@@ -15,6 +15,7 @@ PIPELINE = "pharma"
 MODULES = (
     "lakehouse.bronze.tables",
     "lakehouse.silver.tables",
+    "lakehouse.silver.customers",
     "lakehouse.gold.tables",
     "lakehouse.silver.energy_tables",
     "lakehouse.gold.energy_tables",

@@ -40,9 +40,9 @@ def bronze(spark, lake):
     runner = dp.PipelineRunner(spark, graph, lake, parameters={})
 
     def run(dataset: str, run_id: str):
-        return runner.run(
-            refresh=[dataset], include_upstreams=False, run_id=run_id, ingested_at=RUN_AT
-        ).event(dataset)
+        """The event of the dataset's own flow (bronze_recalls has a second flow, from the API)."""
+        result = runner.run(refresh=[dataset], include_upstreams=False, run_id=run_id, ingested_at=RUN_AT)
+        return next(e for e in result.events if e.flow == dataset)
 
     def rows(dataset: str) -> list:
         return read_delta(spark, runner.path(dataset)).collect()

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from lakehouse.generate import GenerationParams
-from lakehouse.generate.energy import plan_anomalies, simulate_machine
+from lakehouse.generate.energy import ANOMALY_TYPES, plan_anomalies, simulate_machine
 from lakehouse.generate.production import build_production_batches
 from lakehouse.generate.referential import build_referential
 
@@ -41,7 +41,8 @@ def test_anomalies_overlap_readings_that_really_deviate(small_run: Run, file_rea
     batches = build_production_batches(PARAMS, ref)
     truth = pd.read_csv(small_run.truth / "energy_anomalies.csv")
     assert list(truth.columns) == ["machine_id", "start_ts", "end_ts", "anomaly_type"]
-    assert set(truth["anomaly_type"]) == {"spike", "drift", "stuck_sensor"}
+    assert set(truth["anomaly_type"]) == set(ANOMALY_TYPES)
+    shifts = {(a.machine_id, a.start): round(a.magnitude * 60) for a in plan_anomalies(PARAMS, ref)}
     truth["start"], truth["end"] = _minutes(truth["start_ts"]), _minutes(truth["end_ts"])
     assert (truth["start"] >= 0).all() and (truth["end"] <= PARAMS.minutes).all()
 
@@ -63,6 +64,18 @@ def test_anomalies_overlap_readings_that_really_deviate(small_run: Run, file_rea
                 quarter = (a.end - a.start) // 4
                 assert ratio[-quarter:].mean() > ratio[:quarter].mean() + 0.1, a
                 assert ratio[-1] > 1.2, a
+            elif a.anomaly_type == "slow_drift":
+                days = (a.end - a.start) / 1440
+                assert days >= 2 or a.end - a.start == PARAMS.minutes // 2, "slow drifts last days"
+                # 3-6 % a day: +/- 3 % noise shows the creep only over hours.
+                first, last = ratio[:120].mean(), ratio[-120:].mean()
+                assert 0.03 * days - 0.02 < last - first < 0.06 * days + 0.02, (a, first, last)
+            elif a.anomaly_type == "profile_shift":
+                shift = shifts[(a.machine_id, a.start)]
+                assert 120 <= shift <= 240, "2-4 hours"
+                # Exactly the machine's own readings of `shift` minutes before.
+                assert (kw[window] == normal[a.start - shift : a.end - shift]).all(), a
+                assert (kw[window] != normal[window]).any(), a
             else:
                 assert len(np.unique(kw[window])) == 1, "a stuck meter repeats one value"
                 assert len(np.unique(normal[window])) > 1
@@ -84,12 +97,18 @@ def test_power_follows_shifts_weekends_and_batches(file_readings: pd.DataFrame):
     assert np.median(kw[running]) > 2.5 * np.median(kw[~running])
 
 
-def test_anomalies_cover_one_to_two_percent_of_machine_minutes_at_scale_1():
+def test_anomalies_cover_two_to_four_percent_of_machine_minutes_at_scale_1():
     params = GenerationParams(seed=42, scale=1.0, days=30, run_date=RUN_DATE)
     anomalies = plan_anomalies(params, build_referential(params))
     minutes = sum(a.end - a.start for a in anomalies)
-    assert 0.01 <= minutes / (20 * params.minutes) <= 0.02
-    assert {a.anomaly_type for a in anomalies} == {"spike", "drift", "stuck_sensor"}
+    assert 0.02 <= minutes / (20 * params.minutes) <= 0.04
+    assert {a.anomaly_type for a in anomalies} == set(ANOMALY_TYPES)
+    # Budget 3 % of 864,000 = 25,920 minutes; count = share x budget / mean duration:
+    # slow_drift 0.30 x 25,920 / 4,320 = 1.8 -> 2; drift 0.25 x 25,920 / 2,160 = 3;
+    # profile_shift 0.15 x 25,920 / 1,440 = 2.7 -> 3; stuck 0.15 x 25,920 / 240 = 16.2
+    # -> 16; spike 0.15 x 25,920 / 32.5 = 119.6 -> 120 (all placed: the fleet has room).
+    counts = {kind: sum(a.anomaly_type == kind for a in anomalies) for kind in ANOMALY_TYPES}
+    assert counts == {"spike": 120, "drift": 3, "slow_drift": 2, "stuck_sensor": 16, "profile_shift": 3}
     for machine_id in {a.machine_id for a in anomalies}:
         mine = sorted((a.start, a.end) for a in anomalies if a.machine_id == machine_id)
         assert all(end <= next_start for (_, end), (next_start, _) in zip(mine, mine[1:]))

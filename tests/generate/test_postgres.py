@@ -46,7 +46,7 @@ def test_referential_tables_keys_and_values_in_postgres(tmp_path: Path):
             "sites": "site_id",
             "products": "product_id",
             "product_prices": "product_id,valid_from",
-            "machines": "machine_id",
+            "machines": "machine_id,valid_from",
             "customers": "customer_id",
         }
         types = dict(

@@ -105,3 +105,26 @@ def test_small_scales_still_have_a_plant_a_distribution_centre_and_a_production_
     assert "hvac" in set(small.machines["machine_type"])
     assert (small.machines["machine_type"] != "hvac").any()
     assert len(small.products) == 10 and small.product_popularity.sum() == pytest.approx(1.0)
+
+
+def test_machine_history_relocates_and_rerates_halfway(ref):
+    history = ref.machine_history
+    change = dt.date(2026, 11, 12)  # start 2026-10-28 + 30 // 2 = 15 days
+    assert history[["machine_id", "valid_from"]].drop_duplicates().shape[0] == len(history) == 24
+    changed = history[history["machine_id"].isin(["M004", "M008", "M014", "M018"])]
+    current = ref.machines.set_index("machine_id")
+    for machine_id, versions in changed.groupby("machine_id"):
+        before, after = versions.sort_values("valid_from").to_dict("records")
+        assert before["valid_to"] == after["valid_from"] == change and after["valid_to"] is None
+        assert after["site_id"] == current.loc[machine_id, "site_id"]
+        assert after["rated_power_kw"] == current.loc[machine_id, "rated_power_kw"]
+        if machine_id in ("M004", "M014"):  # re-rated: 80 % of today's power before
+            assert before["rated_power_kw"] == round(after["rated_power_kw"] * 0.8, 1)
+            assert before["site_id"] == after["site_id"]
+        else:  # relocated from the next plant
+            assert before["site_id"] != after["site_id"]
+            assert before["rated_power_kw"] == after["rated_power_kw"]
+    unchanged = history[~history["machine_id"].isin(changed["machine_id"])]
+    assert (
+        unchanged["valid_to"].isna().all() and (unchanged["valid_from"] == unchanged["commissioned_on"]).all()
+    )

@@ -9,6 +9,8 @@ from lakehouse.gold.energy import (
     build_fact_consommation_energie,
     build_fact_production,
     classify_anomaly,
+    with_unknown_hour,
+    with_unknown_machine,
 )
 
 HOURLY_SCHEMA = (
@@ -145,3 +147,87 @@ def test_dim_temps_horaire_has_24_hours_per_day_and_working_hours(spark):
         friday_6["is_working_hours"] and friday_21["is_working_hours"] and not friday_22["is_working_hours"]
     )
     assert not rows[2026112705]["is_working_hours"] and not rows[2026112810]["is_working_hours"]
+
+
+HISTORY_SCHEMA = (
+    "machine_id string, site_id string, machine_type string, rated_power_kw double, commissioned_on date, "
+    "valid_from date, valid_to date, updated_at timestamp"
+)
+MOVE_DAY = dt.date(2026, 11, 2)
+
+
+def _dim_machine_history(spark):
+    """M001 re-rated 20 -> 40 kW and relocated S01 -> S02 on 2 Nov, M002 unchanged."""
+    history = spark.createDataFrame(
+        [
+            ("M001", "S01", "tablet_press", 20.0, dt.date(2020, 1, 1), dt.date(2020, 1, 1), MOVE_DAY, _at(9)),
+            ("M001", "S02", "tablet_press", 40.0, dt.date(2020, 1, 1), MOVE_DAY, None, _at(9)),
+            ("M002", "S01", "hvac", 10.0, dt.date(2026, 11, 1), dt.date(2026, 11, 1), None, _at(9)),
+        ],
+        HISTORY_SCHEMA,
+    )
+    return with_unknown_machine(build_dim_machine(history))
+
+
+def test_dim_machine_is_scd2_with_an_unknown_member(spark):
+    dim = _dim_machine_history(spark)
+    rows = sorted((r.machine_id, r.valid_from, r.valid_to, r.is_current, r.site_id) for r in dim.collect())
+    assert rows == [
+        ("M001", dt.date(2020, 1, 1), MOVE_DAY, False, "S01"),
+        ("M001", MOVE_DAY, dt.date(9999, 12, 31), True, "S02"),
+        ("M002", dt.date(2026, 11, 1), dt.date(9999, 12, 31), True, "S01"),
+        ("UNKNOWN", dt.date(1900, 1, 1), dt.date(9999, 12, 31), True, None),
+    ]
+    keys = {(r.machine_id, r.valid_from): r.machine_sk for r in dim.collect()}
+    expected = spark.sql("SELECT xxhash64('M001', DATE'2026-11-02') AS k").first().k
+    assert keys[("M001", MOVE_DAY)] == expected and keys[("UNKNOWN", dt.date(1900, 1, 1))] == -1
+
+
+def test_fact_consommation_takes_the_machine_version_valid_at_the_hour(spark):
+    dim = _dim_machine_history(spark)
+    sk = {(r.machine_id, r.valid_from): r.machine_sk for r in dim.collect()}
+    hourly = spark.createDataFrame(
+        [
+            ("M001", dt.datetime(2026, 11, 1, 23), 10.0, 10.0, 10.0, 20.0, 1.0, 60, 0.0),  # last hour before
+            ("M001", dt.datetime(2026, 11, 2, 0), 10.0, 10.0, 10.0, 20.0, 1.0, 60, 0.0),  # first hour after
+            (
+                "M002",
+                dt.datetime(2026, 10, 31, 12),
+                5.0,
+                5.0,
+                5.0,
+                20.0,
+                1.0,
+                60,
+                0.0,
+            ),  # before commissioning
+            (
+                "M003",
+                dt.datetime(2026, 11, 1, 12),
+                5.0,
+                5.0,
+                5.0,
+                20.0,
+                1.0,
+                60,
+                0.0,
+            ),  # not in the referential
+            ("M002", dt.datetime(2030, 1, 1, 0), 5.0, 5.0, 5.0, 20.0, 1.0, 60, 0.0),  # outside the calendar
+        ],
+        HOURLY_SCHEMA,
+    )
+    calendar = with_unknown_hour(build_dim_temps_horaire(spark, dt.date(2026, 10, 31), dt.date(2026, 11, 2)))
+    fact = build_fact_consommation_energie(hourly, dim, calendar)
+    actual = fact.select("machine_id", "machine_sk", "hour_key", "date_key", "site_id", "load_factor")
+    expected = spark.createDataFrame(
+        [
+            ("M001", sk[("M001", dt.date(2020, 1, 1))], 2026110123, 20261101, "S01", 0.5),  # 10 kW / 20 kW
+            ("M001", sk[("M001", MOVE_DAY)], 2026110200, 20261102, "S02", 0.25),  # 10 kW / 40 kW
+            ("M002", -1, 2026103112, 20261031, None, None),
+            ("M003", -1, 2026110112, 20261101, None, None),
+            ("M002", sk[("M002", dt.date(2026, 11, 1))], -1, -1, "S01", 0.5),  # 5 kW / 10 kW
+        ],
+        "machine_id string, machine_sk long, hour_key int, date_key int, site_id string, load_factor double",
+    )
+    assert_df_equality(actual, expected, ignore_row_order=True, ignore_nullable=True)
+    assert calendar.where("hour_key = -1").count() == 1 and calendar.count() == 3 * 24 + 1

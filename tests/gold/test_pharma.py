@@ -52,7 +52,7 @@ def test_fact_ventes_takes_the_cost_valid_at_the_order_date(spark):
         [
             ("O1", 20260531, 11, Decimal("20.00"), Decimal("12.00"), Decimal("8.00")),
             ("O2", 20260601, 12, Decimal("18.00"), Decimal("14.00"), Decimal("4.00")),
-            ("O3", 20250101, None, Decimal("10.00"), None, None),  # before any price period: kept
+            ("O3", 20250101, -1, Decimal("10.00"), None, None),  # before any price period: unknown member
         ],
         "order_id string, date_key int, product_sk long, net_amount decimal(18,2), "
         "cost_amount decimal(18,2), margin_amount decimal(18,2)",
@@ -132,15 +132,17 @@ def test_kpi_marge_journaliere_sums_per_day_and_site(spark):
     assert_df_equality(kpi, expected, ignore_row_order=True, ignore_nullable=True)
 
 
-def test_fact_ventes_gains_site_sk_from_dim_site_and_keeps_its_columns(spark):
+def test_fact_ventes_gains_site_sk_from_dim_site_unknown_site_to_minus_1(spark):
     fact = spark.createDataFrame(
         [("O1", 1, 11, "S01", Decimal("1.00")), ("O2", 1, None, "S09", Decimal("2.00"))],
         "order_id string, line_number int, product_sk long, site_id string, net_amount decimal(18,2)",
     )
-    dim_site = spark.createDataFrame([(101, "S01"), (102, "S02")], "site_sk long, site_id string")
+    dim_site = spark.createDataFrame(
+        [(101, "S01"), (102, "S02"), (-1, "UNKNOWN")], "site_sk long, site_id string"
+    )
     actual = with_site_sk(fact, dim_site)
     expected = spark.createDataFrame(
-        [("O1", 1, 11, 101, "S01", Decimal("1.00")), ("O2", 1, None, None, "S09", Decimal("2.00"))],
+        [("O1", 1, 11, 101, "S01", Decimal("1.00")), ("O2", 1, None, -1, "S09", Decimal("2.00"))],
         "order_id string, line_number int, product_sk long, site_sk long, site_id string, "
         "net_amount decimal(18,2)",
     )

@@ -1,4 +1,5 @@
 import datetime as dt
+from decimal import Decimal
 
 from chispa import assert_df_equality
 
@@ -80,3 +81,47 @@ def test_batch_hours_split_a_batch_by_minutes_of_overlap(spark):
         "batch_id string, machine_id string, hour_ts timestamp, overlap_minutes double",
     )
     assert_df_equality(batch_hours(runs), expected, ignore_row_order=True, ignore_nullable=True)
+
+
+MACHINE_SNAPSHOT_SCHEMA = (
+    "machine_id string, site_id string, machine_type string, rated_power_kw decimal(8,2), "
+    "commissioned_on date, updated_at timestamp, valid_from date, valid_to date"
+)
+
+
+def test_machine_history_keeps_versions_and_machines_the_current_one(spark):
+    from lakehouse.silver.energy import clean_machine_history, clean_machines
+
+    commissioned, moved = dt.date(2020, 1, 1), dt.date(2026, 11, 2)
+    snapshot = spark.createDataFrame(
+        [
+            (" M001", "S01 ", "tablet_press", Decimal(20), commissioned, T1, commissioned, moved),
+            ("M001", "S02", "tablet_press", Decimal(40), commissioned, T2, moved, None),
+            ("M001", "S02", "tablet_press", Decimal(40), commissioned, T2, moved, None),  # read twice
+            ("M002", "S01", "hvac", Decimal(10), commissioned, T1, commissioned, None),
+        ],
+        MACHINE_SNAPSHOT_SCHEMA,
+    )
+    history = sorted(
+        (r.machine_id, r.site_id, r.rated_power_kw, r.valid_from, r.valid_to)
+        for r in clean_machine_history(snapshot).collect()
+    )
+    assert history == [
+        ("M001", "S01", 20.0, commissioned, moved),
+        ("M001", "S02", 40.0, moved, None),
+        ("M002", "S01", 10.0, commissioned, None),
+    ]
+    current = sorted((r.machine_id, r.site_id, r.rated_power_kw) for r in clean_machines(snapshot).collect())
+    assert current == [("M001", "S02", 40.0), ("M002", "S01", 10.0)]
+
+
+def test_machines_without_versions_have_one_from_commissioning(spark):
+    from lakehouse.silver.energy import clean_machine_history
+
+    snapshot = spark.createDataFrame(
+        [("M001", "S01", "hvac", Decimal(10), dt.date(2020, 1, 1), T1)],
+        "machine_id string, site_id string, machine_type string, rated_power_kw decimal(8,2), "
+        "commissioned_on date, updated_at timestamp",
+    )
+    row = clean_machine_history(snapshot).first()
+    assert (row.valid_from, row.valid_to) == (dt.date(2020, 1, 1), None)

@@ -55,6 +55,11 @@ RECALL_DOCUMENT_SCHEMA = (
     + ">>"
 )
 
+# One record per line of the recall API's landing files (openFDA drug-enforcement shape):
+# the fields mapped onto the notice columns; every other field goes to _rescued_data.
+API_RECALL_SCHEMA = "recall_number string, report_date string, classification string, code_info string, reason_for_recall string"
+API_RECALL_SOURCE = "openFDA drug enforcement API"
+
 
 def string_schema(columns: tuple[str, ...]) -> str:
     """DDL declaring every column as a string."""
@@ -102,3 +107,26 @@ def read_referential_table(spark: SparkSession, endpoint: PostgresEndpoint, tabl
     if endpoint.password:
         reader = reader.option("password", endpoint.password)
     return reader.load()
+
+
+def notices_from_api_records(df: DataFrame) -> DataFrame:
+    """Recall API records as notice rows, in the column order of :func:`explode_notices`:
+    ``notice_id`` = ``recall_number``, ``published_date`` = ``report_date`` as YYYY-MM-DD,
+    ``lot_number`` = ``code_info``, ``severity`` = I/II/III of ``classification``,
+    ``reason`` = ``reason_for_recall``; ``cip13`` is NULL (not in that API) and
+    ``retrieved_at`` is the ingestion time (the API does not date its answers)."""
+    severity = F.regexp_extract(F.col("classification"), r"^Class (I{1,3})$", 1)
+    notices = {
+        "notice_id": F.col("recall_number"),
+        "published_date": F.regexp_replace(F.col("report_date"), r"^(\d{4})(\d{2})(\d{2})$", "$1-$2-$3"),
+        "cip13": F.lit(None).cast("string"),
+        "lot_number": F.col("code_info"),
+        "severity": F.when(severity != "", severity),
+        "reason": F.col("reason_for_recall"),
+        # when() without otherwise(): a nullable column (a NOT NULL literal would make
+        # later mergeSchema appends drop new columns on this engine)
+        "source": F.when(F.col("_corrupt_record").isNull(), F.lit(API_RECALL_SOURCE)),
+        "retrieved_at": F.col("_ingested_at").cast("timestamp"),
+    }
+    metadata = [c for c in df.columns if c.startswith("_")]
+    return df.select(*[column.alias(name) for name, column in notices.items()], *metadata)

@@ -5,13 +5,18 @@ Grain: one reading per (machine_id, ts) minute, the key; one file per plant and 
 stand by during the 05:00-22:00 shifts and run at 65-90 % while a batch runs;
 hvac follows occupancy. Weekends are quieter. Noise is smoothed white noise.
 
-Anomalies (about 1.5 % of machine-minutes at scale 1, at least one of each type):
+Anomalies (about 3 % of machine-minutes at scale 1, at least one of each type):
 
 - ``spike``: 5-60 minutes at 1.5-3x power (vibration up too);
 - ``drift``: power rises linearly by 25-50 % over 1-2 days, temperature by 5-10 °C
   and vibration with it (wear);
+- ``slow_drift``: power creeps up by 3-6 % a day for 2-4 days (a fouled filter, a
+  worn bearing), temperature and vibration with it: hard to see within a day;
 - ``stuck_sensor``: the power meter repeats its first value (``kw`` and ``kwh``
-  constant) for 2-6 hours.
+  constant) for 2-6 hours;
+- ``profile_shift``: for 12-36 hours the machine follows its own profile of 2-4 hours
+  earlier (a clock or schedule error: it runs when no batch is planned, and idles
+  when one is).
 
 Windows are ``[start, end)`` in minutes from the first day 00:00 UTC; in the ground
 truth ``end_ts`` is exclusive too.
@@ -29,8 +34,8 @@ from lakehouse.generate.formats import iso_ts
 from lakehouse.generate.params import MINUTES_PER_DAY, GenerationParams
 from lakehouse.generate.referential import Referential
 
-ANOMALY_SHARE = 0.015  # of machine-minutes, split 40 % drift, 30 % stuck, 30 % spikes
-ANOMALY_TYPES = ("spike", "drift", "stuck_sensor")
+ANOMALY_SHARE = 0.03  # of machine-minutes, split as in plan_anomalies
+ANOMALY_TYPES = ("spike", "drift", "slow_drift", "stuck_sensor", "profile_shift")
 READING_COLUMNS = ("machine_id", "ts", "kwh", "kw", "temperature_c", "vibration_mm_s")
 
 
@@ -42,7 +47,9 @@ class Anomaly:
     anomaly_type: str
     start: int
     end: int
-    magnitude: float  # spike: power factor; drift: relative rise at the end
+    # spike: power factor; drift: relative rise at the end; slow_drift: relative rise
+    # per day; profile_shift: hours the profile is shifted by; stuck_sensor: 0
+    magnitude: float
 
 
 @dataclass(frozen=True)
@@ -120,6 +127,12 @@ def simulate_machine(
     temperature = temperature + rng.normal(0.0, 0.2, params.minutes)
     vibration = base_vib + vib_gain * load + np.abs(rng.normal(0.0, 0.12, params.minutes))
 
+    for anomaly in anomalies:  # first, so the shifted profile is a normal one
+        if anomaly.anomaly_type == "profile_shift":
+            shift = round(anomaly.magnitude * 60)
+            source = slice(anomaly.start - shift, anomaly.end - shift)
+            for series in (kw, temperature, vibration):
+                series[anomaly.start : anomaly.end] = series[source].copy()
     for anomaly in anomalies:
         window = slice(anomaly.start, anomaly.end)
         if anomaly.anomaly_type == "spike":
@@ -127,6 +140,12 @@ def simulate_machine(
             vibration[window] *= 1.0 + (anomaly.magnitude - 1.0) / 2.0
         elif anomaly.anomaly_type == "drift":
             ramp = np.linspace(0.0, anomaly.magnitude, anomaly.end - anomaly.start)
+            kw[window] *= 1.0 + ramp
+            temperature[window] += ramp * 20.0
+            vibration[window] *= 1.0 + 1.5 * ramp
+        elif anomaly.anomaly_type == "slow_drift":
+            days = (anomaly.end - anomaly.start) / MINUTES_PER_DAY
+            ramp = np.linspace(0.0, anomaly.magnitude * days, anomaly.end - anomaly.start)
             kw[window] *= 1.0 + ramp
             temperature[window] += ramp * 20.0
             vibration[window] *= 1.0 + 1.5 * ramp
@@ -141,25 +160,33 @@ def simulate_machine(
 
 def plan_anomalies(params: GenerationParams, ref: Referential) -> list[Anomaly]:
     """Anomalies for the whole fleet: non-overlapping per machine, at least 30
-    minutes apart, sorted by machine and start."""
+    minutes apart, sorted by machine and start. Long kinds are placed first; none
+    lasts more than half the period, so short periods still get every kind."""
     rng = params.rng("energy_anomalies")
     machine_ids = ref.machines["machine_id"].tolist()
     total = params.minutes
     budget = ANOMALY_SHARE * len(machine_ids) * total
+    # kind, share of the budget, duration range (minutes), magnitude range; the
+    # budget share / mean duration gives the count.
     plan = [
-        ("drift", max(1, round(0.4 * budget / 2160)), (1440, 2880), (0.25, 0.5)),
-        ("stuck_sensor", max(1, round(0.3 * budget / 240)), (120, 360), (0.0, 0.0)),
-        ("spike", max(1, round(0.3 * budget / 32)), (5, 60), (1.5, 3.0)),
+        ("slow_drift", 0.30, (2880, 5760), (0.03, 0.06)),
+        ("drift", 0.25, (1440, 2880), (0.25, 0.5)),
+        ("profile_shift", 0.15, (720, 2160), (2.0, 4.0)),
+        ("stuck_sensor", 0.15, (120, 360), (0.0, 0.0)),
+        ("spike", 0.15, (5, 60), (1.5, 3.0)),
     ]
     taken: dict[str, list[tuple[int, int]]] = {m: [] for m in machine_ids}
     anomalies = []
-    for kind, count, (shortest, longest), (low, high) in plan:
+    for kind, share, (shortest, longest), (low, high) in plan:
+        count = max(1, round(share * budget / ((shortest + longest) / 2)))
         for _ in range(count):
-            duration = min(int(rng.integers(shortest, longest + 1)), max(5, total - 60))
+            duration = min(int(rng.integers(shortest, longest + 1)), max(5, total // 2))
             magnitude = float(rng.uniform(low, high)) if high > 0 else 0.0
+            # A shifted profile copies the readings of `magnitude` hours before.
+            earliest = round(magnitude * 60) + 1 if kind == "profile_shift" else 0
             for _attempt in range(50):
                 machine_id = machine_ids[int(rng.integers(0, len(machine_ids)))]
-                start = int(rng.integers(0, total - duration + 1))
+                start = int(rng.integers(earliest, total - duration + 1))
                 end = start + duration
                 if all(end + 30 <= s or start >= e + 30 for s, e in taken[machine_id]):
                     taken[machine_id].append((start, end))

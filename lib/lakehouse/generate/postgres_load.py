@@ -48,7 +48,8 @@ TABLES: dict[str, tuple[tuple[tuple[str, str], ...], tuple[str, ...]]] = {
     "product_prices": (
         (
             ("product_id", "text NOT NULL REFERENCES {schema}.products (product_id)"),
-            ("valid_from", "date NOT NULL"),
+            # a row inserted without valid_from is valid since always (one version)
+            ("valid_from", "date NOT NULL DEFAULT DATE '1900-01-01'"),
             ("valid_to", "date"),
             ("unit_cost", "numeric(12,4) NOT NULL"),
             ("list_price", "numeric(12,4) NOT NULL"),
@@ -71,8 +72,11 @@ TABLES: dict[str, tuple[tuple[tuple[str, str], ...], tuple[str, ...]]] = {
             ("rated_power_kw", "numeric(8,2) NOT NULL CHECK (rated_power_kw > 0)"),
             ("commissioned_on", "date NOT NULL"),
             ("updated_at", "timestamptz NOT NULL"),
+            # a row inserted without valid_from is valid since always (one version)
+            ("valid_from", "date NOT NULL DEFAULT DATE '1900-01-01'"),
+            ("valid_to", "date"),
         ),
-        ("PRIMARY KEY (machine_id)",),
+        ("PRIMARY KEY (machine_id, valid_from)", "CHECK (valid_to IS NULL OR valid_to > valid_from)"),
     ),
     "customers": (
         (
@@ -98,7 +102,7 @@ TABLE_COMMENTS = {
     "products": "One row per product, current cost and list price; key product_id.",
     "product_prices": "One row per product and validity period; key (product_id, valid_from); "
     "valid_to exclusive, NULL for the current period.",
-    "machines": "One row per machine (plants only); key machine_id.",
+    "machines": "One row per machine version (plants only; relocation or re-rating); key machine_id, valid_from.",
     "customers": "One row per customer; key customer_id. Contact fields are personal data.",
 }
 PERSONAL_DATA_COLUMNS = ("contact_name", "email", "phone", "address")

@@ -1,5 +1,6 @@
 """The referential (master data) loaded into PostgreSQL: products and their price
-history, sites, machines, customers. Each builder is pure: params in, DataFrame out.
+history, sites, machines and their history (relocations, re-ratings), customers.
+Each builder is pure: params in, DataFrame out.
 """
 
 from __future__ import annotations
@@ -45,8 +46,9 @@ class Referential:
     products: pd.DataFrame
     product_prices: pd.DataFrame
     sites: pd.DataFrame
-    machines: pd.DataFrame
+    machines: pd.DataFrame  # the current version of each machine
     customers: pd.DataFrame
+    machine_history: pd.DataFrame  # every version; loaded as the ``machines`` table
     product_popularity: np.ndarray  # order weight per products row; 0 when inactive
     customer_activity: np.ndarray  # order weight per customers row
 
@@ -56,7 +58,7 @@ class Referential:
             "sites": self.sites,
             "products": self.products,
             "product_prices": self.product_prices,
-            "machines": self.machines,
+            "machines": self.machine_history,
             "customers": self.customers,
         }
 
@@ -212,6 +214,50 @@ def build_machines(params: GenerationParams, sites: pd.DataFrame) -> pd.DataFram
     )
 
 
+# Every 10th machine from the 4th is re-rated, from the 8th relocated to the next plant,
+# halfway through the generated period (M004/M014 and M008/M018 at scale 1).
+RERATED_EVERY, RERATED_FROM, RELOCATED_FROM = 10, 3, 7
+RERATED_POWER_FACTOR = 0.8  # the power before the re-rating: 80 % of today's
+
+
+def machine_change_day(params: GenerationParams) -> dt.date:
+    """The day the changed machines start their current version."""
+    return params.start_date + dt.timedelta(days=max(1, params.days // 2))
+
+
+def build_machine_history(
+    params: GenerationParams, machines: pd.DataFrame, sites: pd.DataFrame
+) -> pd.DataFrame:
+    """``machines`` as versions, key ``(machine_id, valid_from)``, ``valid_to`` exclusive
+    (NULL while current): one version from the commissioning date, and for the
+    re-rated and relocated machines an earlier version (lower power, or the next plant)
+    until ``machine_change_day``. The current version matches ``machines``."""
+    plants = sites.loc[sites["site_type"] == "plant", "site_id"].tolist()
+    change = machine_change_day(params)
+    rows = []
+    for index, machine in enumerate(machines.to_dict("records")):
+        current = {**machine, "valid_from": machine["commissioned_on"], "valid_to": None}
+        slot = index % RERATED_EVERY
+        earlier = None
+        if slot == RERATED_FROM:
+            earlier = {"rated_power_kw": round(machine["rated_power_kw"] * RERATED_POWER_FACTOR, 1)}
+        elif slot == RELOCATED_FROM and len(plants) > 1:
+            earlier = {"site_id": plants[(plants.index(machine["site_id"]) + 1) % len(plants)]}
+        if earlier is not None and machine["commissioned_on"] < change:
+            rows.append(
+                {
+                    **current,
+                    **earlier,
+                    "valid_to": change,
+                    "updated_at": _utc(machine["commissioned_on"], 9 * 3600),
+                }
+            )
+            current = {**current, "valid_from": change, "updated_at": _utc(change, 9 * 3600)}
+        rows.append(current)
+    history = pd.DataFrame(rows, columns=[*machines.columns, "valid_from", "valid_to"])
+    return history.sort_values(["machine_id", "valid_from"], ignore_index=True)
+
+
 def ascii_slug(text: str) -> str:
     """'Gaëtan Lefèvre' -> 'gaetan-lefevre' (e-mail local parts are ASCII)."""
     folded = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
@@ -277,12 +323,14 @@ def build_referential(params: GenerationParams) -> Referential:
     products = with_product_updated_at(params, products, prices)
     sites = build_sites(params)
     customers, activity = build_customers(params)
+    machines = build_machines(params, sites)
     return Referential(
         products=products,
         product_prices=prices,
         sites=sites,
-        machines=build_machines(params, sites),
+        machines=machines,
         customers=customers,
+        machine_history=build_machine_history(params, machines, sites),
         product_popularity=popularity,
         customer_activity=activity,
     )

@@ -5,6 +5,9 @@
 - ``dim_produit``: SCD type 2, one row per product and price/cost period, surrogate key
   ``product_sk``; ``valid_to`` exclusive ('9999-12-31' for the current row).
 - ``dim_site``: one row per site, surrogate key ``site_sk`` = xxhash64(site_id).
+
+Each stored dimension also holds the unknown member (key -1, ``lakehouse.gold.keys``),
+added by the ``with_unknown_*`` functions so the builders stay about real rows.
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ import datetime as dt
 import holidays
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
+
+from lakehouse.gold.keys import UNKNOWN_ID, UNKNOWN_LABEL, UNKNOWN_SK, with_unknown_member
 
 OPEN_END = dt.date(9999, 12, 31)
 DIM_TEMPS_SCHEMA = (
@@ -119,3 +124,40 @@ def build_dim_site(sites: DataFrame) -> DataFrame:
         "region",
         "country",
     )
+
+
+def with_unknown_date(dim_temps: DataFrame) -> DataFrame:
+    """``dim_temps`` plus ``date_key`` -1 (a fact date outside the calendar)."""
+    return with_unknown_member(dim_temps, {"date_key": UNKNOWN_SK, "day_name": UNKNOWN_LABEL})
+
+
+def with_unknown_product(dim_produit: DataFrame) -> DataFrame:
+    """``dim_produit`` plus ``product_sk`` -1, valid at every date (an order line of an
+    unknown product or outside every price period)."""
+    return with_unknown_member(
+        dim_produit,
+        {
+            "product_sk": UNKNOWN_SK,
+            "product_id": UNKNOWN_ID,
+            "name": UNKNOWN_LABEL,
+            "valid_from": dt.date(1900, 1, 1),
+            "valid_to": OPEN_END,
+            "is_current": True,
+        },
+    )
+
+
+def with_unknown_site(dim_site: DataFrame) -> DataFrame:
+    """``dim_site`` plus ``site_sk`` -1."""
+    return with_unknown_member(
+        dim_site, {"site_sk": UNKNOWN_SK, "site_id": UNKNOWN_ID, "site_name": UNKNOWN_LABEL}
+    )
+
+
+def resolve_key(fact: DataFrame, dimension: DataFrame, key: str) -> DataFrame:
+    """Replace ``fact``'s ``key`` by -1 where ``dimension`` has no such key (same
+    column name on both sides; the column keeps its place)."""
+    known = dimension.select(F.col(key).alias("_known_key")).where(F.col("_known_key") != UNKNOWN_SK)
+    joined = fact.join(known, fact[key] == known["_known_key"], "left")
+    found = F.col("_known_key").isNotNull()
+    return joined.withColumn(key, F.when(found, F.col(key)).otherwise(F.lit(UNKNOWN_SK))).drop("_known_key")

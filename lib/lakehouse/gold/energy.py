@@ -1,14 +1,16 @@
 """Dimensions, facts and business rules of the energy star schema.
 
-- ``dim_machine``: one row per machine version, surrogate key ``machine_sk`` =
-  xxhash64(machine_id, valid_from). For now a single, current version per machine
-  (``valid_from`` = commissioning date, ``valid_to`` '9999-12-31'): the referential
-  keeps no history of machine attributes yet, so SCD2 has one row per machine.
+- ``dim_machine``: SCD type 2, one row per machine version (a relocation to another
+  site or a re-rating of its power starts one), surrogate key ``machine_sk`` =
+  xxhash64(machine_id, valid_from); ``valid_to`` exclusive ('9999-12-31' while
+  current); ``machine_sk`` -1 is the unknown machine.
 - ``dim_temps_horaire``: one row per hour, key ``hour_key`` (yyyymmddHH, UTC), with
   the day attributes of ``dim_temps`` (built by the same code).
 - ``fact_consommation_energie``: one row per machine x hour, key
-  ``(machine_sk, hour_key)``.
-- ``fact_production``: one row per production batch, key ``batch_id``.
+  ``(machine_id, hour_key)``; ``machine_sk`` is the version valid at that hour, and
+  ``site_id`` that version's site.
+- ``fact_production``: one row per production batch, key ``batch_id``; ``machine_sk``
+  the version valid when the batch started.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ import datetime as dt
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from lakehouse.gold.dimensions import OPEN_END, build_dim_temps, date_key
+from lakehouse.gold.dimensions import OPEN_END, build_dim_temps, date_key, resolve_key
+from lakehouse.gold.keys import UNKNOWN_ID, UNKNOWN_LABEL, UNKNOWN_SK, resolved, with_unknown_member
 from lakehouse.silver.energy import batch_hours
 
 # ISO 10816-3 style vibration severity zones, class II machines (medium size, rigid
@@ -55,18 +58,42 @@ def hour_key(col: str) -> Column:
     return F.date_format(F.col(col), "yyyyMMddHH").cast("int")
 
 
-def build_dim_machine(machines: DataFrame) -> DataFrame:
-    """One current version per machine; ``machine_sk`` stable across rebuilds."""
-    return machines.select(
-        F.xxhash64("machine_id", "commissioned_on").alias("machine_sk"),
+def build_dim_machine(machine_history: DataFrame) -> DataFrame:
+    """One row per machine version; ``machine_sk`` stable across rebuilds. Without
+    ``valid_from`` (a referential with no versions) a machine has one version from its
+    commissioning date."""
+    columns = machine_history.columns
+    valid_from = F.col("valid_from") if "valid_from" in columns else F.col("commissioned_on")
+    valid_to = F.col("valid_to") if "valid_to" in columns else F.lit(None).cast("date")
+    versions = machine_history.select(
         "machine_id",
         "site_id",
         "machine_type",
         "rated_power_kw",
         "commissioned_on",
-        F.col("commissioned_on").alias("valid_from"),
-        F.lit(OPEN_END).alias("valid_to"),
-        F.lit(True).alias("is_current"),
+        valid_from.alias("valid_from"),
+        F.coalesce(valid_to, F.lit(OPEN_END)).alias("valid_to"),
+    )
+    return versions.select(
+        F.xxhash64("machine_id", "valid_from").alias("machine_sk"),
+        "*",
+        (F.col("valid_to") == F.lit(OPEN_END)).alias("is_current"),
+    )
+
+
+def with_unknown_machine(dim_machine: DataFrame) -> DataFrame:
+    """``dim_machine`` plus ``machine_sk`` -1 (readings or batches of a machine with no
+    version at that time)."""
+    return with_unknown_member(
+        dim_machine,
+        {
+            "machine_sk": UNKNOWN_SK,
+            "machine_id": UNKNOWN_ID,
+            "machine_type": UNKNOWN_LABEL,
+            "valid_from": dt.date(1900, 1, 1),
+            "valid_to": OPEN_END,
+            "is_current": True,
+        },
     )
 
 
@@ -86,20 +113,45 @@ def build_dim_temps_horaire(spark: SparkSession, start: dt.date, end: dt.date) -
     )
 
 
-def _current_machines(dim_machine: DataFrame) -> DataFrame:
-    return dim_machine.where("is_current").select(
-        F.col("machine_id").alias("_mid"), "machine_sk", F.col("site_id").alias("_site_id"), "rated_power_kw"
+def with_unknown_hour(dim_temps_horaire: DataFrame) -> DataFrame:
+    """``dim_temps_horaire`` plus ``hour_key`` -1 (and ``date_key`` -1)."""
+    return with_unknown_member(
+        dim_temps_horaire, {"hour_key": UNKNOWN_SK, "date_key": UNKNOWN_SK, "day_name": UNKNOWN_LABEL}
     )
 
 
-def build_fact_consommation_energie(hourly: DataFrame, dim_machine: DataFrame) -> DataFrame:
-    """Silver hourly readings keyed to the star schema, with the load factor and the
-    anomaly class. ``load_factor`` is NULL when the rated power is unknown or 0."""
-    machines = _current_machines(dim_machine)
-    joined = hourly.join(machines, F.col("machine_id") == F.col("_mid"), "left")
+def _machine_versions(dim_machine: DataFrame) -> DataFrame:
+    return dim_machine.where(F.col("machine_sk") != UNKNOWN_SK).select(
+        F.col("machine_id").alias("_mid"),
+        "machine_sk",
+        F.col("site_id").alias("_site_id"),
+        "rated_power_kw",
+        F.col("valid_from").alias("_from"),
+        F.col("valid_to").alias("_to"),
+    )
+
+
+def join_version_at(df: DataFrame, dim_machine: DataFrame, ts: str) -> DataFrame:
+    """``df`` with the machine version valid at ``ts`` (``valid_from`` <= day of ``ts``
+    < ``valid_to``, in UTC): ``machine_sk`` (-1 when none), ``_site_id``,
+    ``rated_power_kw``."""
+    versions = _machine_versions(dim_machine)
+    day = F.to_date(F.col(ts))
+    condition = (F.col("machine_id") == F.col("_mid")) & (day >= F.col("_from")) & (day < F.col("_to"))
+    return df.join(versions, condition, "left").withColumn("machine_sk", resolved("machine_sk"))
+
+
+def build_fact_consommation_energie(
+    hourly: DataFrame, dim_machine: DataFrame, dim_temps_horaire: DataFrame | None = None
+) -> DataFrame:
+    """Silver hourly readings keyed to the star schema (the machine version valid at the
+    hour), with the load factor and the anomaly class. ``load_factor`` is NULL when the
+    rated power is unknown or 0. With ``dim_temps_horaire``, an hour outside the
+    calendar gets ``hour_key`` and ``date_key`` -1."""
+    joined = join_version_at(hourly, dim_machine, "hour_ts")
     rated = F.col("rated_power_kw")
     load_factor = F.when(rated > 0, F.col("mean_kw") / rated)
-    return joined.select(
+    fact = joined.select(
         "machine_sk",
         "machine_id",
         hour_key("hour_ts").alias("hour_key"),
@@ -115,6 +167,12 @@ def build_fact_consommation_energie(hourly: DataFrame, dim_machine: DataFrame) -
         "minutes_observed",
         "production_minutes",
     ).withColumn("anomaly_class", classify_anomaly(F.col("vibration_mm_s"), F.col("load_factor")))
+    if dim_temps_horaire is None:
+        return fact
+    fact = resolve_key(fact, dim_temps_horaire, "hour_key")
+    return fact.withColumn(
+        "date_key", F.when(F.col("hour_key") == UNKNOWN_SK, UNKNOWN_SK).otherwise(F.col("date_key"))
+    )
 
 
 def attributed_kwh(runs: DataFrame, hourly: DataFrame) -> DataFrame:
@@ -130,12 +188,10 @@ def attributed_kwh(runs: DataFrame, hourly: DataFrame) -> DataFrame:
 
 
 def build_fact_production(runs: DataFrame, hourly: DataFrame, dim_machine: DataFrame) -> DataFrame:
-    """One row per batch with the energy attributed to it; ``kwh_per_unit`` NULL when
-    the batch produced no unit."""
-    machines = _current_machines(dim_machine)
-    joined = runs.join(attributed_kwh(runs, hourly), "batch_id", "left").join(
-        machines, F.col("machine_id") == F.col("_mid"), "left"
-    )
+    """One row per batch with the energy attributed to it and the machine version valid
+    when it started; ``kwh_per_unit`` NULL when the batch produced no unit."""
+    with_energy = runs.join(attributed_kwh(runs, hourly), "batch_id", "left")
+    joined = join_version_at(with_energy, dim_machine, "start_ts")
     units = F.col("units_produced")
     return joined.select(
         "batch_id",

@@ -11,6 +11,14 @@ from lakehouse.gold.energy import (
     build_dim_temps_horaire,
     build_fact_consommation_energie,
     build_fact_production,
+    with_unknown_hour,
+    with_unknown_machine,
+)
+from lakehouse.gold.kpis import (
+    ANOMALOUS_CLASSES,
+    build_kpi_anomalies_machine,
+    build_kpi_energie_machine,
+    build_kpi_energie_site,
 )
 
 CALENDAR_YEARS_AROUND = 1  # dim_temps_horaire: the run date's year and one year on each side
@@ -19,36 +27,65 @@ _CLASSES = ", ".join(f"'{c}'" for c in ANOMALY_CLASSES)
 
 @dp.materialized_view(path="gold/domain=energy/model=star/table=dim_machine")
 @dp.expect_or_fail("machine_sk_present", "machine_sk IS NOT NULL")
-def dim_machine(silver_machines):
-    """Machines (key machine_sk = xxhash64(machine_id, valid_from)); SCD type 2 with a
-    single current version per machine for now."""
-    return build_dim_machine(silver_machines)
+@dp.expect_or_fail("valid_period", "valid_to > valid_from")
+def dim_machine(silver_machine_history):
+    """Machines, SCD type 2: one row per version (relocation or re-rating), key
+    machine_sk = xxhash64(machine_id, valid_from), valid_to exclusive; -1 unknown."""
+    return build_dim_machine(silver_machine_history).transform(with_unknown_machine)
 
 
 @dp.materialized_view(path="gold/domain=energy/model=star/table=dim_temps_horaire")
-@dp.expect_or_fail("hour_key_matches_date_key", "hour_key DIV 100 = date_key")
+@dp.expect_or_fail("hour_key_matches_date_key", "hour_key = -1 OR hour_key DIV 100 = date_key")
 def dim_temps_horaire():
     """Calendar, one row per hour (key hour_key yyyymmddHH, UTC), working hours
-    (06-22 on weekdays) and the day attributes of dim_temps."""
+    (06-22 on weekdays) and the day attributes of dim_temps; hour_key -1 unknown."""
     context = dp.current()
     year = context.parameters["run_date"].year
     start = dt.date(year - CALENDAR_YEARS_AROUND, 1, 1)
     end = dt.date(year + CALENDAR_YEARS_AROUND, 12, 31)
-    return build_dim_temps_horaire(context.spark, start, end)
+    return build_dim_temps_horaire(context.spark, start, end).transform(with_unknown_hour)
 
 
 @dp.materialized_view(path="gold/domain=energy/model=star/table=fact_consommation_energie")
-@dp.expect("machine_known", "machine_sk IS NOT NULL")
+@dp.expect("machine_resolved", "machine_sk <> -1")
+@dp.expect("hour_resolved", "hour_key <> -1")
+@dp.expect_or_fail("keys_present", "machine_sk IS NOT NULL AND hour_key IS NOT NULL")
 @dp.expect_or_fail("known_anomaly_class", f"anomaly_class IN ({_CLASSES})")
-def fact_consommation_energie(silver_iot_readings_hourly, dim_machine):
-    """One row per machine x hour (key machine_sk, hour_key): kWh, mean and peak kW,
-    load factor, temperature, vibration, production minutes, anomaly class."""
-    return build_fact_consommation_energie(silver_iot_readings_hourly, dim_machine)
+def fact_consommation_energie(silver_iot_readings_hourly, dim_machine, dim_temps_horaire):
+    """One row per machine x hour (key machine_id, hour_key; machine_sk the version
+    valid at that hour, -1 when none): kWh, mean and peak kW, load factor,
+    temperature, vibration, production minutes, anomaly class."""
+    return build_fact_consommation_energie(silver_iot_readings_hourly, dim_machine, dim_temps_horaire)
 
 
 @dp.materialized_view(path="gold/domain=energy/model=star/table=fact_production")
 @dp.expect("energy_attributed", "attributed_kwh IS NOT NULL")
+@dp.expect("machine_resolved", "machine_sk <> -1")
 def fact_production(silver_production_runs, silver_iot_readings_hourly, dim_machine):
     """One row per production batch (key batch_id): units and the machine's kWh
     attributed pro rata of the minutes the batch overlaps each hour."""
     return build_fact_production(silver_production_runs, silver_iot_readings_hourly, dim_machine)
+
+
+@dp.materialized_view(path="gold/domain=energy/model=kpi/table=kpi_energie_machine")
+@dp.expect_or_fail("rolling_covers_the_hour", "rolling_24h_kwh >= kwh - 0.001 OR kwh < 0")  # sums to 1e-6 kWh
+def kpi_energie_machine(fact_consommation_energie):
+    """kWh per machine and hour with the rolling 24 h total (key machine_id, hour_ts);
+    is_latest marks the current hour."""
+    return build_kpi_energie_machine(fact_consommation_energie)
+
+
+@dp.materialized_view(path="gold/domain=energy/model=kpi/table=kpi_energie_site")
+def kpi_energie_site(fact_consommation_energie):
+    """kWh per site and hour with the rolling 24 h total (key site_id, hour_ts)."""
+    return build_kpi_energie_site(fact_consommation_energie)
+
+
+@dp.materialized_view(path="gold/domain=energy/model=kpi/table=kpi_anomalies_machine")
+@dp.expect_or_fail(
+    "known_episode_class", f"anomaly_class IN ({', '.join(repr(c) for c in ANOMALOUS_CLASSES)})"
+)
+def kpi_anomalies_machine(fact_consommation_energie):
+    """Anomaly episodes per machine (key machine_id, start_ts): consecutive warning or
+    critical hours, with duration, worst class and peaks."""
+    return build_kpi_anomalies_machine(fact_consommation_energie)

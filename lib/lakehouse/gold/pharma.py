@@ -14,6 +14,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from lakehouse.gold.dimensions import date_key
+from lakehouse.gold.keys import UNKNOWN_SK, resolved
 from lakehouse.gold.rules import (
     cost_amount,
     discount_amount,
@@ -31,10 +32,10 @@ from lakehouse.gold.rules import (
 def build_fact_ventes(order_lines: DataFrame, dim_produit: DataFrame) -> DataFrame:
     """Silver order lines joined to the product version valid at the order date.
 
-    A line whose date falls outside every price period keeps a NULL ``product_sk``
-    and NULL cost and margin rather than being dropped.
+    A line of an unknown product, or whose date falls outside every price period,
+    is kept with ``product_sk`` -1 (the unknown member) and NULL cost and margin.
     """
-    versions = dim_produit.select(
+    versions = dim_produit.where(F.col("product_sk") != UNKNOWN_SK).select(
         F.col("product_id").alias("_pid"),
         "product_sk",
         "unit_cost",
@@ -54,7 +55,7 @@ def build_fact_ventes(order_lines: DataFrame, dim_produit: DataFrame) -> DataFra
         "line_number",
         date_key("order_date").alias("date_key"),
         "order_date",
-        "product_sk",
+        resolved("product_sk").alias("product_sk"),
         "product_id",
         "site_id",
         "customer_id",
@@ -86,10 +87,12 @@ def build_kpi_marge_journaliere(fact_ventes: DataFrame) -> DataFrame:
 
 
 def with_site_sk(fact: DataFrame, dim_site: DataFrame) -> DataFrame:
-    """Add ``site_sk`` (from ``dim_site``, NULL for an unknown site) right after
+    """Add ``site_sk`` (from ``dim_site``, -1 for an unknown site) right after
     ``product_sk``; the fact keeps its rows and its other columns in order."""
-    keys = dim_site.select(F.col("site_id").alias("_sid"), "site_sk")
-    joined = fact.join(keys, fact["site_id"] == keys["_sid"], "left")
+    keys = dim_site.where(F.col("site_sk") != UNKNOWN_SK).select(F.col("site_id").alias("_sid"), "site_sk")
+    joined = fact.join(keys, fact["site_id"] == keys["_sid"], "left").withColumn(
+        "site_sk", resolved("site_sk")
+    )
     columns = []
     for name in fact.columns:
         columns.append(name)

@@ -5,7 +5,20 @@ from __future__ import annotations
 import datetime as dt
 
 from lakehouse import pipelines as dp
-from lakehouse.gold.dimensions import build_dim_produit, build_dim_site, build_dim_temps
+from lakehouse.gold.dimensions import (
+    build_dim_produit,
+    build_dim_site,
+    build_dim_temps,
+    resolve_key,
+    with_unknown_date,
+    with_unknown_product,
+    with_unknown_site,
+)
+from lakehouse.gold.kpis import (
+    build_kpi_duree_rupture,
+    build_kpi_marge_produit_site_mois,
+    build_kpi_rappels_en_stock,
+)
 from lakehouse.gold.pharma import (
     build_fact_ventes,
     build_kpi_marge_journaliere,
@@ -20,34 +33,42 @@ CALENDAR_YEARS_AROUND = 1  # dim_temps: the run date's year and one year on each
 @dp.materialized_view(path="gold/domain=pharma/model=star/table=dim_temps")
 @dp.expect_or_fail("date_key_matches_date", "date_key = CAST(date_format(date, 'yyyyMMdd') AS INT)")
 def dim_temps():
-    """Calendar, one row per day (key date_key yyyymmdd), ISO weeks, French holidays."""
+    """Calendar, one row per day (key date_key yyyymmdd), ISO weeks, French holidays;
+    date_key -1 is the unknown date."""
     context = dp.current()
     year = context.parameters["run_date"].year
     start = dt.date(year - CALENDAR_YEARS_AROUND, 1, 1)
     end = dt.date(year + CALENDAR_YEARS_AROUND, 12, 31)
-    return build_dim_temps(context.spark, start, end)
+    return build_dim_temps(context.spark, start, end).transform(with_unknown_date)
 
 
 @dp.materialized_view(path="gold/domain=pharma/model=star/table=dim_produit")
 @dp.expect_or_fail("product_sk_present", "product_sk IS NOT NULL")
 def dim_produit(silver_products, silver_product_prices):
-    """Products, SCD type 2 over price and cost periods (key product_sk)."""
-    return build_dim_produit(silver_products, silver_product_prices)
+    """Products, SCD type 2 over price and cost periods (key product_sk; -1 unknown)."""
+    return build_dim_produit(silver_products, silver_product_prices).transform(with_unknown_product)
 
 
 @dp.materialized_view(path="gold/domain=pharma/model=star/table=dim_site")
 @dp.expect_or_fail("site_sk_present", "site_sk IS NOT NULL")
 def dim_site(silver_sites):
-    """Plants and distribution centres, one row per site (key site_sk = xxhash64(site_id))."""
-    return build_dim_site(silver_sites)
+    """Plants and distribution centres, one row per site (key site_sk = xxhash64(site_id);
+    -1 unknown)."""
+    return build_dim_site(silver_sites).transform(with_unknown_site)
 
 
 @dp.materialized_view(path="gold/domain=pharma/model=star/table=fact_ventes")
-@dp.expect("cost_known_at_order_date", "product_sk IS NOT NULL")
+@dp.expect("product_resolved", "product_sk <> -1")
+@dp.expect("site_resolved", "site_sk <> -1")
+@dp.expect("date_resolved", "date_key <> -1")
+@dp.expect_or_fail("keys_present", "product_sk IS NOT NULL AND site_sk IS NOT NULL AND date_key IS NOT NULL")
 @dp.expect_or_fail("net_not_above_gross", "net_amount <= gross_amount")
-def fact_ventes(silver_order_lines, dim_produit, dim_site):
-    """One row per order line (key order_id, line_number), at the cost valid on the order date."""
-    return build_fact_ventes(silver_order_lines, dim_produit).transform(with_site_sk, dim_site)
+def fact_ventes(silver_order_lines, dim_produit, dim_site, dim_temps):
+    """One row per order line (key order_id, line_number), at the cost valid on the order
+    date; keys without a dimension row point to the unknown member (-1), counted by the
+    *_resolved expectations."""
+    fact = build_fact_ventes(silver_order_lines, dim_produit).transform(with_site_sk, dim_site)
+    return resolve_key(fact, dim_temps, "date_key")
 
 
 @dp.materialized_view(path="gold/domain=pharma/model=kpi/table=kpi_marge_journaliere")
@@ -74,3 +95,26 @@ def kpi_rupture_stock(silver_stock_snapshots):
 def kpi_performance_livraison(silver_deliveries):
     """OTIF, late and pending deliveries per promised day and site (key date_key, site_id)."""
     return build_kpi_performance_livraison(silver_deliveries)
+
+
+@dp.materialized_view(path="gold/domain=pharma/model=kpi/table=kpi_marge_produit_site_mois")
+@dp.expect("cost_known", "lines_without_cost = 0")
+def kpi_marge_produit_site_mois(fact_ventes):
+    """Net revenue, cost and margin per month, product and site (key month, product_id,
+    site_id); lines without a known cost counted in lines_without_cost."""
+    return build_kpi_marge_produit_site_mois(fact_ventes)
+
+
+@dp.materialized_view(path="gold/domain=pharma/model=kpi/table=kpi_duree_rupture")
+@dp.expect_or_fail("positive_duration", "days_out_of_stock >= 1 AND end_date >= start_date")
+def kpi_duree_rupture(silver_stock_snapshots):
+    """Stock-out episodes per site and product (key site_id, product_id, start_date):
+    consecutive days with nothing on hand, ongoing or not."""
+    return build_kpi_duree_rupture(silver_stock_snapshots)
+
+
+@dp.materialized_view(path="gold/domain=pharma/model=kpi/table=kpi_rappels_en_stock")
+def kpi_rappels_en_stock(silver_recalls, silver_stock_snapshots):
+    """Recalled products of ours still on hand at a site's latest snapshot (key
+    notice_id, site_id)."""
+    return build_kpi_rappels_en_stock(silver_recalls, silver_stock_snapshots)

@@ -30,6 +30,7 @@ from typing import Any
 from rich.console import Console
 
 from lakehouse.config import Settings
+from lakehouse.governance.audit import record_job_run
 from lakehouse.jobs import templates
 from lakehouse.jobs.graph import topological_order
 from lakehouse.jobs.loader import JobsError, load_jobs
@@ -622,6 +623,7 @@ class _Scheduler:
             self._finish(time.monotonic() - started, crash)
             self.progress.stop(self.record)
             self.services.finished(self.record, self.lock)
+            record_job_run(self.record, self.services)  # audit trail: who ran what, when
         if interrupted:
             raise KeyboardInterrupt
         return self.record

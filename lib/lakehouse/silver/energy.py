@@ -1,7 +1,11 @@
 """Silver tables of the energy domain.
 
-- ``machines``: one row per machine, key ``machine_id`` (latest referential snapshot),
-  typed.
+- ``machines``: one row per machine, key ``machine_id``: its current version in the
+  latest referential snapshot, typed.
+- ``machine_history``: one row per machine version, key ``(machine_id, valid_from)``;
+  ``valid_to`` exclusive, NULL for the current version (a relocation to another site
+  or a re-rating of the power starts a version). A referential without versions gives
+  one version per machine, valid from its commissioning date.
 - ``production_runs``: one row per production batch, key ``batch_id``: which machine
   ran it and when (``[start_ts, end_ts)``, UTC); corrupt lines and batches without a
   machine or a valid time window left out; the latest ingested copy of a batch wins.
@@ -53,16 +57,46 @@ def hour_start(ts: str | Column) -> Column:
     return F.timestamp_seconds(F.floor(seconds / SECONDS_PER_HOUR) * SECONDS_PER_HOUR)
 
 
-def clean_machines(snapshot: DataFrame) -> DataFrame:
-    """Referential machines, typed; one row per ``machine_id``."""
+def _typed_machine_versions(snapshot: DataFrame) -> DataFrame:
+    """Referential machine rows, typed; ``valid_from``/``valid_to`` from the snapshot
+    or, when it has no versions, the commissioning date and NULL."""
+    has_versions = "valid_from" in snapshot.columns
+    valid_from = F.col("valid_from") if has_versions else F.col("commissioned_on")
+    valid_to = F.col("valid_to") if has_versions and "valid_to" in snapshot.columns else F.lit(None)
     return snapshot.select(
         F.trim("machine_id").alias("machine_id"),
         F.trim("site_id").alias("site_id"),
         "machine_type",
         F.col("rated_power_kw").cast("double").alias("rated_power_kw"),
         F.col("commissioned_on").cast("date").alias("commissioned_on"),
+        valid_from.cast("date").alias("valid_from"),
+        valid_to.cast("date").alias("valid_to"),
         F.col("updated_at").cast("timestamp").alias("updated_at"),
-    ).dropDuplicates(["machine_id"])
+    )
+
+
+def clean_machine_history(changes: DataFrame) -> DataFrame:
+    """Machine versions, typed; one row per ``(machine_id, valid_from)``: of the rows
+    read for a version (the referential's change log holds every row read), the one
+    updated last."""
+    latest_first = Window.partitionBy("machine_id", "valid_from").orderBy(
+        F.col("updated_at").desc_nulls_last()
+    )
+    versions = _typed_machine_versions(changes)
+    return versions.withColumn("_rank", F.row_number().over(latest_first)).where("_rank = 1").drop("_rank")
+
+
+def clean_machines(snapshot: DataFrame) -> DataFrame:
+    """Referential machines, typed; one row per ``machine_id``: the version valid
+    last (open-ended, else the latest start)."""
+    versions = clean_machine_history(snapshot)
+    latest_first = Window.partitionBy("machine_id").orderBy(
+        F.col("valid_to").isNull().desc(), F.col("valid_from").desc_nulls_last()
+    )
+    current = versions.withColumn("_rank", F.row_number().over(latest_first)).where("_rank = 1")
+    return current.select(
+        "machine_id", "site_id", "machine_type", "rated_power_kw", "commissioned_on", "updated_at"
+    )
 
 
 PRODUCTION_RUN_COLUMNS = (

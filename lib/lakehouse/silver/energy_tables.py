@@ -10,6 +10,7 @@ from lakehouse.silver.energy import (
     HOURLY_READING_RULES,
     LATEST_BATCH_RULE,
     PRODUCTION_RUN_RULES,
+    clean_machine_history,
     clean_machines,
     prepare_hourly_readings,
     prepare_production_runs,
@@ -25,6 +26,16 @@ def _up_to_run_date(bronze):
 def silver_machines(bronze_machines):
     """One row per machine (key machine_id), typed: site, type, rated power (kW)."""
     return clean_machines(bronze_machines)
+
+
+@dp.materialized_view(path="silver/domain=energy/table=machine_history")
+@dp.expect_or_fail("machine_id_present", "machine_id IS NOT NULL")
+@dp.expect_or_fail("valid_period", "valid_to IS NULL OR valid_to > valid_from")
+def silver_machine_history(bronze_machines_changes):
+    """One row per machine version (key machine_id, valid_from; valid_to exclusive, NULL
+    while current): site and rated power over time, from every row version read from
+    the referential (bronze_machines keeps only the current row per machine)."""
+    return clean_machine_history(bronze_machines_changes)
 
 
 @dp.materialized_view(path="silver/domain=energy/table=production_runs", quarantine=True)

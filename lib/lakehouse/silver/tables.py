@@ -20,6 +20,7 @@ from lakehouse.silver.pharma import (
     prepare_order_lines,
     prepare_stock_snapshots,
 )
+from lakehouse.silver.recalls import LATEST_NOTICE_RULE, RECALL_RULES, prepare_recalls
 
 
 @dp.materialized_view(path="silver/domain=pharma/table=products")
@@ -68,3 +69,14 @@ def silver_deliveries(bronze_deliveries, silver_sites):
     deliveries_quarantine."""
     run_date = dp.current().parameters["run_date"]
     return prepare_deliveries(bronze_deliveries.where(partition_date() <= F.lit(run_date)), silver_sites)
+
+
+@dp.materialized_view(path="silver/domain=pharma/table=recalls", quarantine=True)
+@dp.expect_all_or_drop({**RECALL_RULES, **LATEST_NOTICE_RULE})
+@dp.expect("matched_to_a_product", "is_our_product")
+def silver_recalls(bronze_recalls, silver_products):
+    """One row per recall notice (key notice_id), the latest ingested copy; matched to
+    our products by CIP13 or product name (product_id NULL for another laboratory's).
+    Rejected notices: recalls_quarantine."""
+    run_date = dp.current().parameters["run_date"]
+    return prepare_recalls(bronze_recalls.where(partition_date() <= F.lit(run_date)), silver_products)

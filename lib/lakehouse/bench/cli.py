@@ -1,0 +1,93 @@
+"""``lakehouse bench``: measured speed and scale against reference engines."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import sys
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.markdown import Markdown
+
+console = Console(width=None if sys.stdout.isatty() else 160)
+DEFAULT_SCALES = "0.1,1,5"
+
+
+def _scales(value: str) -> list[float]:
+    try:
+        scales = [float(part) for part in value.split(",") if part.strip()]
+    except ValueError as exc:
+        raise click.BadParameter(f"{value!r}: expected numbers separated by commas, e.g. 0.1,1,5") from exc
+    if not scales or any(s <= 0 for s in scales):
+        raise click.BadParameter(f"{value!r}: give at least one scale factor, each > 0")
+    return scales
+
+
+@click.group("bench")
+def bench_cli() -> None:
+    """Benchmarks: stage timings, incremental cost, engines side by side.
+
+    \b
+    Examples:
+      lakehouse bench run --scales 0.1,1,5
+      lakehouse bench run --scales 0.1 --no-classic
+    """
+
+
+@bench_cli.command("run")
+@click.option("--scales", default=DEFAULT_SCALES, show_default=True, help="Scale factors, comma-separated (1 = the default dataset).")
+@click.option("--days", type=int, default=30, show_default=True, help="Days of history before the new day.")
+@click.option("--run-date", default="2026-11-26", show_default=True, help="The new day (YYYY-MM-DD).")
+@click.option("--workdir", type=click.Path(file_okay=False, path_type=Path), default=None, help="Lakes and inputs; default var/bench.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None, help="Reports; default bench/results.")
+@click.option("--classic/--no-classic", default=True, show_default=True, help="Also run classic local JVM Spark (about 20 s to start).")
+def bench_run(
+    scales: str, days: int, run_date: str, workdir: Path | None, out: Path | None, classic: bool
+) -> None:
+    """Generate each scale, time generate/bronze/silver/gold, the daily increment
+    against a full rebuild, and the gold subset on the embedded engine, classic Spark
+    and DuckDB (results checked identical). Writes JSON and Markdown reports."""
+    from lakehouse.bench.measure import PeakMemory
+    from lakehouse.bench.report import machine, report_paths, write_reports
+    from lakehouse.bench.runner import run_scale
+    from lakehouse.config import load_settings
+    from lakehouse.engine import get_spark, stop_embedded_engine
+
+    factors = _scales(scales)
+    try:
+        day = dt.date.fromisoformat(run_date)
+    except ValueError as exc:
+        raise click.BadParameter(f"--run-date {run_date!r}: expected YYYY-MM-DD") from exc
+    settings = load_settings()
+    workdir = (workdir or settings.var_dir / "bench").resolve()
+    out = (out or settings.project_root / "bench" / "results").resolve()
+    os.environ.setdefault("RUST_LOG", "warn")
+    json_path, md_path = report_paths(out)
+    record: dict[str, object] = {
+        "started_at": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "machine": machine(),
+        "scales": [],
+    }
+    spark = get_spark(load_settings(spark={"engine": "sail"}), app_name="bench")
+    try:
+        with PeakMemory() as memory:
+            for factor in factors:
+                result = run_scale(
+                    spark,
+                    workdir / f"scale={factor:g}",
+                    scale=factor,
+                    days=days,
+                    run_date=day,
+                    memory=memory,
+                    classic=classic,
+                    progress=lambda message: console.print(message, highlight=False),
+                )
+                record["scales"].append(result.to_json())  # type: ignore[union-attr]
+                record["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
+                write_reports(record, json_path, md_path)  # after each scale: a later failure keeps it
+    finally:
+        stop_embedded_engine()
+    console.print(Markdown(md_path.read_text(encoding="utf-8")))
+    console.print(f"JSON: {json_path}\nMarkdown: {md_path}")

@@ -1,0 +1,154 @@
+"""The benchmark's JSON record and its Markdown summary."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import platform
+from importlib import metadata
+from pathlib import Path
+
+import psutil
+
+PACKAGES = ("pysail", "pyspark", "duckdb", "deltalake", "pyarrow")
+TARGETS = {
+    "classic_over_embedded": ("embedded engine >= 10x faster than classic local Spark", 10.0, "min"),
+    "embedded_over_duckdb": ("embedded engine within 2x of DuckDB", 2.0, "max"),
+    "full_rebuild_over_daily": ("daily increment >= 5x cheaper than a full rebuild", 5.0, "min"),
+}
+
+
+def machine() -> dict[str, object]:
+    """What the figures were measured on, including the load other work put on it."""
+    versions = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return {
+        "logical_cpus": psutil.cpu_count(),
+        "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "load_average_1_5_15": [round(x, 2) for x in os.getloadavg()],
+        "packages": versions,
+    }
+
+
+def report_paths(out_dir: Path) -> tuple[Path, Path]:
+    """``bench-<UTC time>.json`` and ``.md`` in ``out_dir``."""
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    return out_dir / f"bench-{stamp}.json", out_dir / f"bench-{stamp}.md"
+
+
+def write_reports(record: dict[str, object], json_path: Path, md_path: Path) -> None:
+    """Write (or rewrite, as scales complete) both reports."""
+    json_path.parent.mkdir(parents=True, exist_ok=True)
+    json_path.write_text(json.dumps(record, indent=2, default=str) + "\n", encoding="utf-8")
+    md_path.write_text(markdown(record), encoding="utf-8")
+
+
+def _table(header: list[str], rows: list[list[object]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---:" if i else "---" for i in range(len(header))) + "|"]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return lines
+
+
+def _stage_rows(stages: list[dict]) -> list[list[object]]:
+    return [
+        [
+            s["stage"],
+            f"{s['seconds']:.1f}",
+            f"{s['rows_in']:,}",
+            f"{s['rows_out']:,}",
+            f"{s['rows_per_second']:,.0f}",
+            f"{s['peak_rss_mib']:,.0f}",
+        ]
+        for s in stages
+    ]
+
+
+STAGE_HEADER = ["stage", "wall s", "rows in", "rows out", "rows/s", "peak RSS MiB"]
+
+
+def markdown(record: dict) -> str:
+    """The record as Markdown tables (one section per scale factor)."""
+    host = record["machine"]
+    lines = [
+        f"# Benchmark {record['started_at']}",
+        "",
+        f"{host['logical_cpus']} logical CPUs, {host['memory_gib']} GiB, Python {host['python']}; "
+        f"load average at start {host['load_average_1_5_15']}, at end {record.get('load_average_at_end')}. "
+        f"Packages: {', '.join(f'{k} {v}' for k, v in host['packages'].items())}.",
+        "",
+    ]
+    for scale in record["scales"]:
+        lines += _scale_section(scale)
+    lines += ["## Targets", ""]
+    lines += _table(["target", "scale", "measured", "met"], _target_rows(record))
+    return "\n".join(lines) + "\n"
+
+
+def _scale_section(scale: dict) -> list[str]:
+    inc = scale["incremental"]
+    lines = [
+        f"## Scale {scale['scale']} ({scale['days_of_history']} days of history, run date {scale['run_date']})",
+        "",
+        "Stages (the history run; rows in/out from the event log, rows/s = rows out / wall s):",
+        "",
+        *_table(STAGE_HEADER, _stage_rows(scale["stages"])),
+        "",
+        f"Not measured: {'; '.join(f'{k}: {v}' for k, v in scale['not_measured'].items())}.",
+        "",
+        f"Incremental: one new day on top of the history against a full rebuild of all days "
+        f"(full rebuild / daily = **{inc['full_rebuild_over_daily']}x**):",
+        "",
+        *_table(STAGE_HEADER, _stage_rows(inc["daily_update"] + inc["full_rebuild"])),
+        "",
+    ]
+    lines += _comparison_section(scale["comparison"])
+    tables = sorted(scale["tables"], key=lambda t: -t["bytes"])
+    total = sum(t["bytes"] for t in tables)
+    lines += [f"Delta tables after the runs ({len(tables)} tables, {total / 2**20:,.1f} MiB in all):", ""]
+    lines += _table(
+        ["table", "rows", "MiB", "version"],
+        [[t["table"], f"{t['rows']:,}", f"{t['bytes'] / 2**20:,.2f}", t["version"]] for t in tables],
+    )
+    return [*lines, ""]
+
+
+def _comparison_section(comparison: dict) -> list[str]:
+    if not comparison:
+        return []
+    rows = [[engine, f"{seconds:.2f}"] for engine, seconds in comparison["seconds"].items()]
+    return [
+        "Same gold transformations, Parquet in and out (`lakehouse.bench.compare`); inputs "
+        + ", ".join(f"{k} {v:,}" for k, v in comparison["input_rows"].items())
+        + "; outputs "
+        + ", ".join(f"{k} {v:,}" for k, v in comparison["output_rows"].items())
+        + ":",
+        "",
+        *_table(["engine", "wall s"], rows),
+        "",
+        f"classic / embedded = **{comparison['classic_over_embedded']}x** (classic session start "
+        f"{comparison['classic_start_seconds']} s, not counted); embedded / DuckDB = "
+        f"**{comparison['embedded_over_duckdb']}x**; identical results: **{comparison['identical']}**.",
+        "",
+    ]
+
+
+def _target_rows(record: dict) -> list[list[object]]:
+    rows = []
+    for scale in record["scales"]:
+        measured = {
+            "classic_over_embedded": scale["comparison"].get("classic_over_embedded"),
+            "embedded_over_duckdb": scale["comparison"].get("embedded_over_duckdb"),
+            "full_rebuild_over_daily": scale["incremental"]["full_rebuild_over_daily"],
+        }
+        for key, (text, limit, kind) in TARGETS.items():
+            value = measured[key]
+            met = None if value is None else (value >= limit if kind == "min" else value <= limit)
+            rows.append([text, scale["scale"], "-" if value is None else f"{value}x", {True: "yes", False: "no"}.get(met, "-")])
+    return rows

@@ -1,0 +1,212 @@
+"""One benchmark run per scale factor.
+
+For a scale: generate ``days + 1`` days of sources ending on the run date, hold the
+newest day's drops back, run bronze, silver and gold on the ``days`` of history
+(the stage timings), put the newest day back and run the daily update (the
+incremental cost), then rebuild everything from all files (``full_refresh``, the
+cost the daily run avoids). Finally the gold subset of ``lakehouse.bench.compare``
+runs on the embedded engine, on classic local Spark and on DuckDB over the same
+Parquet inputs, and the three results are checked against each other.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lakehouse.bench import compare
+from lakehouse.bench.measure import PeakMemory, StageResult, folder_bytes, stage
+from lakehouse.config import Settings, load_settings
+from lakehouse.context import RunContext
+from lakehouse.lake import Lake
+
+LAYERS = ("bronze", "silver", "gold")
+NOT_MEASURED = {
+    "ml_scoring": "no model scoring step in the pharma pipeline yet",
+    "exports": "no export step (Tableau, PostgreSQL views) in the pharma pipeline yet",
+}
+Progress = Callable[[str], None]
+
+
+@dataclass
+class ScaleResult:
+    scale: float
+    days: int
+    run_date: dt.date
+    stages: list[StageResult] = field(default_factory=list)
+    daily: list[StageResult] = field(default_factory=list)
+    full_rebuild: list[StageResult] = field(default_factory=list)
+    tables: list[dict[str, object]] = field(default_factory=list)
+    comparison: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def incremental_ratio(self) -> float | None:
+        daily = sum(s.seconds for s in self.daily)
+        full = sum(s.seconds for s in self.full_rebuild)
+        return round(full / daily, 2) if daily > 0 and full > 0 else None
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "scale": self.scale,
+            "days_of_history": self.days,
+            "run_date": self.run_date.isoformat(),
+            "stages": [s.to_json() for s in self.stages],
+            "not_measured": NOT_MEASURED,
+            "incremental": {
+                "daily_update": [s.to_json() for s in self.daily],
+                "full_rebuild": [s.to_json() for s in self.full_rebuild],
+                "full_rebuild_over_daily": self.incremental_ratio,
+            },
+            "tables": self.tables,
+            "comparison": self.comparison,
+        }
+
+
+def bench_settings(workdir: Path, scale: float, days: int, run_date: dt.date) -> Settings:
+    """Settings of one scale's private lake and PostgreSQL (nothing of ./lake or ./var)."""
+    return load_settings(
+        lake_root=str(workdir / "lake"),
+        var_dir=str(workdir / "var"),
+        runs_dir=str(workdir / "runs"),
+        run_date=run_date,
+        generator={"scale": scale, "days": days + 1},
+    )
+
+
+def run_scale(
+    spark,
+    workdir: Path,
+    *,
+    scale: float,
+    days: int,
+    run_date: dt.date,
+    memory: PeakMemory,
+    classic: bool = True,
+    progress: Progress = print,
+) -> ScaleResult:
+    """Measure one scale factor in ``workdir`` (emptied first)."""
+    from lakehouse.generate import generate_all
+    from lakehouse.postgres import ensure_server
+
+    if workdir.exists():
+        shutil.rmtree(workdir)
+    workdir.mkdir(parents=True)
+    settings = bench_settings(workdir, scale, days, run_date)
+    result = ScaleResult(scale, days, run_date)
+
+    progress(f"scale {scale}: generate {days + 1} days")
+    with stage("generate", memory) as measured:
+        report = generate_all(settings, endpoint=ensure_server(settings))
+        measured.rows_out = sum(report.row_counts.values())
+        measured.details = {"bytes_written": report.bytes_written}
+    result.stages.append(measured)
+
+    held = hold_back_day(Path(settings.lake_root) / "landing", workdir / "held", run_date)
+    history_date = run_date - dt.timedelta(days=1)
+    result.stages += run_layers(spark, settings, history_date, memory, progress, label="")
+    restore_day(held)
+    result.daily = run_layers(spark, settings, run_date, memory, progress, label="daily ")
+    result.full_rebuild = run_layers(spark, settings, run_date, memory, progress, label="rebuild ", full=True)
+    result.tables = table_sizes(settings.lake_root)
+    progress(f"scale {scale}: engines side by side")
+    result.comparison = compare_engines(spark, Lake(settings.lake_root), workdir / "compare", classic=classic)
+    return result
+
+
+def hold_back_day(landing: Path, held: Path, day: dt.date) -> list[tuple[Path, Path]]:
+    """Move every ``landing/source=*/<entity>/<day>/`` drop folder aside; returns the moves."""
+    moves = []
+    for folder in sorted(landing.glob(f"source=*/*/{day.isoformat()}")):
+        target = held / folder.relative_to(landing)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        folder.rename(target)
+        moves.append((target, folder))
+    if not moves:
+        raise FileNotFoundError(f"no drop folder for {day} under {landing}: did the generator run?")
+    return moves
+
+
+def restore_day(moves: list[tuple[Path, Path]]) -> None:
+    for held, original in moves:
+        held.rename(original)
+
+
+def run_layers(
+    spark,
+    settings: Settings,
+    run_date: dt.date,
+    memory: PeakMemory,
+    progress: Progress,
+    *,
+    label: str,
+    full: bool = False,
+) -> list[StageResult]:
+    """Bronze, silver then gold for ``run_date``; one timed stage each."""
+    from lakehouse.pharma import run_layer
+
+    started_at = dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
+    context = RunContext(
+        settings=settings.model_copy(update={"run_date": run_date}),
+        spark=spark,
+        lake=Lake(settings.lake_root),
+        run_date=run_date,
+        batch_id=f"bench-{run_date:%Y%m%d}-{label.strip() or 'history'}-{time.time_ns()}",
+        started_at=started_at,
+    )
+    results = []
+    for layer in LAYERS:
+        progress(f"  {label}{layer} ({run_date})")
+        with stage(f"{label}{layer}", memory) as measured:
+            run = run_layer(context, layer, full_refresh=full)
+        done = [e for e in run.events if e.status != "SKIPPED"]
+        measured.rows_in = sum(e.rows_read or 0 for e in done)
+        measured.rows_out = sum(e.rows_written or 0 for e in done)
+        measured.details = {"flows": len(run.events), "skipped": len(run.events) - len(done)}
+        results.append(measured)
+    return results
+
+
+def table_sizes(lake_root: str) -> list[dict[str, object]]:
+    from lakehouse.catalog import describe_tables
+
+    return [
+        {"table": t.name, "rows": t.rows, "bytes": folder_bytes(t.path), "version": t.version}
+        for t in describe_tables(lake_root)
+    ]
+
+
+def compare_engines(spark, lake: Lake, workdir: Path, *, classic: bool = True) -> dict[str, object]:
+    """Run the gold subset on each engine over the same Parquet inputs and check them."""
+    inputs, outputs = workdir / "inputs", workdir / "outputs"
+    input_rows = compare.export_inputs(spark, lake, inputs)
+    seconds = {
+        "embedded (Sail)": compare.run_spark_subset(spark, inputs, outputs / "sail"),
+        "DuckDB": compare.run_duckdb_subset(inputs, outputs / "duckdb"),
+    }
+    engines = {"embedded (Sail)": outputs / "sail"}
+    classic_start = None
+    if classic:
+        from lakehouse.bench.classic import run_classic_subset
+
+        timing = run_classic_subset(inputs, outputs / "classic")
+        seconds["classic Spark local[2]"] = timing["transform_seconds"]
+        classic_start = timing["start_seconds"]
+        engines["classic Spark local[2]"] = outputs / "classic"
+    differences = {
+        engine: compare.compare_outputs(outputs / "duckdb", folder) for engine, folder in engines.items()
+    }
+    sail = seconds["embedded (Sail)"]
+    return {
+        "input_rows": input_rows,
+        "output_rows": compare.output_rows(outputs / "duckdb"),
+        "seconds": {k: round(v, 3) for k, v in seconds.items()},
+        "classic_start_seconds": classic_start,
+        "classic_over_embedded": round(seconds["classic Spark local[2]"] / sail, 2) if classic else None,
+        "embedded_over_duckdb": round(sail / seconds["DuckDB"], 2),
+        "identical": all(not problems for per_output in differences.values() for problems in per_output.values()),
+        "differences_against_duckdb": differences,
+    }

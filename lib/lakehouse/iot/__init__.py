@@ -1,0 +1,1 @@
+"""IoT meter readings over MQTT: broker, sensor simulator, landing bridge, bronze stream."""

@@ -1,0 +1,83 @@
+"""Evaluation of the energy models: forecast errors (with ASHRAE Guideline 14's
+CV(RMSE) and NMBE) and anomaly detection per type and per event.
+
+Anomaly metrics per type T are computed on the hours that are either normal or of
+type T: a flagged normal hour is a false positive of every type, a flagged hour of
+another type counts for neither. ``overall`` uses every hour.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+NORMAL = "normal"
+
+
+def forecast_metrics(actual: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
+    """MAE (kWh), MAPE and sMAPE (%), RMSE (kWh), CV(RMSE) (% of the mean) and NMBE
+    (%, positive = under-forecast: sum(actual - predicted) / (n x mean actual))."""
+    actual, predicted = np.asarray(actual, float), np.asarray(predicted, float)
+    if len(actual) == 0:
+        raise ValueError("no hours to evaluate the forecast on (is the hold-out empty?)")
+    error = actual - predicted
+    mean = actual.mean()
+    rmse = float(np.sqrt(np.mean(error**2)))
+    nonzero = actual != 0
+    denominator = np.abs(actual) + np.abs(predicted)
+    return {
+        "mae": float(np.mean(np.abs(error))),
+        "mape": float(np.mean(np.abs(error[nonzero] / actual[nonzero])) * 100),
+        "smape": float(np.mean(np.where(denominator > 0, 2 * np.abs(error) / denominator, 0.0)) * 100),
+        "rmse": rmse,
+        "cv_rmse": rmse / mean * 100,
+        "nmbe": float(error.sum() / (len(actual) * mean) * 100),
+    }
+
+
+def skill(model_error: float, baseline_error: float) -> float:
+    """1 - model / baseline: 0.2 means 20 % less error than the baseline."""
+    return 1.0 - model_error / baseline_error if baseline_error > 0 else float("nan")
+
+
+def _prf(flagged: np.ndarray, truth: np.ndarray) -> dict[str, float]:
+    tp = int((flagged & truth).sum())
+    fp = int((flagged & ~truth).sum())
+    fn = int((~flagged & truth).sum())
+    precision = tp / (tp + fp) if tp + fp else 0.0
+    recall = tp / (tp + fn) if tp + fn else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {"precision": precision, "recall": recall, "f1": f1, "support": tp + fn}
+
+
+def detection_metrics(flagged: pd.Series, anomaly_type: pd.Series) -> dict[str, dict[str, float]]:
+    """Precision, recall, F1 and support (anomalous hours) per type and ``overall``;
+    ``anomaly_type`` is ``'normal'`` for normal hours."""
+    flagged_np = flagged.to_numpy(bool)
+    types = anomaly_type.to_numpy(object)
+    is_anomaly = types != NORMAL
+    result = {"overall": _prf(flagged_np, is_anomaly)}
+    for kind in sorted(set(types) - {NORMAL}):
+        subset = (types == kind) | ~is_anomaly
+        result[kind] = _prf(flagged_np[subset], is_anomaly[subset])
+    return result
+
+
+def event_recall(flagged_hours: pd.DataFrame, events: pd.DataFrame) -> dict[str, float]:
+    """Share of anomaly events with at least one flagged hour inside, per type and
+    ``overall``. ``flagged_hours``: machine_id, hour_ts (flagged only); ``events``:
+    machine_id, start_ts, end_ts (exclusive), anomaly_type."""
+    if events.empty:
+        return {}
+    hours = flagged_hours.groupby("machine_id")["hour_ts"].apply(lambda s: np.sort(s.to_numpy()))
+    found = []
+    for event in events.itertuples():
+        stamps = hours.get(event.machine_id, np.array([], dtype="datetime64[ns]"))
+        start = pd.Timestamp(event.start_ts).floor("h").to_datetime64()
+        end = pd.Timestamp(event.end_ts).to_datetime64()
+        found.append(bool(((stamps >= start) & (stamps < end)).any()))
+    detected = pd.Series(found, index=events.index)
+    result = {"overall": float(detected.mean())}
+    for kind, group in detected.groupby(events["anomaly_type"]):
+        result[str(kind)] = float(group.mean())
+    return result

@@ -1,0 +1,228 @@
+"""The two energy models, their baselines and the time-based hold-out.
+
+- Forecast: ``HistGradientBoostingRegressor`` of an hour's kWh from what is known 24
+  hours before (``FORECAST_FEATURES``), against the seasonal naive forecast (the
+  same hour a week before, ``kwh_lag_168``).
+- Anomaly: ``HistGradientBoostingClassifier`` on residual-like features (the hour
+  against its lags and its previous 24 hours, peak vs mean power, temperature),
+  trained on labelled history. Why supervised rather than IsolationForest: the
+  anomaly types look nothing alike (a stuck meter is *too* regular, a slow drift is
+  a small steady bias, a shifted profile is a normal-looking hour at the wrong
+  time); an isolation score ranks rare points and misses the first and last, while
+  a classifier learns each signature from confirmed incidents (here the generator's
+  ground truth; in a plant, maintenance tickets). Baseline: a robust z-score of the
+  hour against the median and MAD of the same hour of the previous 7 days.
+
+Both estimators are wrapped in a small ``PythonModel`` so the registered model takes
+the raw feature columns (``machine_type`` as a string) and, for anomalies, returns a
+continuous score beside the flag.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import mlflow.pyfunc
+import numpy as np
+import pandas as pd
+from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+from threadpoolctl import threadpool_limits
+
+from lakehouse.ml.features import ANOMALY_FEATURES, FORECAST_FEATURES, TARGET
+
+# One OpenMP thread: on a shared 2-core machine two threads fit 10x slower than one.
+THREADS = 1
+THRESHOLD_GRID = tuple(round(0.05 * i, 2) for i in range(1, 19))  # 0.05 .. 0.9
+MAD_TO_SIGMA = 1.4826
+BASELINE_Z = 3.5  # robust z-score above which the baseline flags an hour
+BASELINE_FLOOR = 0.02  # MAD floor, share of rated power: a flat history is not infinitely sure
+
+
+@dataclass(frozen=True)
+class Split:
+    """Rows trained on, and the last ``holdout_days`` days kept for evaluation."""
+
+    train: pd.DataFrame
+    holdout: pd.DataFrame
+    cutoff: pd.Timestamp
+
+
+def time_split(features: pd.DataFrame, holdout_days: int) -> Split:
+    """Hours at or after (last hour's day + 1 - holdout_days) are the hold-out."""
+    if features.empty:
+        raise ValueError("no feature rows: is silver iot_readings_hourly empty?")
+    last_day = features["hour_ts"].max().normalize()
+    cutoff = last_day - pd.Timedelta(days=holdout_days - 1)
+    is_holdout = features["hour_ts"] >= cutoff
+    train, holdout = features[~is_holdout], features[is_holdout]
+    if train.empty:
+        days = features["hour_ts"].dt.normalize().nunique()
+        raise ValueError(
+            f"hold-out of {holdout_days} days leaves nothing to train on ({days} days of history)"
+        )
+    return Split(train.reset_index(drop=True), holdout.reset_index(drop=True), cutoff)
+
+
+def _design(frame: pd.DataFrame, columns: tuple[str, ...], categories: list[str]) -> pd.DataFrame:
+    design = frame.loc[:, list(columns)].copy()
+    for column in columns:
+        if column == "machine_type":
+            design[column] = pd.Categorical(design[column], categories=categories)
+        else:
+            design[column] = pd.to_numeric(design[column], errors="coerce").astype("float64")
+    return design
+
+
+class ForecastModel(mlflow.pyfunc.PythonModel):
+    """Predicts ``predicted_kwh`` from ``FORECAST_FEATURES``."""
+
+    def __init__(self, estimator: HistGradientBoostingRegressor, categories: list[str]) -> None:
+        self.estimator = estimator
+        self.categories = categories
+
+    def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.Series:
+        design = _design(model_input, FORECAST_FEATURES, self.categories)
+        with threadpool_limits(THREADS):
+            predicted = self.estimator.predict(design)
+        return pd.Series(np.clip(predicted, 0.0, None), name="predicted_kwh")
+
+
+class AnomalyModel(mlflow.pyfunc.PythonModel):
+    """Scores ``ANOMALY_FEATURES``: ``anomaly_score`` (probability, 0-1) and
+    ``is_anomaly`` (score >= threshold)."""
+
+    def __init__(
+        self, estimator: HistGradientBoostingClassifier, categories: list[str], threshold: float
+    ) -> None:
+        self.estimator = estimator
+        self.categories = categories
+        self.threshold = threshold
+
+    def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
+        design = _design(model_input, ANOMALY_FEATURES, self.categories)
+        with threadpool_limits(THREADS):
+            score = self.estimator.predict_proba(design)[:, 1]
+        return pd.DataFrame({"anomaly_score": score, "is_anomaly": score >= self.threshold})
+
+
+def machine_types(features: pd.DataFrame) -> list[str]:
+    return sorted(features["machine_type"].dropna().unique().tolist())
+
+
+def train_forecast(train: pd.DataFrame, *, seed: int, max_iter: int = 300) -> ForecastModel:
+    """Fit on every training hour with a known target (NULL lags are fine)."""
+    rows = train[train[TARGET].notna()]
+    categories = machine_types(rows)
+    estimator = HistGradientBoostingRegressor(
+        max_iter=max_iter,
+        learning_rate=0.05,
+        max_leaf_nodes=31,
+        min_samples_leaf=20,
+        l2_regularization=1.0,
+        categorical_features="from_dtype",
+        early_stopping=False,  # no random validation split: same data + seed, same model
+        random_state=seed,
+    )
+    with threadpool_limits(THREADS):
+        estimator.fit(_design(rows, FORECAST_FEATURES, categories), rows[TARGET].to_numpy(float))
+    return ForecastModel(estimator, categories)
+
+
+def seasonal_naive(frame: pd.DataFrame) -> pd.Series:
+    """The same hour a week before."""
+    return frame["kwh_lag_168"]
+
+
+def _anomaly_estimator(
+    train: pd.DataFrame, labels: pd.Series, categories: list[str], seed: int, max_iter: int
+):
+    estimator = HistGradientBoostingClassifier(
+        max_iter=max_iter,
+        learning_rate=0.05,
+        max_leaf_nodes=31,
+        min_samples_leaf=20,
+        l2_regularization=1.0,
+        categorical_features="from_dtype",
+        early_stopping=False,
+        random_state=seed,
+    )
+    with threadpool_limits(THREADS):
+        estimator.fit(_design(train, ANOMALY_FEATURES, categories), labels.to_numpy(int))
+    return estimator
+
+
+def tune_threshold(
+    train: pd.DataFrame, labels: pd.Series, *, seed: int, max_iter: int, validation_share: float = 0.25
+) -> float:
+    """The score threshold with the best F1 on the last ``validation_share`` of the
+    training period, from a model fitted on the rest (ties: the higher threshold)."""
+    from lakehouse.ml.metrics import _prf
+
+    hours = np.sort(train["hour_ts"].unique())
+    cutoff = hours[int(len(hours) * (1 - validation_share))]
+    early = (train["hour_ts"] < cutoff).to_numpy()
+    truth = labels.to_numpy(bool)
+    if truth[early].all() or not truth[early].any() or not truth[~early].any():
+        return 0.5  # not enough labelled history to tune on
+    categories = machine_types(train)
+    estimator = _anomaly_estimator(train[early], labels[early], categories, seed, max_iter)
+    with threadpool_limits(THREADS):
+        score = estimator.predict_proba(_design(train[~early], ANOMALY_FEATURES, categories))[:, 1]
+    f1 = [_prf(score >= t, truth[~early])["f1"] for t in THRESHOLD_GRID]
+    best = max(range(len(f1)), key=lambda i: (round(f1[i], 9), THRESHOLD_GRID[i]))
+    return THRESHOLD_GRID[best]
+
+
+def train_anomaly(
+    train: pd.DataFrame, labels: pd.Series, *, seed: int, threshold: float | None = None, max_iter: int = 300
+) -> AnomalyModel:
+    """Fit on training hours; ``labels`` is True for an hour inside an anomaly window.
+    ``threshold`` None: tuned on the end of the training period (``tune_threshold``)."""
+    if threshold is None:
+        threshold = tune_threshold(train, labels, seed=seed, max_iter=max_iter)
+    categories = machine_types(train)
+    return AnomalyModel(_anomaly_estimator(train, labels, categories, seed, max_iter), categories, threshold)
+
+
+def robust_zscore_baseline(features: pd.DataFrame, *, window_days: int = 7) -> pd.DataFrame:
+    """Robust z-score of each hour's kWh against the median and MAD of the same hour
+    of the machine's previous ``window_days`` days (at least 5 of them): flags
+    |z| > 3.5. Needs the full history before the hours it scores; returns
+    ``baseline_z`` and ``baseline_flag`` aligned on ``features``' index."""
+    frame = features[["machine_id", "hour_ts", "hour_of_day", "kwh", "rated_power_kw"]].sort_values("hour_ts")
+    keys = [frame["machine_id"], frame["hour_of_day"]]
+    history = frame.groupby(keys)["kwh"].shift(1).groupby(keys)  # the same hour, earlier days
+    median = history.transform(lambda s: s.rolling(window_days, min_periods=5).median())
+    mad = history.transform(
+        lambda s: s.rolling(window_days, min_periods=5).apply(
+            lambda w: np.median(np.abs(w - np.median(w))), raw=True
+        )
+    )
+    scale = np.maximum(MAD_TO_SIGMA * mad, BASELINE_FLOOR * frame["rated_power_kw"])
+    z = (frame["kwh"] - median) / scale
+    result = pd.DataFrame({"baseline_z": z, "baseline_flag": (z.abs() > BASELINE_Z) & z.notna()})
+    return result.reindex(features.index)
+
+
+def label_hours(features: pd.DataFrame, events: pd.DataFrame) -> pd.Series:
+    """The anomaly type of each machine-hour (``'normal'`` outside every window): an
+    hour is anomalous when any of its minutes is inside ``[start_ts, end_ts)``."""
+    labels = pd.Series("normal", index=features.index, dtype=object)
+    hours = features["hour_ts"]
+    for event in events.itertuples():
+        start = pd.Timestamp(event.start_ts).tz_localize(None).floor("h")
+        end = pd.Timestamp(event.end_ts).tz_localize(None)
+        inside = (features["machine_id"] == event.machine_id) & (hours >= start) & (hours < end)
+        labels[inside] = event.anomaly_type
+    return labels
+
+
+def read_events(path) -> pd.DataFrame:
+    """Ground truth ``energy_anomalies.csv`` with UTC-naive timestamps."""
+    events = pd.read_csv(path)
+    expected = {"machine_id", "start_ts", "end_ts", "anomaly_type"}
+    if not expected <= set(events.columns):
+        raise ValueError(f"{path}: expected columns {sorted(expected)}, found {list(events.columns)}")
+    for column in ("start_ts", "end_ts"):
+        events[column] = pd.to_datetime(events[column], utc=True).dt.tz_localize(None)
+    return events

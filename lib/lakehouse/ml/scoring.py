@@ -1,0 +1,242 @@
+"""Batch scoring with the ``champion`` models into gold prediction tables.
+
+- ``gold/domain=energy/model=prediction/table=consumption_forecast``: one row per
+  machine x forecast hour, key ``(machine_id, hour_ts)``: the kWh forecast for each
+  of the 24 hours after the run date, made with what is known at the end of it.
+- ``gold/domain=energy/model=prediction/table=anomaly_scores``: one row per machine x
+  hour of the run date, key ``(machine_id, hour_ts)``: anomaly score (0-1) and flag.
+
+Both carry ``model_name``, ``model_version``, ``model_run_id`` and ``scored_at``.
+Scoring one date again replaces that date's rows (``replaceWhere``), so reruns are
+idempotent. Models run inside the engine through ``mlflow.pyfunc.spark_udf``
+(``env_manager="local"``: the job's own environment, no network) for the forecast;
+anomaly scores go through ``mapInPandas`` (see ``score_anomalies`` for why).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from lakehouse.lake import Lake, delta_exists, read_delta, write_delta
+from lakehouse.ml import tracking
+from lakehouse.ml.features import ANOMALY_FEATURES, FORECAST_FEATURES, HOUR_S
+from lakehouse.ml.tracking import ANOMALY_MODEL, CHAMPION, FORECAST_MODEL
+
+FORECAST_TABLE = "consumption_forecast"
+ANOMALY_TABLE = "anomaly_scores"
+HORIZON_HOURS = 24
+MODEL_COLUMNS = ("model_name", "model_version", "model_run_id", "scored_at")
+
+
+@dataclass(frozen=True)
+class ChampionModel:
+    name: str
+    version: str
+    run_id: str
+
+    @property
+    def uri(self) -> str:
+        return f"models:/{self.name}@{CHAMPION}"
+
+
+def champion(model_name: str) -> ChampionModel:
+    """The version holding the ``champion`` alias; a clear error when there is none."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    try:
+        version = MlflowClient().get_model_version_by_alias(model_name, CHAMPION)
+    except MlflowException as exc:
+        raise LookupError(
+            f"registered model {model_name!r} has no {CHAMPION!r} version: run `lakehouse ml train` first"
+        ) from exc
+    return ChampionModel(model_name, str(version.version), str(version.run_id))
+
+
+def with_future_hours(hourly: DataFrame, start: dt.datetime, hours: int = HORIZON_HOURS) -> DataFrame:
+    """Silver hourly readings plus ``hours`` empty hours per machine from ``start``
+    (UTC, naive): readings NULL, production minutes taken from the same hour a week
+    before (the weekly production plan is the best plan silver holds)."""
+    start_s = int(start.replace(tzinfo=dt.UTC).timestamp())
+    machines = hourly.select("machine_id").distinct()
+    offsets = hourly.sparkSession.range(hours).select(
+        (F.lit(start_s) + F.col("id") * HOUR_S).alias("_hour_s")
+    )
+    future = machines.crossJoin(offsets)
+    week_before = hourly.select(
+        F.col("machine_id").alias("_plan_machine"),
+        (F.unix_seconds("hour_ts") + 168 * HOUR_S).alias("_plan_hour_s"),
+        F.col("production_minutes").alias("_planned_minutes"),
+    )
+    on = (F.col("machine_id") == F.col("_plan_machine")) & (F.col("_hour_s") == F.col("_plan_hour_s"))
+    planned = future.join(week_before, on, "left")
+    empty = {
+        c: F.lit(None).cast(t)
+        for c, t in hourly.dtypes
+        if c not in ("machine_id", "hour_ts", "production_minutes")
+    }
+    rows = planned.select(
+        "machine_id",
+        F.timestamp_seconds("_hour_s").alias("hour_ts"),
+        *[v.alias(c) for c, v in empty.items()],
+        F.coalesce("_planned_minutes", F.lit(0.0)).cast("double").alias("production_minutes"),
+    )
+    return hourly.unionByName(rows.select(*hourly.columns))
+
+
+def _model_input(features: DataFrame, columns: tuple[str, ...]) -> Column:
+    """The model's columns by name (a struct), numbers as DOUBLE like its signature."""
+    return F.struct(*[F.col(c).cast("string" if c == "machine_type" else "double").alias(c) for c in columns])
+
+
+def _with_model_columns(df: DataFrame, model: ChampionModel, scored_at: dt.datetime) -> DataFrame:
+    return df.select(
+        "*",
+        F.lit(model.name).alias("model_name"),
+        F.lit(model.version).alias("model_version"),
+        F.lit(model.run_id).alias("model_run_id"),
+        F.lit(scored_at).cast("timestamp").alias("scored_at"),
+    )
+
+
+def predict_consumption(features: DataFrame, model: ChampionModel, scored_at: dt.datetime) -> DataFrame:
+    """``machine_id, hour_ts, predicted_kwh`` + model columns for every row of ``features``."""
+    import mlflow.pyfunc
+
+    udf = mlflow.pyfunc.spark_udf(features.sparkSession, model.uri, result_type="double", env_manager="local")
+    scored = features.select(
+        "machine_id", "hour_ts", udf(_model_input(features, FORECAST_FEATURES)).alias("predicted_kwh")
+    )
+    return _with_model_columns(scored, model, scored_at)
+
+
+ANOMALY_SCHEMA = "machine_id string, hour_ts timestamp, kwh double, anomaly_score double, is_anomaly boolean"
+
+
+def score_anomalies(features: DataFrame, model: ChampionModel, scored_at: dt.datetime) -> DataFrame:
+    """``machine_id, hour_ts, kwh, anomaly_score, is_anomaly`` + model columns.
+
+    Not ``spark_udf`` here: with a struct result type (score and flag) the embedded
+    engine (Sail 0.7.2) fails in its pandas batch iterator (``'NoneType' object has no
+    attribute 'copy'``), while the scalar forecast UDF works. The same pyfunc model runs
+    on pandas batches through ``mapInPandas`` instead, which works on every engine."""
+    import mlflow.pyfunc
+
+    pyfunc = mlflow.pyfunc.load_model(model.uri)  # shipped to the workers with the function
+    columns = dict.fromkeys(["machine_id", "hour_ts", "kwh", *ANOMALY_FEATURES])
+    inputs = features.select(
+        *[
+            F.col(c).cast("string" if c in ("machine_id", "machine_type") else "double").alias(c)
+            if c != "hour_ts"
+            else F.col(c)
+            for c in columns
+        ]
+    )
+
+    def score(batches):
+        import pandas as pd
+
+        for batch in batches:
+            if batch.empty:
+                continue
+            design = batch[list(ANOMALY_FEATURES)].astype({"machine_type": str}).reset_index(drop=True)
+            result = pyfunc.predict(design)
+            yield pd.DataFrame(
+                {
+                    "machine_id": batch["machine_id"].to_numpy(),
+                    "hour_ts": batch["hour_ts"].to_numpy(),
+                    "kwh": batch["kwh"].to_numpy(),
+                    "anomaly_score": result["anomaly_score"].to_numpy(float),
+                    "is_anomaly": result["is_anomaly"].to_numpy(bool),
+                }
+            )
+
+    return _with_model_columns(inputs.mapInPandas(score, ANOMALY_SCHEMA), model, scored_at)
+
+
+def _write_window(df: DataFrame, path: str, start: dt.datetime, end: dt.datetime) -> None:
+    """Replace the rows of ``[start, end)`` (the whole table on the first write)."""
+    where = (
+        f"hour_ts >= TIMESTAMP '{start:%Y-%m-%d %H:%M:%S}' AND hour_ts < TIMESTAMP '{end:%Y-%m-%d %H:%M:%S}'"
+    )
+    window = df.where(where)
+    if delta_exists(path):
+        write_delta(window, path, replace_where=where)
+    else:
+        write_delta(window, path)
+
+
+@dataclass(frozen=True)
+class ScoringResult:
+    forecast_rows: int
+    anomaly_rows: int
+    forecast_model: ChampionModel
+    anomaly_model: ChampionModel
+
+
+def score_run_date(
+    spark: SparkSession, lake: Lake, run_date: dt.date, scored_at: dt.datetime
+) -> ScoringResult:
+    """Anomaly scores for the hours of ``run_date`` and the forecast of the next 24
+    hours, from silver, with the champions; written to gold (see the module doc)."""
+    from lakehouse.ml.training import spark_features
+
+    forecast_model, anomaly_model = champion(FORECAST_MODEL), champion(ANOMALY_MODEL)
+    day_start = dt.datetime.combine(run_date, dt.time())
+    day_end = day_start + dt.timedelta(days=1)
+    horizon_end = day_end + dt.timedelta(hours=HORIZON_HOURS)
+    hourly = read_delta(spark, lake.silver("energy", "iot_readings_hourly"))
+    history = hourly.where(F.col("hour_ts") < F.lit(day_end))
+    # 8 days of history give every lag (168 h) and rolling window of the scored hours.
+    recent = history.where(F.col("hour_ts") >= F.lit(day_start - dt.timedelta(days=8)))
+    features = spark_features(spark, lake, with_future_hours(recent, day_end))
+
+    forecast_path = lake.gold("energy", "prediction", FORECAST_TABLE)
+    anomaly_path = lake.gold("energy", "prediction", ANOMALY_TABLE)
+    forecast = predict_consumption(
+        features.where(F.col("hour_ts") >= F.lit(day_end)), forecast_model, scored_at
+    )
+    _write_window(forecast, forecast_path, day_end, horizon_end)
+    scored_hours = features.where(
+        (F.col("hour_ts") >= F.lit(day_start)) & (F.col("hour_ts") < F.lit(day_end))
+    )
+    _write_window(score_anomalies(scored_hours, anomaly_model, scored_at), anomaly_path, day_start, day_end)
+    time_window = (F.col("hour_ts") >= F.lit(day_start)) & (F.col("hour_ts") < F.lit(horizon_end))
+    return ScoringResult(
+        forecast_rows=read_delta(spark, forecast_path).where(time_window).count(),
+        anomaly_rows=read_delta(spark, anomaly_path).where(time_window).count(),
+        forecast_model=forecast_model,
+        anomaly_model=anomaly_model,
+    )
+
+
+def with_model_anomaly_class(fact: DataFrame, scores: DataFrame) -> DataFrame:
+    """Fold the model's verdict into ``fact_consommation_energie``'s rule-based
+    ``anomaly_class``: an hour the model flags is at least ``'warning'`` (a rule's
+    ``'critical'`` stays); adds ``model_anomaly_score`` (NULL where the hour was not
+    scored, whose class is then the rule's). For the gold fact's owner, e.g.
+    ``fact.transform(lambda f: with_model_anomaly_class(f, scores))`` with
+    ``scores`` = gold ``anomaly_scores``."""
+    verdicts = scores.select(
+        F.col("machine_id").alias("_score_machine"),
+        F.col("hour_ts").alias("_score_hour"),
+        F.col("anomaly_score").alias("model_anomaly_score"),
+        F.col("is_anomaly").alias("_model_flag"),
+    )
+    on = (F.col("machine_id") == F.col("_score_machine")) & (F.col("hour_ts") == F.col("_score_hour"))
+    rule_class = F.col("anomaly_class")
+    folded = F.when(
+        F.col("_model_flag") & (rule_class.isNull() | (rule_class == "normal")), F.lit("warning")
+    ).otherwise(rule_class)
+    joined = fact.join(verdicts, on, "left")
+    return joined.withColumn("anomaly_class", folded).drop("_score_machine", "_score_hour", "_model_flag")
+
+
+def configure_and_score(settings, spark: SparkSession, scored_at: dt.datetime) -> ScoringResult:
+    """``score_run_date`` on the lake and run date of ``settings``, with its MLflow store."""
+    tracking.configure(settings)
+    return score_run_date(spark, Lake(settings.lake_root), settings.run_date, scored_at)

@@ -1,0 +1,447 @@
+"""Expectation suites per layer and table, kept as code (Great Expectations 1.x classes).
+
+Every check has a stable ``name`` (the key of the results table and of the gate's
+message) and a ``severity``: ``critical`` stops ``pipeline_load_bi``, ``warning`` only
+alerts. Suites are tolerant to added columns: they require the columns they know
+(``ExpectTableColumnsToMatchSet(exact_match=False)``) and check the types of those.
+
+Checks that need more than one table or more than one run are turned into plain
+expectations before validation:
+
+* referential integrity: :func:`with_orphans` adds ``_orphan_<column>`` (the key when it
+  is not NULL and missing from the dimension, else NULL); the check expects it NULL,
+  so the unexpected sample lists the orphan keys;
+* freshness: the latest date/hour key must be at most N hours older than the end of
+  the run date (``ExpectColumnMaxToBeBetween``);
+* volume: the row count must lie in a band around the median of the previous run
+  dates' row counts, read from the results table (``ExpectTableRowCountToBeBetween``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import statistics
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal
+
+import great_expectations.expectations as gxe
+from pyspark.sql import functions as F
+
+from lakehouse.gold.energy import ANOMALY_CLASSES
+from lakehouse.lake import Lake, delta_exists, read_delta
+from lakehouse.quality.model import ROW_COUNT_CHECK
+from lakehouse.quality.settings import QualitySettings
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+Severity = Literal["critical", "warning"]
+CRITICAL: Severity = "critical"
+WARNING: Severity = "warning"
+SALES_CHANNELS = ("direct", "wholesaler", "tender")
+
+
+@dataclass(frozen=True)
+class Check:
+    """One expectation of a suite, with its stable name and severity."""
+
+    name: str
+    severity: Severity
+    expectation: gxe.Expectation
+
+
+@dataclass(frozen=True)
+class SuiteInputs:
+    """What a suite needs besides its table: the engine, the lake, the run date, the
+    settings and the row counts of previous run dates (newest first) per suite."""
+
+    spark: SparkSession
+    lake: Lake
+    run_date: dt.date
+    settings: QualitySettings = field(default_factory=QualitySettings)
+    row_count_history: Mapping[str, Sequence[int]] = field(default_factory=dict)
+
+    def reference_time(self) -> dt.datetime:
+        """The end of the run date (UTC): data of the run date is complete then."""
+        return dt.datetime.combine(self.run_date + dt.timedelta(days=1), dt.time())
+
+
+@dataclass(frozen=True)
+class TableSuite:
+    """The suite of one table: where it lives, how to prepare the validated frame
+    (e.g. orphan columns) and its checks."""
+
+    name: str  # "<layer>.<table>", also the GX suite name
+    path: Callable[[Lake], str]
+    checks: Callable[[SuiteInputs], list[Check]]
+    prepare: Callable[[DataFrame, SuiteInputs], DataFrame] = lambda df, _inputs: df
+
+    @property
+    def layer(self) -> str:
+        return self.name.split(".", 1)[0]
+
+    @property
+    def table(self) -> str:
+        return self.name.split(".", 1)[1]
+
+    def load(self, inputs: SuiteInputs) -> DataFrame:
+        """The frame to validate; raises ``FileNotFoundError`` naming the path when the
+        table (or a dimension it references) is missing, and analysis errors at once."""
+        frame = self.prepare(read_delta(inputs.spark, _existing(self.path(inputs.lake), self.name)), inputs)
+        _ = frame.schema  # analysis only: a missing column fails here, not in every expectation
+        return frame
+
+
+# --- building blocks ---------------------------------------------------------------
+
+
+def schema_checks(types: Mapping[str, str]) -> list[Check]:
+    """The known columns exist (others may be added) and have these Spark types."""
+    checks = [
+        Check(
+            "columns_present",
+            CRITICAL,
+            gxe.ExpectTableColumnsToMatchSet(column_set=list(types), exact_match=False),
+        )
+    ]
+    for column, type_name in types.items():
+        checks.append(
+            Check(
+                f"{column}_is_{type_name}",
+                CRITICAL,
+                gxe.ExpectColumnValuesToBeOfType(column=column, type_=type_name),
+            )
+        )
+    return checks
+
+
+def key_checks(columns: Sequence[str]) -> list[Check]:
+    """Every key column not NULL, the key unique."""
+    checks = [
+        Check(f"{column}_not_null", CRITICAL, gxe.ExpectColumnValuesToNotBeNull(column=column))
+        for column in columns
+    ]
+    name = f"key_{'_'.join(columns)}_unique"
+    if len(columns) == 1:
+        checks.append(Check(name, CRITICAL, gxe.ExpectColumnValuesToBeUnique(column=columns[0])))
+    else:
+        checks.append(Check(name, CRITICAL, gxe.ExpectCompoundColumnsToBeUnique(column_list=list(columns))))
+    return checks
+
+
+def between(
+    column: str, low: float | None, high: float | None, *, severity: Severity = CRITICAL, mostly: float = 1.0
+) -> Check:
+    return Check(
+        f"{column}_in_range",
+        severity,
+        gxe.ExpectColumnValuesToBeBetween(column=column, min_value=low, max_value=high, mostly=mostly),
+    )
+
+
+def in_set(column: str, values: Sequence[str], *, severity: Severity = CRITICAL) -> Check:
+    return Check(
+        f"{column}_allowed", severity, gxe.ExpectColumnValuesToBeInSet(column=column, value_set=list(values))
+    )
+
+
+def orphan_check(column: str, dimension: str) -> Check:
+    return Check(
+        f"{column}_in_{dimension}", CRITICAL, gxe.ExpectColumnValuesToBeNull(column=f"_orphan_{column}")
+    )
+
+
+def with_orphans(df: DataFrame, references: Mapping[str, DataFrame]) -> DataFrame:
+    """Add ``_orphan_<column>``: the value of ``column`` when it is not NULL and absent
+    from the dimension's key column of the same name, else NULL. A NULL key is not an
+    orphan (facts keep unmatched rows with a NULL key; another check counts those)."""
+    for column, dimension in references.items():
+        keys = (
+            dimension.select(F.col(column).alias("_ref_key")).distinct().withColumn("_ref_found", F.lit(True))
+        )
+        df = (
+            df.join(keys, df[column] == keys["_ref_key"], "left")
+            .withColumn(
+                f"_orphan_{column}",
+                F.when(F.col(column).isNotNull() & F.col("_ref_found").isNull(), F.col(column)),
+            )
+            .drop("_ref_key", "_ref_found")
+        )
+    return df
+
+
+def freshness_check(
+    table: str, column: str, key_format: str, default_hours: float, inputs: SuiteInputs
+) -> Check:
+    """The latest ``column`` (an int key such as yyyymmdd or yyyymmddHH) is no older than
+    N hours before the end of the run date."""
+    hours = inputs.settings.freshness_hours.get(table, default_hours)
+    oldest = inputs.reference_time() - dt.timedelta(hours=hours)
+    return Check(
+        f"fresh_within_{hours:g}h",
+        CRITICAL,
+        gxe.ExpectColumnMaxToBeBetween(column=column, min_value=int(oldest.strftime(key_format))),
+    )
+
+
+def volume_band(history: Sequence[int], settings: QualitySettings) -> tuple[int, int | None]:
+    """Row-count band from previous runs' counts (newest first): ``[min_ratio, max_ratio]``
+    x the median of the last ``volume_history_runs``; with fewer than
+    ``volume_min_history`` previous runs only "not empty" (``(1, None)``)."""
+    recent = list(history)[: settings.volume_history_runs]
+    if len(recent) < settings.volume_min_history:
+        return 1, None
+    median = statistics.median(recent)
+    return max(1, int(median * settings.volume_min_ratio)), int(median * settings.volume_max_ratio + 0.5)
+
+
+def volume_check(suite: str, inputs: SuiteInputs, *, severity: Severity = CRITICAL) -> Check:
+    low, high = volume_band(inputs.row_count_history.get(suite, ()), inputs.settings)
+    return Check(ROW_COUNT_CHECK, severity, gxe.ExpectTableRowCountToBeBetween(min_value=low, max_value=high))
+
+
+def _existing(path: str, table: str) -> str:
+    if not delta_exists(path):
+        raise FileNotFoundError(f"quality suite of {table}: no Delta table at {path}; build it first")
+    return path
+
+
+def _gold(domain: str, model: str, table: str) -> Callable[[Lake], str]:
+    return lambda lake: lake.gold(domain, model, table)  # type: ignore[arg-type]
+
+
+def _silver(domain: str, table: str) -> Callable[[Lake], str]:
+    return lambda lake: lake.silver(domain, table)  # type: ignore[arg-type]
+
+
+def _references(refs: Mapping[str, Callable[[Lake], str]]) -> Callable[[DataFrame, SuiteInputs], DataFrame]:
+    def prepare(df: DataFrame, inputs: SuiteInputs) -> DataFrame:
+        dimensions = {
+            column: read_delta(inputs.spark, _existing(path(inputs.lake), f"{column} dimension"))
+            for column, path in refs.items()
+        }
+        return with_orphans(df, dimensions)
+
+    return prepare
+
+
+# --- the suites ----------------------------------------------------------------------
+
+DIM_PRODUIT = _gold("pharma", "star", "dim_produit")
+DIM_SITE = _gold("pharma", "star", "dim_site")
+DIM_TEMPS = _gold("pharma", "star", "dim_temps")
+DIM_MACHINE = _gold("energy", "star", "dim_machine")
+DIM_TEMPS_HORAIRE = _gold("energy", "star", "dim_temps_horaire")
+
+
+def _dim_produit(inputs: SuiteInputs) -> list[Check]:
+    return [
+        *schema_checks(
+            {
+                "product_sk": "LongType",
+                "product_id": "StringType",
+                "unit_cost": "DecimalType",
+                "list_price": "DecimalType",
+                "valid_from": "DateType",
+                "is_current": "BooleanType",
+            }
+        ),
+        *key_checks(["product_sk"]),
+        between("unit_cost", 0, None, severity=WARNING),
+        between("list_price", 0, None, severity=WARNING),
+    ]
+
+
+def _dim_site(inputs: SuiteInputs) -> list[Check]:
+    return [
+        *schema_checks({"site_sk": "LongType", "site_id": "StringType", "site_type": "StringType"}),
+        *key_checks(["site_sk"]),
+        in_set("site_type", ["plant", "distribution_center", "unknown"], severity=WARNING),
+    ]
+
+
+def _dim_temps(inputs: SuiteInputs) -> list[Check]:
+    return [
+        *schema_checks({"date_key": "IntegerType", "date": "DateType"}),
+        *key_checks(["date_key"]),
+    ]
+
+
+def _dim_machine(inputs: SuiteInputs) -> list[Check]:
+    return [
+        *schema_checks(
+            {"machine_sk": "LongType", "machine_id": "StringType", "rated_power_kw": "DoubleType"}
+        ),
+        *key_checks(["machine_sk"]),
+        between("rated_power_kw", 0, 1000, severity=WARNING),
+    ]
+
+
+def _fact_ventes(inputs: SuiteInputs) -> list[Check]:
+    return [
+        *schema_checks(
+            {
+                "order_id": "StringType",
+                "line_number": "IntegerType",
+                "date_key": "IntegerType",
+                "product_sk": "LongType",
+                "site_sk": "LongType",
+                "quantity": "IntegerType",
+                "net_amount": "DecimalType",
+                "gross_amount": "DecimalType",
+            }
+        ),
+        *key_checks(["order_id", "line_number"]),
+        orphan_check("product_sk", "dim_produit"),
+        orphan_check("site_sk", "dim_site"),
+        orphan_check("date_key", "dim_temps"),
+        between("quantity", 1, None),
+        between("discount_pct", 0, 100),
+        in_set("sales_channel", SALES_CHANNELS, severity=WARNING),
+        Check(
+            "product_sk_mostly_known",
+            WARNING,
+            gxe.ExpectColumnValuesToNotBeNull(column="product_sk", mostly=0.99),
+        ),
+        freshness_check("fact_ventes", "date_key", "%Y%m%d", 48, inputs),
+        volume_check("gold.fact_ventes", inputs),
+    ]
+
+
+def _fact_consommation_energie(inputs: SuiteInputs) -> list[Check]:
+    return [
+        *schema_checks(
+            {
+                "machine_sk": "LongType",
+                "hour_key": "IntegerType",
+                "kwh": "DoubleType",
+                "temperature_c": "DoubleType",
+                "vibration_mm_s": "DoubleType",
+                "anomaly_class": "StringType",
+            }
+        ),
+        *key_checks(["machine_sk", "hour_key"]),
+        orphan_check("machine_sk", "dim_machine"),
+        orphan_check("hour_key", "dim_temps_horaire"),
+        in_set("anomaly_class", ANOMALY_CLASSES),
+        between("kwh", 0, 1000),  # a meter cannot run backwards; 1 MWh an hour is no machine of ours
+        between("minutes_observed", 1, 60),
+        between("temperature_c", -30, 120, severity=WARNING),
+        between("vibration_mm_s", 0, 50, severity=WARNING),
+        # distribution of the hourly readings: exact aggregates, one pass with the others
+        Check(
+            "kwh_mean_in_band",
+            WARNING,
+            gxe.ExpectColumnMeanToBeBetween(column="kwh", min_value=2, max_value=100),
+        ),
+        Check(
+            "kwh_stdev_in_band",
+            WARNING,
+            gxe.ExpectColumnStdevToBeBetween(column="kwh", min_value=0.1, max_value=80),
+        ),
+        Check(
+            "temperature_mean_in_band",
+            WARNING,
+            gxe.ExpectColumnMeanToBeBetween(column="temperature_c", min_value=5, max_value=60),
+        ),
+        freshness_check("fact_consommation_energie", "hour_key", "%Y%m%d%H", 6, inputs),
+        volume_check("gold.fact_consommation_energie", inputs),
+    ]
+
+
+def _fact_production(inputs: SuiteInputs) -> list[Check]:
+    return [
+        *schema_checks(
+            {
+                "batch_id": "StringType",
+                "machine_sk": "LongType",
+                "units_produced": "LongType",
+                "attributed_kwh": "DoubleType",
+            }
+        ),
+        *key_checks(["batch_id"]),
+        orphan_check("machine_sk", "dim_machine"),
+        between("units_produced", 0, None),
+        between("units_rejected", 0, None),
+        between("attributed_kwh", 0, None, severity=WARNING),
+    ]
+
+
+def _silver_order_lines(inputs: SuiteInputs) -> list[Check]:
+    return [
+        *schema_checks(
+            {
+                "order_id": "StringType",
+                "line_number": "IntegerType",
+                "order_date": "DateType",
+                "product_id": "StringType",
+                "quantity": "IntegerType",
+            }
+        ),
+        *key_checks(["order_id", "line_number"]),
+        between("quantity", 1, None),
+        volume_check("silver.order_lines", inputs),
+    ]
+
+
+def _silver_iot_readings_hourly(inputs: SuiteInputs) -> list[Check]:
+    return [
+        *schema_checks(
+            {
+                "machine_id": "StringType",
+                "hour_ts": "TimestampType",
+                "kwh": "DoubleType",
+                "minutes_observed": "LongType",
+            }
+        ),
+        *key_checks(["machine_id", "hour_ts"]),
+        between("kwh", 0, 1000),
+        between("minutes_observed", 1, 60),
+        volume_check("silver.iot_readings_hourly", inputs),
+    ]
+
+
+SUITES: tuple[TableSuite, ...] = (
+    TableSuite("silver.order_lines", _silver("pharma", "order_lines"), _silver_order_lines),
+    TableSuite(
+        "silver.iot_readings_hourly", _silver("energy", "iot_readings_hourly"), _silver_iot_readings_hourly
+    ),
+    TableSuite("gold.dim_produit", DIM_PRODUIT, _dim_produit),
+    TableSuite("gold.dim_site", DIM_SITE, _dim_site),
+    TableSuite("gold.dim_temps", DIM_TEMPS, _dim_temps),
+    TableSuite("gold.dim_machine", DIM_MACHINE, _dim_machine),
+    TableSuite(
+        "gold.fact_ventes",
+        _gold("pharma", "star", "fact_ventes"),
+        _fact_ventes,
+        _references({"product_sk": DIM_PRODUIT, "site_sk": DIM_SITE, "date_key": DIM_TEMPS}),
+    ),
+    TableSuite(
+        "gold.fact_consommation_energie",
+        _gold("energy", "star", "fact_consommation_energie"),
+        _fact_consommation_energie,
+        _references({"machine_sk": DIM_MACHINE, "hour_key": DIM_TEMPS_HORAIRE}),
+    ),
+    TableSuite(
+        "gold.fact_production",
+        _gold("energy", "star", "fact_production"),
+        _fact_production,
+        _references({"machine_sk": DIM_MACHINE}),
+    ),
+)
+
+
+def select_suites(
+    names: Sequence[str] | None = None, *, layers: Sequence[str] | None = None
+) -> list[TableSuite]:
+    """The suites named (``gold.fact_ventes`` or just ``fact_ventes``) or of the layers;
+    all by default. Raises ``KeyError`` naming the known suites for an unknown name."""
+    chosen = [s for s in SUITES if layers is None or s.layer in layers]
+    if not names:
+        return chosen
+    by_name = {s.name: s for s in chosen} | {s.table: s for s in chosen}
+    unknown = [n for n in names if n not in by_name]
+    if unknown:
+        raise KeyError(f"unknown quality suite(s) {unknown}; known: {[s.name for s in chosen]}")
+    return [by_name[n] for n in names]

@@ -1,0 +1,89 @@
+"""Baselines, labels, hold-out split and the promotion gate (no MLflow needed)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from lakehouse.ml import models
+from lakehouse.ml.tracking import promotion_decision
+
+
+def _hours(n: int, kwh: np.ndarray, machine: str = "M1") -> pd.DataFrame:
+    stamps = pd.Timestamp("2026-11-01") + pd.to_timedelta(np.arange(n), unit="h")
+    return pd.DataFrame(
+        {
+            "machine_id": machine,
+            "hour_ts": stamps,
+            "hour_of_day": stamps.hour,
+            "kwh": kwh,
+            "rated_power_kw": 100.0,
+        }
+    )
+
+
+def test_robust_baseline_flags_the_spike_not_the_daily_profile():
+    # 10 days of a daily profile (0..23 kWh by hour) + noise-free, then a spike of
+    # +30 kWh on day 9 at 12:00; same hour's history is 12 every day, MAD 0 ->
+    # floor 2 % of 100 kW = 2 -> z = 30 / 2 = 15 > 3.5.
+    kwh = np.tile(np.arange(24, dtype=float), 10)
+    spike = 8 * 24 + 12
+    kwh[spike] += 30.0
+    frame = _hours(240, kwh)
+    baseline = models.robust_zscore_baseline(frame)
+    assert baseline.loc[spike, "baseline_z"] == pytest.approx(15.0)
+    assert baseline["baseline_flag"].sum() == 1 and baseline.loc[spike, "baseline_flag"]
+    # The first 5 days have fewer than 5 same-hour values: no score, no flag.
+    assert baseline.loc[: 5 * 24 - 1, "baseline_z"].isna().all()
+
+
+def test_label_hours_marks_every_hour_an_event_touches():
+    frame = _hours(6, np.zeros(6))
+    events = pd.DataFrame(
+        {
+            "machine_id": ["M1", "M9"],
+            "start_ts": pd.to_datetime(["2026-11-01 01:50", "2026-11-01 00:00"]),
+            "end_ts": pd.to_datetime(["2026-11-01 03:00", "2026-11-01 06:00"]),  # exclusive
+            "anomaly_type": ["stuck_sensor", "spike"],
+        }
+    )
+    assert models.label_hours(frame, events).tolist() == [
+        "normal",
+        "stuck_sensor",
+        "stuck_sensor",
+        "normal",
+        "normal",
+        "normal",
+    ]
+
+
+def test_time_split_keeps_the_last_days_out_and_refuses_too_short_history():
+    frame = _hours(96, np.ones(96))  # 4 days
+    split = models.time_split(frame, holdout_days=1)
+    assert split.cutoff == pd.Timestamp("2026-11-04")
+    assert (len(split.train), len(split.holdout)) == (72, 24)
+    with pytest.raises(ValueError, match="nothing to train on"):
+        models.time_split(frame, holdout_days=4)
+
+
+@pytest.mark.parametrize(
+    ("challenger", "baseline", "champion", "promote", "reason"),
+    [
+        (2.0, 5.0, None, True, "beats the baseline"),
+        (2.0, 5.0, 3.0, True, "beats the baseline and the champion"),
+        (6.0, 5.0, None, False, "does not beat the baseline"),
+        (4.0, 5.0, 3.0, False, "does not beat the champion"),
+        (3.0, 5.0, 3.0, False, "does not beat the champion"),  # a tie keeps the champion
+    ],
+)
+def test_promotion_gate_lower_is_better(challenger, baseline, champion, promote, reason):
+    decision = promotion_decision("mae", challenger, baseline, champion, higher_is_better=False)
+    assert decision.promote is promote
+    assert reason in decision.reason
+
+
+def test_promotion_gate_higher_is_better():
+    assert promotion_decision("f1", 0.9, 0.5, 0.8, higher_is_better=True).promote
+    assert not promotion_decision("f1", 0.7, 0.5, 0.8, higher_is_better=True).promote
+    assert not promotion_decision("f1", 0.4, 0.5, None, higher_is_better=True).promote

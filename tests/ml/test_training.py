@@ -1,0 +1,135 @@
+"""Training, the MLflow registry, the promotion gate and batch scoring into gold, on
+the tiny lake (4 machines x 16 days, 3 hold-out days)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pandas as pd
+import pytest
+from pyspark.sql import functions as F
+
+from lakehouse.lake import Lake, read_delta
+from lakehouse.ml import tracking
+from lakehouse.ml.scoring import ANOMALY_TABLE, FORECAST_TABLE, score_run_date
+from lakehouse.ml.training import spark_features, to_pandas, train_all, train_forecast_model
+
+from .conftest import RUN_DATE
+
+# One worker trains once for the whole module (the fixtures are module-scoped).
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("ml_training")]
+MAX_ITER = 60  # enough to beat the baselines on the tiny lake, fast on a shared CPU
+SCORED_AT = dt.datetime(2026, 11, 27, 5, 45)
+
+
+@pytest.fixture(scope="module")
+def store(tiny_lake, tmp_path_factory):
+    """Settings with their own MLflow store (one SQLite file per test module/worker)."""
+    folder = tmp_path_factory.mktemp("mlflow")
+    settings = tiny_lake.settings(
+        tracking_uri=f"sqlite:///{folder / 'mlflow.db'}", artifact_root=str(folder / "artifacts")
+    )
+    tracking.configure(settings)
+    return settings
+
+
+@pytest.fixture(scope="module")
+def first_training(spark, tiny_lake, store):
+    return train_all(spark, store, events_path=tiny_lake.truth, max_iter=MAX_ITER)
+
+
+@pytest.fixture(scope="module")
+def features(spark, tiny_lake):
+    return to_pandas(spark_features(spark, Lake(tiny_lake.lake_root)))
+
+
+def test_first_models_beat_their_baselines_and_become_champions(first_training):
+    forecast, anomaly = first_training
+    assert forecast.decision.promote and anomaly.decision.promote
+    assert forecast.metrics["mae"] < forecast.metrics["baseline_mae"]
+    assert anomaly.metrics["f1_overall"] > anomaly.metrics["baseline_f1_overall"]
+    assert tracking.champion_version(tracking.FORECAST_MODEL) == forecast.version == "1"
+    assert tracking.champion_version(tracking.ANOMALY_MODEL) == anomaly.version == "1"
+
+
+def test_runs_carry_params_metrics_signature_and_plots(first_training, store):
+    import mlflow
+
+    forecast, anomaly = first_training
+    run = mlflow.get_run(forecast.run_id)
+    assert run.data.params["holdout_rows"] == str(4 * 24 * 3)
+    assert run.data.params["seed"] == "42"
+    assert {"mae", "baseline_mae", "skill_mae", "cv_rmse", "nmbe", "smape"} <= set(run.data.metrics)
+    assert run.data.tags["promoted"] == "True"
+    artifacts = [a.path for a in mlflow.MlflowClient().list_artifacts(forecast.run_id, "evaluation")]
+    assert artifacts == ["evaluation/forecast_holdout.png"]
+    model = mlflow.models.get_model_info(f"models:/{tracking.ANOMALY_MODEL}/1")
+    assert "is_flat_hour" in model.signature.inputs.input_names()
+    assert {"f1_spike", "recall_drift", "event_recall_overall"} <= set(
+        mlflow.get_run(anomaly.run_id).data.metrics
+    )
+
+
+def test_same_data_and_seed_give_the_same_metrics_and_a_tie_is_not_promoted(
+    spark, tiny_lake, store, first_training
+):
+    again = train_all(spark, store, events_path=tiny_lake.truth, max_iter=MAX_ITER)
+    for before, after in zip(first_training, again):
+        assert after.metrics == before.metrics
+        assert not after.decision.promote
+        assert "does not beat the champion" in after.decision.reason
+    assert tracking.champion_version(tracking.FORECAST_MODEL) == "1"
+
+
+def test_the_gate_refuses_a_worse_model(store, features, first_training):
+    worse = train_forecast_model(store, features, max_iter=3)  # 3 boosting rounds: underfit
+    assert worse.metrics["mae"] > first_training[0].metrics["mae"]
+    assert not worse.decision.promote
+    assert worse.decision.champion == pytest.approx(first_training[0].metrics["mae"])
+    assert int(worse.version) > 1, "registered all the same, for the record"
+    assert tracking.champion_version(tracking.FORECAST_MODEL) == "1"
+
+
+def test_scoring_writes_gold_prediction_tables_from_the_champions(spark, tiny_lake, store, first_training):
+    lake = Lake(tiny_lake.lake_root)
+    result = score_run_date(spark, lake, RUN_DATE, SCORED_AT)
+    forecast_model, anomaly_model = first_training
+    # The run date's hours of the 4 machines, and the 24 hours after it.
+    assert (result.anomaly_rows, result.forecast_rows) == (4 * 24, 4 * 24)
+
+    scores = read_delta(spark, lake.gold("energy", "prediction", ANOMALY_TABLE)).toPandas()
+    silver = tiny_lake.hourly[tiny_lake.hourly["hour_ts"].dt.date == RUN_DATE]
+    keys = ["machine_id", "hour_ts"]
+    expected = silver[[*keys, "kwh"]].sort_values(keys).reset_index(drop=True)
+    got = scores.sort_values(keys).reset_index(drop=True)
+    pd.testing.assert_frame_equal(got[[*keys, "kwh"]], expected, check_dtype=False)
+    assert got["anomaly_score"].between(0, 1).all()
+    assert set(got["model_version"]) == {anomaly_model.version}
+    assert set(got["model_run_id"]) == {anomaly_model.run_id}
+    assert set(got["scored_at"]) == {pd.Timestamp(SCORED_AT)}
+
+    forecast = read_delta(spark, lake.gold("energy", "prediction", FORECAST_TABLE)).toPandas()
+    next_day = pd.Timestamp(RUN_DATE) + pd.Timedelta(days=1)
+    assert forecast["hour_ts"].min() == next_day
+    assert forecast["hour_ts"].max() == next_day + pd.Timedelta(hours=23)
+    assert forecast.groupby("machine_id").size().to_dict() == {m: 24 for m in silver["machine_id"].unique()}
+    assert (forecast["predicted_kwh"] >= 0).all() and forecast["predicted_kwh"].notna().all()
+    assert set(forecast["model_name"]) == {tracking.FORECAST_MODEL}
+    assert set(forecast["model_version"]) == {forecast_model.version}
+
+    # Scoring the same date again replaces its rows.
+    score_run_date(spark, lake, RUN_DATE, SCORED_AT + dt.timedelta(hours=1))
+    again = read_delta(spark, lake.gold("energy", "prediction", ANOMALY_TABLE))
+    assert again.count() == 4 * 24
+    assert again.where(F.col("scored_at") == F.lit(SCORED_AT)).count() == 0
+
+
+def test_scoring_without_a_champion_says_what_to_do(tmp_path, tiny_lake, store):
+    from lakehouse.ml.scoring import champion
+
+    tracking.configure(tiny_lake.settings(tracking_uri=f"sqlite:///{tmp_path / 'empty.db'}"))
+    try:
+        with pytest.raises(LookupError, match="has no 'champion' version: run `lakehouse ml train`"):
+            champion(tracking.FORECAST_MODEL)
+    finally:
+        tracking.configure(store)
