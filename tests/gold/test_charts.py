@@ -36,8 +36,10 @@ def test_headline_charts_draw_values_and_survive_empty_tables(spark, tmp_path):
         refresh_gold(ctx, domain, incremental=False)
     for name in GOLD_HEADLINES:
         plot_gold(ctx, name)
+        plt.close("all")
     for name in SILVER_HEADLINES:
         plot_silver(ctx, name)
+        plt.close("all")
     sales = plot_gold(ctx, "fact_ventes")
     # day 1: O1 20.00 + O4 10.00; day 2: O2 50.00; day 3: O3 10.00; day 4: O5 70.00
     assert list(sales.lines[0].get_ydata()) == [30.0, 50.0, 10.0, 70.0]

@@ -231,3 +231,40 @@ def test_fact_consommation_takes_the_machine_version_valid_at_the_hour(spark):
     )
     assert_df_equality(actual, expected, ignore_row_order=True, ignore_nullable=True)
     assert calendar.where("hour_key = -1").count() == 1 and calendar.count() == 3 * 24 + 1
+
+
+def test_fact_production_takes_the_version_valid_when_the_batch_started(spark):
+    dim = _dim_machine_history(spark)
+    sk = {(r.machine_id, r.valid_from): r.machine_sk for r in dim.collect()}
+    hourly = spark.createDataFrame(
+        [("M001", dt.datetime(2026, 11, 1, 23), 8.0, 8.0, 8.0, 20.0, 1.0, 60, 60.0)], HOURLY_SCHEMA
+    )
+    runs = spark.createDataFrame(
+        [
+            # starts the evening before the move, ends after midnight: the old version (S01)
+            (
+                "B1",
+                "M001",
+                "S01",
+                "P1",
+                dt.datetime(2026, 11, 1, 23, 30),
+                dt.datetime(2026, 11, 2, 0, 30),
+                4,
+                0,
+            ),
+            ("B2", "M001", "S02", "P1", dt.datetime(2026, 11, 2, 1), dt.datetime(2026, 11, 2, 2), 2, 0),
+            ("B3", "M009", "S01", "P1", dt.datetime(2026, 11, 2, 1), dt.datetime(2026, 11, 2, 2), 2, 0),
+        ],
+        RUNS_SCHEMA,
+    )
+    fact = build_fact_production(runs, hourly, dim)
+    actual = fact.select("batch_id", "machine_sk", "attributed_kwh", "kwh_per_unit")
+    expected = spark.createDataFrame(
+        [
+            ("B1", sk[("M001", dt.date(2020, 1, 1))], 4.0, 1.0),  # 8 kWh x 30/60; 4 kWh / 4 units
+            ("B2", sk[("M001", MOVE_DAY)], None, None),  # no reading that hour
+            ("B3", -1, None, None),  # unknown machine
+        ],
+        "batch_id string, machine_sk long, attributed_kwh double, kwh_per_unit double",
+    )
+    assert_df_equality(actual, expected, ignore_row_order=True, ignore_nullable=True)

@@ -250,5 +250,10 @@ def test_a_dimension_change_rebuilds_the_fact_and_a_removed_day_is_deleted(spark
     (rebuilt,) = refresh_gold(ctx, "pharma")["facts"]
     assert (rebuilt.mode, rebuilt.reason) == ("full", "dimensions changed: dim_produit")
     costs = {r.order_id: r.cost_amount for r in read_delta(spark, runner(ctx).path("fact_ventes")).collect()}
-    assert costs == {"O1": Decimal("14.00"), "O2": Decimal("15.00"), "O3": Decimal("7.00"), "O4": Decimal("3.00")}
+    assert costs == {
+        "O1": Decimal("14.00"),
+        "O2": Decimal("15.00"),
+        "O3": Decimal("7.00"),
+        "O4": Decimal("3.00"),
+    }
     # O1: 2 x 7; O2: 5 x 3; O3: 1 x 7; O4: 1 x 3

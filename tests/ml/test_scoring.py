@@ -51,3 +51,16 @@ def test_future_hours_take_the_plan_of_the_same_hour_a_week_before(spark):
         "machine_id string, hour_ts timestamp, kwh double, production_minutes double",
     )
     assert_df_equality(extended, expected, ignore_row_order=True, ignore_nullable=True)
+
+
+def test_cli_score_without_a_champion_fails_with_the_fix(spark, tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from lakehouse.cli import main
+
+    monkeypatch.setenv("LAKEHOUSE_VAR_DIR", str(tmp_path / "var"))
+    monkeypatch.setenv("LAKEHOUSE_LAKE_ROOT", str(tmp_path / "lake"))
+    result = CliRunner().invoke(main, ["ml", "score", "--run-date", "2026-11-26"])
+    assert result.exit_code == 1
+    assert "has no 'champion' version: run `lakehouse ml train` first" in result.output
+    assert (tmp_path / "var" / "mlflow" / "mlflow.db").is_file()

@@ -43,6 +43,14 @@ PATHS = {
     "iot_readings_hourly": lambda lake: lake.silver("energy", "iot_readings_hourly"),
 }
 MACHINES = {100: "M1", 200: "M2"}
+# the unknown member (key -1) every gold dimension holds (lakehouse.gold.keys)
+UNKNOWN = {
+    "dim_produit": (-1, "UNKNOWN", None, None, None, None, None),
+    "dim_site": (-1, "UNKNOWN", "Inconnu", None),
+    "dim_temps": (-1, None),
+    "dim_machine": (-1, "UNKNOWN", None, None),
+    "dim_temps_horaire": (-1, -1),
+}
 
 
 def _d(text: str) -> Decimal:
@@ -69,7 +77,17 @@ def _sale(order: str, line: int, day: int, product_sk: int | None, site_sk: int,
 
 def _reading(machine_sk: int, hour: int, kwh: float, temperature: float = 25.0) -> tuple:
     key = int(f"20261126{hour:02d}")
-    return (machine_sk, MACHINES[machine_sk], key, 20261126, kwh, temperature, 2.0, 60, "normal")
+    return (
+        machine_sk,
+        MACHINES.get(machine_sk, "UNKNOWN"),
+        key,
+        20261126,
+        kwh,
+        temperature,
+        2.0,
+        60,
+        "normal",
+    )
 
 
 def clean_rows() -> dict[str, list[tuple]]:
@@ -78,13 +96,22 @@ def clean_rows() -> dict[str, list[tuple]]:
     days = [dt.date(2026, 11, d) for d in range(20, 31)]
     return {
         "dim_produit": [
-            (sk, f"P{sk}", _d("1.5000"), _d("3.0000"), dt.date(2026, 1, 1), None, True) for sk in (1, 2, 3)
+            *[
+                (sk, f"P{sk}", _d("1.5000"), _d("3.0000"), dt.date(2026, 1, 1), None, True)
+                for sk in (1, 2, 3)
+            ],
+            UNKNOWN["dim_produit"],
         ],
-        "dim_site": [(10, "S1", "Lyon plant", "plant"), (20, "S2", "Paris DC", "distribution_center")],
-        "dim_temps": [(int(f"{d:%Y%m%d}"), d) for d in days],
-        "dim_machine": [(100, "M1", "S1", 50.0), (200, "M2", "S1", 150.0)],
+        "dim_site": [
+            (10, "S1", "Lyon plant", "plant"),
+            (20, "S2", "Paris DC", "distribution_center"),
+            UNKNOWN["dim_site"],
+        ],
+        "dim_temps": [*[(int(f"{d:%Y%m%d}"), d) for d in days], UNKNOWN["dim_temps"]],
+        "dim_machine": [(100, "M1", "S1", 50.0), (200, "M2", "S1", 150.0), UNKNOWN["dim_machine"]],
         "dim_temps_horaire": [
-            (int(f"{d:%Y%m%d}{h:02d}"), int(f"{d:%Y%m%d}")) for d in days for h in range(24)
+            *[(int(f"{d:%Y%m%d}{h:02d}"), int(f"{d:%Y%m%d}")) for d in days for h in range(24)],
+            UNKNOWN["dim_temps_horaire"],
         ],
         "fact_ventes": [
             _sale("O1", 1, 25, 1, 10),
@@ -118,7 +145,8 @@ def dirty_rows() -> dict[str, list[tuple]]:
       sale after 2026-11-23 (stale: the latest date must be >= 2026-11-25);
     * fact_consommation_energie: 12 machine-hours instead of 48 (volume drop against a
       history of 48, 48, 48), kWh -3 in one hour (out of range), 130 degC in another
-      (out of range, warning only; the mean, 33.75 degC, stays inside its band).
+      (out of range, warning only; the mean, 33.75 degC, stays inside its band), one
+      hour on the unknown machine -1 (1 of 12 rows: more than 1 %, a warning).
     """
     rows = clean_rows()
     rows["fact_ventes"] = [
@@ -130,6 +158,7 @@ def dirty_rows() -> dict[str, list[tuple]]:
     energy = [_reading(100, hour, 5.0 + hour) for hour in range(12, 24)]
     energy[0] = _reading(100, 12, -3.0)
     energy[1] = _reading(100, 13, 18.0, temperature=130.0)  # (11 x 25 + 130) / 12 = 33.75 degC mean
+    energy[2] = _reading(-1, 14, 19.0)  # 1 of 12 hours on the unknown machine: 8 % > 1 %
     rows["fact_consommation_energie"] = energy
     return rows
 

@@ -100,6 +100,7 @@ def test_injected_problems_fail_exactly_the_expected_expectations(
         ("gold.fact_consommation_energie", "row_count_within_band", "critical"),
         ("gold.fact_consommation_energie", "kwh_in_range", "critical"),
         ("gold.fact_consommation_energie", "temperature_c_in_range", "warning"),
+        ("gold.fact_consommation_energie", "machine_sk_mostly_known", "warning"),
     }
     by_name = {(r.suite, r.expectation): r for r in run.failed()}
     duplicate = by_name[("gold.fact_ventes", "key_order_id_line_number_unique")]
@@ -111,6 +112,7 @@ def test_injected_problems_fail_exactly_the_expected_expectations(
     assert by_name[("gold.fact_consommation_energie", "row_count_within_band")].observed_value == "12"
     assert json.loads(by_name[("gold.fact_consommation_energie", "kwh_in_range")].sample) == [-3.0]
     assert json.loads(by_name[("gold.fact_consommation_energie", "temperature_c_in_range")].sample) == [130.0]
+    assert by_name[("gold.fact_consommation_energie", "machine_sk_mostly_known")].unexpected_count == 1
     # the same rows are in the results table, after the history
     stored = read_results(path)
     stored_failed = stored[(stored["run_id"] == "dirty-1") & ~stored["success"]]

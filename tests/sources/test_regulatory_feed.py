@@ -6,10 +6,12 @@ import datetime as dt
 import json
 from pathlib import Path
 
+import pytest
+
 from lakehouse import pipelines as dp
 from lakehouse.bronze.settings import RegulatorySettings
 from lakehouse.lake import read_delta
-from lakehouse.sources.regulatory_api import load_watermark
+from lakehouse.sources.regulatory_api import RecallApiError, load_watermark
 from lakehouse.sources.regulatory_feed import WATERMARK_FILE, fetch_recalls
 
 from . import test_regulatory_api as canned_api
@@ -127,12 +129,8 @@ def test_a_failed_fetch_lands_nothing_and_keeps_the_watermark(lake, api: FakeApi
     settings = RegulatorySettings(base_url=api.base_url, max_retries=1, lookback_days=2)
     api.script = {0: [Reply(503, {})]}
     sleeps = Sleeps()
-    try:
+    with pytest.raises(RecallApiError, match=r"after 2 attempts \(HTTP 503\)"):
         fetch_recalls(settings, lake, RUN_DATE, sleep=sleeps)
-    except Exception as exc:  # noqa: BLE001 - the message is what we check
-        assert "HTTP 503" in str(exc) and "after 2 attempts" in str(exc)
-    else:
-        raise AssertionError("a fetch that keeps failing must raise")
     assert not Path(lake.landing("regulatory", "recalls_api")).exists() or not any(
         Path(lake.landing("regulatory", "recalls_api")).rglob("*.jsonl")
     )
@@ -142,4 +140,12 @@ def test_a_failed_fetch_lands_nothing_and_keeps_the_watermark(lake, api: FakeApi
 def test_offline_default_fetches_nothing(lake, api: FakeApi):
     assert RegulatorySettings().base_url is None
     assert fetch_recalls(RegulatorySettings(), lake, RUN_DATE) is None
+    assert api.count() == 0
+
+
+def test_fetching_into_a_remote_lake_is_refused_with_the_fix(api: FakeApi):
+    from lakehouse.lake import Lake
+
+    with pytest.raises(ValueError, match=r"s3://bucket/lake is remote.*lakehouse.landing"):
+        fetch_recalls(RegulatorySettings(base_url=api.base_url), Lake("s3://bucket/lake"), RUN_DATE)
     assert api.count() == 0

@@ -108,6 +108,7 @@ def _scale_section(scale: dict) -> list[str]:
         *_table(STAGE_HEADER, _stage_rows(inc["daily_update"] + inc["full_rebuild"])),
         "",
     ]
+    lines += _slowest_flows(scale["stages"] + inc["daily_update"])
     lines += _comparison_section(scale["comparison"])
     tables = sorted(scale["tables"], key=lambda t: -t["bytes"])
     total = sum(t["bytes"] for t in tables)
@@ -117,6 +118,17 @@ def _scale_section(scale: dict) -> list[str]:
         [[t["table"], f"{t['rows']:,}", f"{t['bytes'] / 2**20:,.2f}", t["version"]] for t in tables],
     )
     return [*lines, ""]
+
+
+def _slowest_flows(stages: list[dict]) -> list[str]:
+    rows = [
+        [s["stage"], flow, f"{seconds:.1f}"]
+        for s in stages
+        for flow, seconds in s.get("details", {}).get("slowest_flows", {}).items()
+    ]
+    if not rows:
+        return []
+    return ["Slowest flows of each stage (event log):", "", *_table(["stage", "flow", "wall s"], rows), ""]
 
 
 def _comparison_section(comparison: dict) -> list[str]:
@@ -130,13 +142,22 @@ def _comparison_section(comparison: dict) -> list[str]:
         + ", ".join(f"{k} {v:,}" for k, v in comparison["output_rows"].items())
         + ":",
         "",
-        *_table(["engine", "wall s"], rows),
+        *_table(["engine", "wall s (best run)"], rows),
         "",
-        f"classic / embedded = **{comparison['classic_over_embedded']}x** (classic session start "
-        f"{comparison['classic_start_seconds']} s, not counted); embedded / DuckDB = "
-        f"**{comparison['embedded_over_duckdb']}x**; identical results: **{comparison['identical']}**.",
+        _classic_sentence(comparison)
+        + f"embedded / DuckDB = **{comparison['embedded_over_duckdb']}x**; identical results: "
+        f"**{comparison['identical']}**.",
         "",
     ]
+
+
+def _classic_sentence(comparison: dict) -> str:
+    if comparison.get("classic_over_embedded") is None:
+        return "classic Spark not run (--no-classic); "
+    return (
+        f"classic / embedded = **{comparison['classic_over_embedded']}x** (classic session start "
+        f"{comparison['classic_start_seconds']} s, not counted); "
+    )
 
 
 def _target_rows(record: dict) -> list[list[object]]:

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING
 from pyspark.sql import functions as F
 
 from lakehouse.bronze.settings import ReferentialLoadSettings
-from lakehouse.lake import delta_exists, filesystem
+from lakehouse.lake import delta_exists, filesystem, read_delta
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -71,8 +71,6 @@ def watermark_us(spark: SparkSession, changes_path: str) -> int | None:
     """Greatest ``updated_at`` already loaded, in epoch microseconds (None: nothing yet)."""
     if not delta_exists(changes_path):
         return None
-    from lakehouse.lake import read_delta
-
     row = read_delta(spark, changes_path).agg(F.max(F.unix_micros(WATERMARK_COLUMN)).alias("w")).first()
     return None if row is None or row.w is None else int(row.w)
 
@@ -84,11 +82,11 @@ def changed_rows_query(schema: str, table: str, since_us: int | None) -> str:
     _check_identifier(schema)
     _check_identifier(table)
     epoch = f"(extract(epoch from {WATERMARK_COLUMN}) * 1000000)::bigint"
-    where = (
-        ""
-        if since_us is None
-        else (f" WHERE {WATERMARK_COLUMN} > timestamptz 'epoch' + {int(since_us)} * interval '1 microsecond'")
-    )
+    where = ""
+    if since_us is not None:
+        where = (
+            f" WHERE {WATERMARK_COLUMN} > timestamptz 'epoch' + {int(since_us)} * interval '1 microsecond'"
+        )
     return f'SELECT t.*, {epoch} AS {_EPOCH_US} FROM "{schema}"."{table}" t{where}'  # noqa: S608 - identifiers checked
 
 

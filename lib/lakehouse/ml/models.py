@@ -151,24 +151,29 @@ def _anomaly_estimator(
     return estimator
 
 
-def tune_threshold(
-    train: pd.DataFrame, labels: pd.Series, *, seed: int, max_iter: int, validation_share: float = 0.25
-) -> float:
-    """The score threshold with the best F1 on the last ``validation_share`` of the
-    training period, from a model fitted on the rest (ties: the higher threshold)."""
+def tune_threshold(train: pd.DataFrame, labels: pd.Series, *, seed: int, max_iter: int, folds: int = 3) -> float:
+    """The score threshold with the best F1 over the training period, scored out of
+    fold: the period is cut into ``folds`` consecutive time blocks, each scored by a
+    model fitted on the others (ties: the higher threshold). 0.5 when the labels
+    cannot support it (a block without both classes to fit on)."""
     from lakehouse.ml.metrics import _prf
 
     hours = np.sort(train["hour_ts"].unique())
-    cutoff = hours[int(len(hours) * (1 - validation_share))]
-    early = (train["hour_ts"] < cutoff).to_numpy()
+    edges = [hours[int(len(hours) * k / folds)] for k in range(1, folds)]
+    block = np.searchsorted(np.array(edges), train["hour_ts"].to_numpy(), side="right")
     truth = labels.to_numpy(bool)
-    if truth[early].all() or not truth[early].any() or not truth[~early].any():
-        return 0.5  # not enough labelled history to tune on
     categories = machine_types(train)
-    estimator = _anomaly_estimator(train[early], labels[early], categories, seed, max_iter)
-    with threadpool_limits(THREADS):
-        score = estimator.predict_proba(_design(train[~early], ANOMALY_FEATURES, categories))[:, 1]
-    f1 = [_prf(score >= t, truth[~early])["f1"] for t in THRESHOLD_GRID]
+    score = np.zeros(len(train))
+    for k in range(folds):
+        fit = block != k
+        if truth[fit].all() or not truth[fit].any():
+            return 0.5
+        estimator = _anomaly_estimator(train[fit], labels[fit], categories, seed, max_iter)
+        with threadpool_limits(THREADS):
+            score[~fit] = estimator.predict_proba(_design(train[~fit], ANOMALY_FEATURES, categories))[:, 1]
+    if not truth.any():
+        return 0.5
+    f1 = [_prf(score >= t, truth)["f1"] for t in THRESHOLD_GRID]
     best = max(range(len(f1)), key=lambda i: (round(f1[i], 9), THRESHOLD_GRID[i]))
     return THRESHOLD_GRID[best]
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from lakehouse.config import Settings
 from lakehouse.lake import Lake, delta_exists, read_delta, write_delta
 from lakehouse.ml import tracking
 from lakehouse.ml.features import ANOMALY_FEATURES, FORECAST_FEATURES, HOUR_S
@@ -236,7 +237,7 @@ def with_model_anomaly_class(fact: DataFrame, scores: DataFrame) -> DataFrame:
     return joined.withColumn("anomaly_class", folded).drop("_score_machine", "_score_hour", "_model_flag")
 
 
-def configure_and_score(settings, spark: SparkSession, scored_at: dt.datetime) -> ScoringResult:
+def configure_and_score(settings: Settings, spark: SparkSession, scored_at: dt.datetime) -> ScoringResult:
     """``score_run_date`` on the lake and run date of ``settings``, with its MLflow store."""
     tracking.configure(settings)
     return score_run_date(spark, Lake(settings.lake_root), settings.run_date, scored_at)

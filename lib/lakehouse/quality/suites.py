@@ -29,6 +29,7 @@ import great_expectations.expectations as gxe
 from pyspark.sql import functions as F
 
 from lakehouse.gold.energy import ANOMALY_CLASSES
+from lakehouse.gold.keys import UNKNOWN_SK
 from lakehouse.lake import Lake, delta_exists, read_delta
 from lakehouse.quality.model import ROW_COUNT_CHECK
 from lakehouse.quality.settings import QualitySettings
@@ -152,10 +153,27 @@ def orphan_check(column: str, dimension: str) -> Check:
     )
 
 
+def foreign_key_checks(column: str, dimension: str, *, max_unknown_share: float = 0.01) -> list[Check]:
+    """A fact's foreign key: never NULL and always in its dimension (critical: facts
+    point unmatched rows to the unknown member -1), and at most ``max_unknown_share``
+    of the rows on the unknown member (warning: a lookup is degrading)."""
+    return [
+        Check(f"{column}_not_null", CRITICAL, gxe.ExpectColumnValuesToNotBeNull(column=column)),
+        orphan_check(column, dimension),
+        Check(
+            f"{column}_mostly_known",
+            WARNING,
+            gxe.ExpectColumnValuesToNotBeInSet(
+                column=column, value_set=[UNKNOWN_SK], mostly=1 - max_unknown_share
+            ),
+        ),
+    ]
+
+
 def with_orphans(df: DataFrame, references: Mapping[str, DataFrame]) -> DataFrame:
     """Add ``_orphan_<column>``: the value of ``column`` when it is not NULL and absent
     from the dimension's key column of the same name, else NULL. A NULL key is not an
-    orphan (facts keep unmatched rows with a NULL key; another check counts those)."""
+    orphan (``<column>_not_null`` reports those)."""
     for column, dimension in references.items():
         keys = (
             dimension.select(F.col(column).alias("_ref_key")).distinct().withColumn("_ref_found", F.lit(True))
@@ -293,17 +311,12 @@ def _fact_ventes(inputs: SuiteInputs) -> list[Check]:
             }
         ),
         *key_checks(["order_id", "line_number"]),
-        orphan_check("product_sk", "dim_produit"),
-        orphan_check("site_sk", "dim_site"),
-        orphan_check("date_key", "dim_temps"),
+        *foreign_key_checks("product_sk", "dim_produit"),
+        *foreign_key_checks("site_sk", "dim_site"),
+        *foreign_key_checks("date_key", "dim_temps"),
         between("quantity", 1, None),
         between("discount_pct", 0, 100),
         in_set("sales_channel", SALES_CHANNELS, severity=WARNING),
-        Check(
-            "product_sk_mostly_known",
-            WARNING,
-            gxe.ExpectColumnValuesToNotBeNull(column="product_sk", mostly=0.99),
-        ),
         freshness_check("fact_ventes", "date_key", "%Y%m%d", 48, inputs),
         volume_check("gold.fact_ventes", inputs),
     ]
@@ -322,8 +335,8 @@ def _fact_consommation_energie(inputs: SuiteInputs) -> list[Check]:
             }
         ),
         *key_checks(["machine_sk", "hour_key"]),
-        orphan_check("machine_sk", "dim_machine"),
-        orphan_check("hour_key", "dim_temps_horaire"),
+        *foreign_key_checks("machine_sk", "dim_machine"),
+        *foreign_key_checks("hour_key", "dim_temps_horaire"),
         in_set("anomaly_class", ANOMALY_CLASSES),
         between("kwh", 0, 1000),  # a meter cannot run backwards; 1 MWh an hour is no machine of ours
         between("minutes_observed", 1, 60),
@@ -361,7 +374,7 @@ def _fact_production(inputs: SuiteInputs) -> list[Check]:
             }
         ),
         *key_checks(["batch_id"]),
-        orphan_check("machine_sk", "dim_machine"),
+        *foreign_key_checks("machine_sk", "dim_machine"),
         between("units_produced", 0, None),
         between("units_rejected", 0, None),
         between("attributed_kwh", 0, None, severity=WARNING),

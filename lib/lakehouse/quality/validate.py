@@ -53,7 +53,11 @@ def quality_context(docs_dir: Path | None = None) -> Any:
 
 def gx_suite(name: str, checks: Sequence[Check]) -> gx.ExpectationSuite:
     suite = gx.ExpectationSuite(name=name)
+    seen: set[str] = set()
     for check in checks:
+        if check.name in seen:  # e.g. a key column that is also a foreign key: checked once
+            continue
+        seen.add(check.name)
         # suites build fresh expectation objects on each call, so tagging them is safe
         check.expectation.meta = {
             **(check.expectation.meta or {}),
