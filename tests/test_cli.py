@@ -49,14 +49,21 @@ def test_quickstart_generates_runs_and_prints_where_things_are(tmp_path, monkeyp
     assert result.exit_code == 0, result.output
     assert "gold.pharma.star.fact_ventes" in result.output
     assert "Executed notebooks:" in result.output and "run.json" in result.output
-    [run_dir] = [p for p in (tmp_path / "runs" / "daily").iterdir() if p.is_dir()]
-    assert sorted(p.name for p in run_dir.glob("*.ipynb")) == [
+    executed = sorted(p.name for p in (tmp_path / "runs").rglob("*.ipynb"))
+    assert executed == [
         "bronze_erp.ipynb",
         "bronze_iot.ipynb",
         "bronze_referential.ipynb",
         "bronze_regulatory.ipynb",
+        "build_dashboards.ipynb",
+        "export_tableau.ipynb",
         "gold_energy.ipynb",
         "gold_pharma.ipynb",
+        "load_postgres_bi.ipynb",
+        "quality_alert.ipynb",
+        "quality_gate.ipynb",
+        "run_quality.ipynb",
+        "score_energy.ipynb",
         "silver_energy.ipynb",
         "silver_pharma.ipynb",
     ]

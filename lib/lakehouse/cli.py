@@ -77,7 +77,7 @@ def quickstart(scale: float | None, days: int | None, run_date: str | None, max_
       lakehouse quickstart --scale 0.2 --days 7 --run-date 2026-11-26
     """
     from lakehouse.generate import GenerationError, generate_all
-    from lakehouse.jobs import load_jobs, run_job
+    from lakehouse.jobs import executed_notebooks, load_jobs, run_job
     from lakehouse.postgres import ensure_server
 
     generator = {k: v for k, v in {"scale": scale, "days": days}.items() if v is not None}
@@ -115,7 +115,11 @@ def quickstart(scale: float | None, days: int | None, run_date: str | None, max_
     console.rule("[bold]3/3 What was built[/]")
     _print_tables(settings.lake_root)
     console.print(f"Lake:                {settings.lake_root}")
-    console.print(f"Executed notebooks:  {run.run_dir}/*.ipynb")
+    notebooks = executed_notebooks(run)
+    folders = sorted({str(path.parent) for path in notebooks})
+    console.print(f"Executed notebooks:  {len(notebooks)} in {len(folders)} run folders under {settings.runs_dir}")
+    for folder in folders:
+        console.print(f"                     {folder}")
     console.print(f"Run record:          {run.run_dir}/run.json")
     console.print(
         f"PostgreSQL data:     {settings.postgres_data_dir} (log: {settings.postgres_data_dir}/log)"

@@ -71,9 +71,10 @@ def test_lake_root_parameter_wins_and_a_failed_write_is_only_a_warning(
     with caplog.at_level(logging.WARNING):
         run = run_job(path, "job", quiet=True, executor=FakeExecutor(), params={"lake_root": str(blocked)})
     assert run.state == JobState.SUCCESS, "the job's own result is kept"
-    [warning] = run.warnings
+    warning, audit_warning = run.warnings  # the audit entry goes to the same lake
+    assert "audit entry not written" in audit_warning
     assert warning.startswith(
         f"job 'job' run {run.run_id}: run history not written to {blocked}/_system/job_runs"
     )
-    assert load_run(run.run_dir).warnings == [warning]
+    assert load_run(run.run_dir).warnings == [warning, audit_warning]
     assert warning in caplog.text

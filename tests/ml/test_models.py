@@ -87,3 +87,35 @@ def test_promotion_gate_higher_is_better():
     assert promotion_decision("f1", 0.9, 0.5, 0.8, higher_is_better=True).promote
     assert not promotion_decision("f1", 0.7, 0.5, 0.8, higher_is_better=True).promote
     assert not promotion_decision("f1", 0.4, 0.5, None, higher_is_better=True).promote
+
+
+def _labelled_hours(days: int, anomalous_days: set[int]) -> tuple[pd.DataFrame, pd.Series]:
+    from lakehouse.ml.features import ANOMALY_FEATURES
+
+    n = days * 24
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({c: rng.normal(size=n) for c in ANOMALY_FEATURES})
+    frame["machine_type"] = "mixer"
+    frame["hour_ts"] = pd.Timestamp("2026-11-01") + pd.to_timedelta(np.arange(n), unit="h")
+    labels = pd.Series(False, index=frame.index)
+    for day in anomalous_days:  # ten anomalous hours a day, shown by a flat hour
+        labels.iloc[day * 24 + 8 : day * 24 + 18] = True
+    frame["is_flat_hour"] = labels.astype(float)
+    return frame, labels
+
+
+def test_threshold_tuned_out_of_fold_separates_a_clean_signal():
+    # Anomalies in each third of 12 days: 40 anomalous hours to fit on in every fold
+    # (leaves need 20 hours).
+    frame, labels = _labelled_hours(12, {1, 2, 5, 6, 9, 10})
+    threshold = models.tune_threshold(frame, labels, seed=1, max_iter=30)
+    assert 0.05 <= threshold <= 0.9
+    model = models.train_anomaly(frame, labels, seed=1, max_iter=30)
+    scored = model.predict(None, frame)
+    assert model.threshold == threshold
+    assert (scored["is_anomaly"] == labels).all(), "a perfectly separable signal is found exactly"
+
+
+def test_threshold_falls_back_to_one_half_without_labels_in_every_fit():
+    frame, labels = _labelled_hours(12, {1, 2})  # only the first third has anomalies
+    assert models.tune_threshold(frame, labels, seed=1, max_iter=30) == 0.5

@@ -33,6 +33,12 @@ def store(tiny_lake, tmp_path_factory):
     return settings
 
 
+@pytest.fixture(autouse=True)
+def _use_store(store):
+    """Other tests of the worker may point MLflow elsewhere: each test here uses ``store``."""
+    tracking.configure(store)
+
+
 @pytest.fixture(scope="module")
 def first_training(spark, tiny_lake, store):
     return train_all(spark, store, events_path=tiny_lake.truth, max_iter=MAX_ITER)
@@ -124,12 +130,15 @@ def test_scoring_writes_gold_prediction_tables_from_the_champions(spark, tiny_la
     assert again.where(F.col("scored_at") == F.lit(SCORED_AT)).count() == 0
 
 
-def test_scoring_without_a_champion_says_what_to_do(tmp_path, tiny_lake, store):
-    from lakehouse.ml.scoring import champion
+def test_scoring_without_a_champion_says_what_to_do_or_skips(spark, tmp_path, tiny_lake, store, capsys):
+    from lakehouse.ml.scoring import configure_and_score
 
-    tracking.configure(tiny_lake.settings(tracking_uri=f"sqlite:///{tmp_path / 'empty.db'}"))
+    empty = tiny_lake.settings(tracking_uri=f"sqlite:///{tmp_path / 'empty.db'}")
     try:
         with pytest.raises(LookupError, match="has no 'champion' version: run `lakehouse ml train`"):
-            champion(tracking.FORECAST_MODEL)
+            configure_and_score(empty, spark, SCORED_AT)
+        # The daily job on a lake never trained for: nothing written, and it says why.
+        assert configure_and_score(empty, spark, SCORED_AT, if_no_champion="skip") is None
+        assert "no champion for energy_consumption_forecast, energy_anomaly_detector" in capsys.readouterr().out
     finally:
         tracking.configure(store)

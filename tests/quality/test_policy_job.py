@@ -165,7 +165,7 @@ def test_failed_critical_stops_the_dependent_task_and_alerts_warning_does_not(
 
 
 def test_pipeline_qualite_job_end_to_end(
-    spark, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, dirty_lake: Lake
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, dirty_lake: Lake
 ) -> None:
     """The committed job: run_quality validates every suite of the dirty lake, then the
     alert task fails on the failed expectations (so on_failure notifications go out)."""

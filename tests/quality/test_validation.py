@@ -122,7 +122,7 @@ def test_injected_problems_fail_exactly_the_expected_expectations(
 
 
 def test_missing_table_is_a_failed_critical_row_and_other_suites_still_run(
-    spark, tmp_path: Path, clean_lake: Lake, settings: QualitySettings
+    spark, tmp_path: Path, settings: QualitySettings
 ) -> None:
     empty = Lake(str(tmp_path / "empty_lake"))
     run = run_quality(

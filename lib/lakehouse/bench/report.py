@@ -100,8 +100,7 @@ def _scale_section(scale: dict) -> list[str]:
         "",
         *_table(STAGE_HEADER, _stage_rows(scale["stages"])),
         "",
-        f"Not measured: {'; '.join(f'{k}: {v}' for k, v in scale['not_measured'].items())}.",
-        "",
+        *_downstream_section(scale.get("downstream", [])),
         f"Incremental: one new day on top of the history against a full rebuild of all days "
         f"(full rebuild / daily = **{inc['full_rebuild_over_daily']}x**):",
         "",
@@ -117,6 +116,17 @@ def _scale_section(scale: dict) -> list[str]:
         ["table", "rows", "MiB", "version"],
         [[t["table"], f"{t['rows']:,}", f"{t['bytes'] / 2**20:,.2f}", t["version"]] for t in tables],
     )
+    return [*lines, ""]
+
+
+def _downstream_section(stages: list[dict]) -> list[str]:
+    if not stages:
+        return []
+    lines = ["After the daily run (ML and exports; rows out = rows scored or exported):", ""]
+    lines += _table(STAGE_HEADER, _stage_rows(stages))
+    failed = [f"{s['stage']}: {s['details']['error']}" for s in stages if "error" in s.get("details", {})]
+    if failed:
+        lines += ["", "Failed (not measured): " + "; ".join(failed)]
     return [*lines, ""]
 
 

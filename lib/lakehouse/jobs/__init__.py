@@ -23,6 +23,7 @@ from lakehouse.jobs.records import (
     TaskState,
     find_run,
     list_runs,
+    executed_notebooks,
     load_run,
     new_run_id,
 )
@@ -70,6 +71,7 @@ __all__ = [
     "json_schema",
     "list_runs",
     "load_jobs",
+    "executed_notebooks",
     "load_run",
     "new_run_id",
     "plan_job",

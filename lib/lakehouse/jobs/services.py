@@ -1,5 +1,5 @@
 """What happens around a run besides its tasks: notifications (start, end, duration
-warning) and the run history table. Nothing here may change a run's state: failures
+warning), the run history table and the audit trail entry. Nothing here may change a run's state: failures
 are logged as warnings and kept in the record."""
 
 from __future__ import annotations
@@ -47,6 +47,9 @@ class RunServices:
             self._timer.cancel()
         if self.record_history:
             self._append_history(run)
+            from lakehouse.governance.audit import record_job_run
+
+            record_job_run(run, self)  # audit trail: who ran what, when (never raises)
         if self.notify:
             try:
                 self._send(run, notify.final_event(run))

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import Literal
 
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -237,7 +238,20 @@ def with_model_anomaly_class(fact: DataFrame, scores: DataFrame) -> DataFrame:
     return joined.withColumn("anomaly_class", folded).drop("_score_machine", "_score_hour", "_model_flag")
 
 
-def configure_and_score(settings: Settings, spark: SparkSession, scored_at: dt.datetime) -> ScoringResult:
-    """``score_run_date`` on the lake and run date of ``settings``, with its MLflow store."""
+def configure_and_score(
+    settings: Settings,
+    spark: SparkSession,
+    scored_at: dt.datetime,
+    *,
+    if_no_champion: Literal["fail", "skip"] = "fail",
+) -> ScoringResult | None:
+    """``score_run_date`` on the lake and run date of ``settings``, with its MLflow
+    store. ``if_no_champion="skip"`` (the daily job on a lake no model was trained for
+    yet) returns None instead of failing when a model has no champion."""
     tracking.configure(settings)
+    if if_no_champion == "skip":
+        missing = [m for m in (FORECAST_MODEL, ANOMALY_MODEL) if tracking.champion_version(m) is None]
+        if missing:
+            print(f"not scored: no champion for {', '.join(missing)} yet (run the ml_training_weekly job)")
+            return None
     return score_run_date(spark, Lake(settings.lake_root), settings.run_date, scored_at)

@@ -43,6 +43,9 @@ Parsing (CSV, JSON, text)
     - a column the schema does not know (explicit ``schema`` only) goes to
       ``_rescued_data`` too. Nothing is silently dropped.
 
+    JSON lines with an explicit schema are parsed vectorised by Arrow (``_json_lines_frame``);
+    only the lines Arrow refuses go through the line-by-line parser, with the same rows.
+
     Parquet files are read natively, one read per file (so each row knows its file:
     engines lack ``_metadata``; bound the plan size with ``max_files``), and cast to
     the schema the same way (mismatches and unknown columns rescued).
