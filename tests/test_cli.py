@@ -38,7 +38,6 @@ def test_quickstart_rejects_an_impossible_scale_before_doing_anything(tmp_path, 
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("daily_job")
 def test_quickstart_generates_runs_and_prints_where_things_are(tmp_path, monkeypatch):
     """The README's `make run`, on a tiny scale, in temporary folders."""
     for name, folder in (("LAKE_ROOT", "lake"), ("VAR_DIR", "var"), ("RUNS_DIR", "runs")):

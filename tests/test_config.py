@@ -53,3 +53,29 @@ def test_project_root_must_hold_the_configuration(tmp_path, monkeypatch):
     monkeypatch.setenv("LAKEHOUSE_HOME", str(tmp_path))
     with pytest.raises(ConfigError, match="conf/base/lakehouse.yaml"):
         find_project_root()
+
+
+def test_postgres_tls_settings_reach_psycopg_and_jdbc_and_the_password_stays_hidden(monkeypatch):
+    from lakehouse.config import load_settings
+    from lakehouse.postgres import ensure_server
+
+    monkeypatch.setenv("LAKEHOUSE_POSTGRES__PASSWORD", "s3cret-pw")
+    settings = load_settings(
+        postgres={
+            "mode": "external",
+            "host": "db.internal",
+            "port": 6432,
+            "database": "erp",
+            "sslmode": "verify-full",
+            "sslrootcert": "/etc/ssl/erp-ca.pem",
+        }
+    )
+    endpoint = ensure_server(settings)
+    assert endpoint.conninfo() == (
+        "host='db.internal' port='6432' dbname='erp' user='postgres' sslmode='verify-full' "
+        "sslrootcert='/etc/ssl/erp-ca.pem' password='s3cret-pw'"
+    )
+    assert endpoint.jdbc_url == (
+        "jdbc:postgresql://db.internal:6432/erp?sslmode=verify-full&sslrootcert=/etc/ssl/erp-ca.pem"
+    )
+    assert "s3cret-pw" not in repr(endpoint) and "s3cret-pw" not in repr(settings)

@@ -69,6 +69,10 @@ class PostgresSettings(BaseModel):
     user: str = "postgres"
     password: SecretStr = SecretStr("")
     schema_: str = Field("referential", alias="schema")
+    # TLS to an external server (libpq's sslmode; verify-full checks the certificate
+    # against sslrootcert and the host name). The embedded server uses a unix socket.
+    sslmode: Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] | None = None
+    sslrootcert: Path | None = None
 
     model_config = {"populate_by_name": True}
 

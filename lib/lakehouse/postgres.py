@@ -33,13 +33,20 @@ class PostgresEndpoint:
     user: str
     password: str
     schema: str
+    sslmode: str | None = None
+    sslrootcert: str | None = None
+
+    @property
+    def _tls(self) -> dict[str, str]:
+        return {k: v for k, v in (("sslmode", self.sslmode), ("sslrootcert", self.sslrootcert)) if v}
 
     @property
     def jdbc_url(self) -> str:
         """URL for Spark's JDBC reader (Sail's connectorx-based source included)."""
         if self.host.startswith("/"):
             return f"jdbc:postgresql://localhost/{self.database}?host={quote(self.host)}"
-        return f"jdbc:postgresql://{self.host}:{self.port}/{self.database}"
+        query = "&".join(f"{k}={quote(v)}" for k, v in self._tls.items())
+        return f"jdbc:postgresql://{self.host}:{self.port}/{self.database}" + (f"?{query}" if query else "")
 
     def conninfo(self) -> str:
         """libpq connection string for psycopg (password included: never log it)."""
@@ -48,6 +55,7 @@ class PostgresEndpoint:
             "port": str(self.port),
             "dbname": self.database,
             "user": self.user,
+            **self._tls,
         }
         if self.password:
             parts["password"] = self.password
@@ -62,7 +70,14 @@ def ensure_server(settings: Settings) -> PostgresEndpoint:
     pg = settings.postgres
     if pg.mode == "external":
         return PostgresEndpoint(
-            pg.host, pg.port, pg.database, pg.user, pg.password.get_secret_value(), pg.schema_
+            pg.host,
+            pg.port,
+            pg.database,
+            pg.user,
+            pg.password.get_secret_value(),
+            pg.schema_,
+            sslmode=pg.sslmode,
+            sslrootcert=str(pg.sslrootcert) if pg.sslrootcert else None,
         )
     pgdata = settings.postgres_data_dir
     key = str(pgdata)

@@ -268,3 +268,71 @@ def test_fact_production_takes_the_version_valid_when_the_batch_started(spark):
         "batch_id string, machine_sk long, attributed_kwh double, kwh_per_unit double",
     )
     assert_df_equality(actual, expected, ignore_row_order=True, ignore_nullable=True)
+
+
+SCORES_SCHEMA = (
+    "machine_id string, hour_ts timestamp, anomaly_score double, is_anomaly boolean, scored_at timestamp"
+)
+
+
+def _three_hours(spark):
+    """M001 (rated 40 kW) at 10 kW, so the load factor (0.25) never decides: vibration
+    1.0 -> normal, 3.0 -> warning, 8.0 -> critical."""
+    return spark.createDataFrame(
+        [
+            ("M001", _at(10), 10.0, 10.0, 12.0, 40.0, 1.0, 60, 0.0),
+            ("M001", _at(11), 10.0, 10.0, 12.0, 40.0, 3.0, 60, 0.0),
+            ("M001", _at(12), 10.0, 10.0, 12.0, 40.0, 8.0, 60, 0.0),
+        ],
+        HOURLY_SCHEMA,
+    )
+
+
+def _classes(fact):
+    return fact.select("hour_key", "rule_anomaly_class", "model_anomaly_score", "anomaly_class")
+
+
+CLASSES_SCHEMA = "hour_key int, rule_anomaly_class string, model_anomaly_score double, anomaly_class string"
+
+
+def test_fact_folds_in_the_model_scores_and_keeps_the_rules_class(spark):
+    first, second = dt.datetime(2026, 11, 2, 1), dt.datetime(2026, 11, 2, 2)
+    scores = spark.createDataFrame(
+        [
+            ("M001", _at(10), 0.20, False, first),  # scored again later: the later verdict counts
+            ("M001", _at(10), 0.91, True, second),
+            ("M001", _at(11), 0.30, False, second),
+            ("M001", _at(12), 0.95, True, second),
+            ("M001", _at(13), 0.99, True, second),  # no reading that hour: adds no fact row
+        ],
+        SCORES_SCHEMA,
+    )
+    fact = build_fact_consommation_energie(_three_hours(spark), _dim_machine(spark), scores=scores)
+    expected = spark.createDataFrame(
+        [
+            (2026110110, "normal", 0.91, "warning"),  # flagged normal hour -> warning
+            (2026110111, "warning", 0.30, "warning"),  # not flagged: the rules' class
+            (2026110112, "critical", 0.95, "critical"),  # flagged, but critical stays
+        ],
+        CLASSES_SCHEMA,
+    )
+    assert_df_equality(_classes(fact), expected, ignore_row_order=True, ignore_nullable=True)
+
+
+def test_fact_without_scores_has_the_rules_class_and_the_same_columns(spark):
+    dim = _dim_machine(spark)
+    fact = build_fact_consommation_energie(_three_hours(spark), dim)
+    expected = spark.createDataFrame(
+        [
+            (2026110110, "normal", None, "normal"),
+            (2026110111, "warning", None, "warning"),
+            (2026110112, "critical", None, "critical"),
+        ],
+        CLASSES_SCHEMA,
+    )
+    assert_df_equality(_classes(fact), expected, ignore_row_order=True, ignore_nullable=True)
+    no_scores = spark.createDataFrame([], SCORES_SCHEMA)
+    scored = build_fact_consommation_energie(_three_hours(spark), dim, scores=no_scores)
+    # the incremental refresh compares schemas: scores or not, the fact's must not change
+    assert [(f.name, f.dataType) for f in fact.schema] == [(f.name, f.dataType) for f in scored.schema]
+    assert fact.columns[-3:] == ["rule_anomaly_class", "model_anomaly_score", "anomaly_class"]

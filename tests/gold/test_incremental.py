@@ -10,7 +10,8 @@ from chispa import assert_df_equality
 
 from lakehouse.context import RunContext
 from lakehouse.gold.incremental import changed_days, day_ranges, days_predicate, refresh_gold
-from lakehouse.lake import Lake, read_delta
+from lakehouse.lake import Lake, read_delta, write_delta
+from lakehouse.ml.scoring import apply_scores_to_fact
 from lakehouse.pharma import layer_datasets, runner
 
 RUN_DATE = dt.date(2026, 11, 4)
@@ -148,6 +149,18 @@ def silver_days_1_to_4() -> dict[str, list[tuple]]:
     return tables
 
 
+def _scores(spark):
+    """The anomaly model scored days 1 and 2: it flags day 1's 10:00 (rules: normal),
+    not day 1's 11:00 (warning), and flags day 2's 10:00 (critical)."""
+    rows = [(D1, 10, 0.9, True), (D1, 11, 0.2, False), (D2, 10, 0.95, True)]
+    return spark.createDataFrame(
+        [("M001", dt.datetime.combine(d, dt.time(h)), score, flag, "energy_anomaly", "1", "run-1", T0)
+         for d, h, score, flag in rows],
+        "machine_id string, hour_ts timestamp, anomaly_score double, is_anomaly boolean, model_name string, "
+        "model_version string, model_run_id string, scored_at timestamp",
+    )  # fmt: skip
+
+
 def _write_silver(spark, pipeline, tables: dict[str, list[tuple]]) -> None:
     for name, rows in tables.items():
         frame = spark.createDataFrame(rows, SCHEMAS[name])
@@ -174,11 +187,15 @@ def test_incremental_day_4_gives_the_same_gold_as_a_full_rebuild(spark, tmp_path
     _write_silver(spark, runner(incremental), silver_days_1_to_3())
     for domain in ("pharma", "energy"):
         refresh_gold(incremental, domain, incremental=False)
+    # the daily scoring runs after gold: scores stored, then the fact's rows updated in place
+    write_delta(_scores(spark), incremental.lake.gold("energy", "prediction", "anomaly_scores"))
+    assert apply_scores_to_fact(spark, incremental.lake, _scores(spark)) == 3
     _write_silver(spark, runner(incremental), silver_days_1_to_4())
     refreshed = {d: refresh_gold(incremental, d)["facts"] for d in ("pharma", "energy")}
 
     full = _context(spark, tmp_path / "full")
     _write_silver(spark, runner(full), silver_days_1_to_4())
+    write_delta(_scores(spark), full.lake.gold("energy", "prediction", "anomaly_scores"))
     for domain in ("pharma", "energy"):
         refresh_gold(full, domain, incremental=False)
 
@@ -186,7 +203,8 @@ def test_incremental_day_4_gives_the_same_gold_as_a_full_rebuild(spark, tmp_path
     assert (ventes.mode, ventes.days) == ("days", ["2026-11-01", "2026-11-02", "2026-11-04"])
     assert ventes.rows_written == 4  # O1, O4 (day 1), O2 (day 2), O5 (day 4); O3 (day 3) untouched
     (energy,) = refreshed["energy"]
-    assert (energy.mode, energy.days) == ("days", ["2026-11-02", "2026-11-04"])
+    # day 1: scored since the last refresh (its fingerprint includes the scores' day)
+    assert (energy.mode, energy.days) == ("days", ["2026-11-01", "2026-11-02", "2026-11-04"])
     expected, actual = _gold(spark, full), _gold(spark, incremental)
     assert set(actual) == set(expected)
     for name in sorted(expected):
@@ -197,6 +215,10 @@ def test_incremental_day_4_gives_the_same_gold_as_a_full_rebuild(spark, tmp_path
             ignore_nullable=True,
             ignore_column_order=False,
         )
+    hours = {r.hour_key: r for r in actual["fact_consommation_energie"].collect()}
+    assert (hours[2026110110].rule_anomaly_class, hours[2026110110].anomaly_class) == ("normal", "warning")
+    assert (hours[2026110111].model_anomaly_score, hours[2026110111].anomaly_class) == (0.2, "warning")
+    assert (hours[2026110210].anomaly_class, hours[2026110410].model_anomaly_score) == ("critical", None)
     fact = {r.order_id: r for r in actual["fact_ventes"].collect()}
     assert fact["O2"].quantity == 5 and fact["O2"].net_amount == Decimal("50.00")  # 5 x 10.00
     assert fact["O3"].site_sk == -1 and fact["O3"].product_sk != -1

@@ -240,36 +240,42 @@ def test_project_jobs_file_has_the_architecture_jobs() -> None:
     jobs = load_jobs(PROJECT_ROOT / "jobs.yaml", project_root=PROJECT_ROOT)
     tasks = {name: [t.task_key for t in job.tasks] for name, job in jobs.jobs.items()}
     assert tasks == {
-        "daily": [
-            "bronze_referential",
-            "bronze_erp",
-            "bronze_iot",
-            "bronze_regulatory",
-            "silver_pharma",
-            "gold_pharma",
-            "silver_energy",
-            "gold_energy",
-        ],
+        "daily": ["ingestion", "transformation", "quality", "ml_scoring", "load_bi"],
         "dag_ingest_ref_data": ["bronze_referential"],
         "dag_ingest_erp": ["bronze_erp"],
         "dag_ingest_iot": ["bronze_iot"],
-        "pipeline_ingestion": ["bronze_referential", "bronze_erp", "bronze_iot", "bronze_regulatory"],
+        "dag_ingest_regulatory": ["bronze_regulatory"],
+        "pipeline_ingestion": ["ref_data", "erp", "iot", "regulatory"],
         "pipeline_transformation": ["silver_pharma", "gold_pharma", "silver_energy", "gold_energy"],
+        "pipeline_qualite": ["run_quality", "quality_alert"],
+        "pipeline_load_bi": ["quality_gate", "export_tableau", "load_postgres_bi", "build_dashboards"],
+        "ml_training_weekly": ["train_energy_models"],
+        "ml_scoring_daily": ["score_energy"],
     }
     daily = jobs.job("daily")
     assert daily.schedule is not None and (daily.schedule.cron, daily.schedule.timezone) == (
         "0 6 * * *",
         "Europe/Paris",
     )
+    # daily chains the stage jobs; only daily and the weekly training are scheduled
+    children = {t.task_key: t.run_job_task.job_name for t in daily.tasks if t.run_job_task}
+    assert children == {
+        "ingestion": "pipeline_ingestion",
+        "transformation": "pipeline_transformation",
+        "quality": "pipeline_qualite",
+        "ml_scoring": "ml_scoring_daily",
+        "load_bi": "pipeline_load_bi",
+    }
+    assert {name for name, job in jobs.jobs.items() if job.schedule} == {"daily", "ml_training_weekly"}
+    assert daily.task("transformation").upstream == ["ingestion"]
+    assert daily.task("load_bi").upstream == ["quality", "ml_scoring"]
     assert jobs.job("pipeline_transformation").task("gold_pharma").upstream == ["silver_pharma"]
-    # the pharma chain does not wait for IoT nor recalls (which feed nothing yet)
-    assert sorted(daily.task("silver_pharma").upstream) == ["bronze_erp", "bronze_referential"]
-    assert daily.task("bronze_iot").upstream == [] and daily.task("bronze_regulatory").upstream == []
-    assert sorted(daily.task("silver_energy").upstream) == ["bronze_erp", "bronze_iot", "bronze_referential"]
-    assert daily.task("gold_energy").upstream == ["silver_energy"]
-    for name, job in jobs.jobs.items():
-        assert job.task(tasks[name][0]).parameters == daily.task("bronze_referential").parameters
+    # every export waits for the quality gate
+    load_bi = jobs.job("pipeline_load_bi")
+    assert all(load_bi.task(key).upstream == ["quality_gate"] for key in tasks["pipeline_load_bi"][1:])
+    assert load_bi.task("quality_gate").parameters["fail_on"] == "critical"
+    for job in jobs.jobs.values():
         assert job.parameter_defaults() == {"run_date": "", "lake_root": ""}
     source = dag_source(jobs, "daily", project_root=PROJECT_ROOT)
     assert "schedule='0 6 * * *'" in source
-    assert "    tasks['bronze_erp'] >> tasks['silver_pharma']\n" in source
+    assert "    tasks['ingestion'] >> tasks['transformation']\n" in source

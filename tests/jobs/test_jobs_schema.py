@@ -180,14 +180,18 @@ def test_type_errors_missing_keys_and_yaml_syntax(write_jobs: WriteJobs) -> None
           daily:
             tasks:
               - task_key: a
+                notebook: notebooks/a.ipynb
                 timeout_seconds: soon
                 run_if: SOMETIMES
+              - task_key: b
         """,
     )
     message = str(error)
-    assert ":4: job 'daily', task 'a': missing required key 'notebook'" in message
-    assert ":5:" in message and "'soon'" in message
-    assert ":6:" in message and "'SOMETIMES'" in message
+    assert ":6:" in message and "'soon'" in message
+    assert ":7:" in message and "'SOMETIMES'" in message
+    # a task with neither a notebook nor a job to run
+    missing = _error(write_jobs, "jobs:\n  daily:\n    tasks:\n      - task_key: b\n")
+    assert ":4: job 'daily', task 'b': set exactly one of notebook and run_job_task" in str(missing)
     syntax = _error(write_jobs, "jobs:\n  daily: [\n")
     assert "YAML syntax error" in str(syntax) and f"{syntax.path}:" in str(syntax)
     duplicate = _error(write_jobs, "jobs:\n  a: {tasks: []}\n  a: {tasks: []}\n")
@@ -199,5 +203,7 @@ def test_json_schema_for_editors(tmp_path: Path) -> None:
     schema = json.loads(path.read_text())
     task = schema["$defs"]["Task"]
     assert task["additionalProperties"] is False
-    assert {"task_key", "notebook", "depends_on", "run_if", "timeout_seconds"} <= set(task["properties"])
-    assert "notebook" in task["required"]
+    assert {"task_key", "notebook", "run_job_task", "depends_on", "run_if", "timeout_seconds"} <= set(
+        task["properties"]
+    )
+    assert task["required"] == ["task_key"]

@@ -8,7 +8,10 @@
   the day attributes of ``dim_temps`` (built by the same code).
 - ``fact_consommation_energie``: one row per machine x hour, key
   ``(machine_id, hour_key)``; ``machine_sk`` is the version valid at that hour, and
-  ``site_id`` that version's site.
+  ``site_id`` that version's site. ``rule_anomaly_class`` is the rules' class,
+  ``model_anomaly_score`` the anomaly model's score of the hour (NULL when not
+  scored) and ``anomaly_class`` the final class: the rules' class, raised to
+  ``'warning'`` when the model flags a ``'normal'`` or unknown hour.
 - ``fact_production``: one row per production batch, key ``batch_id``; ``machine_sk``
   the version valid when the batch started.
 """
@@ -17,7 +20,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 from lakehouse.gold.dimensions import OPEN_END, build_dim_temps, date_key, resolve_key
@@ -32,6 +35,8 @@ VIBRATION_ZONE_C_MAX_MM_S = 7.1  # <= : 'warning'; above: 'critical'
 OVERLOAD_LOAD_FACTOR = 1.2  # mean power above 120 % of rated power: at least 'warning'
 WORKING_HOURS = (6, 22)  # [06:00, 22:00) on weekdays
 ANOMALY_CLASSES = ("normal", "warning", "critical")
+# Written by the anomaly model's scoring (lakehouse.ml.scoring), read by the fact.
+ANOMALY_SCORES_PATH = "gold/domain=energy/model=prediction/table=anomaly_scores"
 
 
 def classify_anomaly(vibration_mm_s: Column, load_factor: Column) -> Column:
@@ -49,6 +54,49 @@ def classify_anomaly(vibration_mm_s: Column, load_factor: Column) -> Column:
         .when(overloaded, F.lit("warning"))
         .when(vibration_mm_s.isNotNull(), F.lit("normal"))
         .otherwise(F.lit(None).cast("string"))
+    )
+
+
+def raised_by_model(rule_class: Column, flagged: Column) -> Column:
+    """The final class of an hour: the rules' class, raised to 'warning' when the model
+    flags an hour the rules call 'normal' or cannot classify (NULL); 'warning' and
+    'critical' stay (the model never lowers a rule's verdict)."""
+    return F.when(flagged & (rule_class.isNull() | (rule_class == "normal")), F.lit("warning")).otherwise(
+        rule_class
+    )
+
+
+def model_verdicts(scores: DataFrame) -> DataFrame:
+    """``_score_machine, _score_hour, model_anomaly_score, _model_flag``: one row per
+    machine x hour of ``anomaly_scores`` (the latest ``scored_at`` when an hour was
+    scored twice), so joining them keeps the fact's grain."""
+    if "scored_at" in scores.columns:
+        latest_first = Window.partitionBy("machine_id", "hour_ts").orderBy(F.col("scored_at").desc())
+        scores = scores.withColumn("_rank", F.row_number().over(latest_first)).where(F.col("_rank") == 1)
+    return scores.select(
+        F.col("machine_id").alias("_score_machine"),
+        F.col("hour_ts").alias("_score_hour"),
+        F.col("anomaly_score").cast("double").alias("model_anomaly_score"),
+        F.col("is_anomaly").alias("_model_flag"),
+    )
+
+
+def with_model_verdict(fact: DataFrame, scores: DataFrame | None) -> DataFrame:
+    """``fact`` (with ``rule_anomaly_class``) plus ``model_anomaly_score`` and the final
+    ``anomaly_class``, joined on (machine_id, hour_ts). Without ``scores`` (no model
+    scored yet) the score is NULL and the class the rules'. Same columns either way."""
+    if scores is None:
+        return fact.select(
+            "*",
+            F.lit(None).cast("double").alias("model_anomaly_score"),
+            F.col("rule_anomaly_class").alias("anomaly_class"),
+        )
+    on = (F.col("machine_id") == F.col("_score_machine")) & (F.col("hour_ts") == F.col("_score_hour"))
+    joined = fact.join(model_verdicts(scores), on, "left")
+    return joined.select(
+        *fact.columns,
+        "model_anomaly_score",
+        raised_by_model(F.col("rule_anomaly_class"), F.col("_model_flag")).alias("anomaly_class"),
     )
 
 
@@ -142,12 +190,17 @@ def join_version_at(df: DataFrame, dim_machine: DataFrame, ts: str) -> DataFrame
 
 
 def build_fact_consommation_energie(
-    hourly: DataFrame, dim_machine: DataFrame, dim_temps_horaire: DataFrame | None = None
+    hourly: DataFrame,
+    dim_machine: DataFrame,
+    dim_temps_horaire: DataFrame | None = None,
+    scores: DataFrame | None = None,
 ) -> DataFrame:
     """Silver hourly readings keyed to the star schema (the machine version valid at the
-    hour), with the load factor and the anomaly class. ``load_factor`` is NULL when the
-    rated power is unknown or 0. With ``dim_temps_horaire``, an hour outside the
-    calendar gets ``hour_key`` and ``date_key`` -1."""
+    hour), with the load factor and the anomaly classes (rules, model score, final; see
+    ``with_model_verdict``; ``scores`` = gold ``anomaly_scores``, None when no model
+    scored yet). ``load_factor`` is NULL when the rated power is unknown or 0. With
+    ``dim_temps_horaire``, an hour outside the calendar gets ``hour_key`` and
+    ``date_key`` -1."""
     joined = join_version_at(hourly, dim_machine, "hour_ts")
     rated = F.col("rated_power_kw")
     load_factor = F.when(rated > 0, F.col("mean_kw") / rated)
@@ -166,7 +219,8 @@ def build_fact_consommation_energie(
         F.col("max_vibration_mm_s").alias("vibration_mm_s"),
         "minutes_observed",
         "production_minutes",
-    ).withColumn("anomaly_class", classify_anomaly(F.col("vibration_mm_s"), F.col("load_factor")))
+    ).withColumn("rule_anomaly_class", classify_anomaly(F.col("vibration_mm_s"), F.col("load_factor")))
+    fact = with_model_verdict(fact, scores)
     if dim_temps_horaire is None:
         return fact
     fact = resolve_key(fact, dim_temps_horaire, "hour_key")

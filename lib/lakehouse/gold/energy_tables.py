@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 
+from pyspark.sql import DataFrame
+
 from lakehouse import pipelines as dp
 from lakehouse.gold.energy import (
     ANOMALY_CLASSES,
+    ANOMALY_SCORES_PATH,
     build_dim_machine,
     build_dim_temps_horaire,
     build_fact_consommation_energie,
@@ -20,6 +23,7 @@ from lakehouse.gold.kpis import (
     build_kpi_energie_machine,
     build_kpi_energie_site,
 )
+from lakehouse.lake import delta_exists, read_delta
 
 CALENDAR_YEARS_AROUND = 1  # dim_temps_horaire: the run date's year and one year on each side
 _CLASSES = ", ".join(f"'{c}'" for c in ANOMALY_CLASSES)
@@ -46,16 +50,30 @@ def dim_temps_horaire():
     return build_dim_temps_horaire(context.spark, start, end).transform(with_unknown_hour)
 
 
+def stored_anomaly_scores() -> DataFrame | None:
+    """The anomaly model's scores as stored (written by the ML scoring, outside this
+    pipeline), None while no model has scored; the incremental refresh fingerprints
+    their days too (see lakehouse.gold.incremental)."""
+    context = dp.current()
+    path = f"{context.lake.root}/{ANOMALY_SCORES_PATH}"
+    return read_delta(context.spark, path) if delta_exists(path) else None
+
+
 @dp.materialized_view(path="gold/domain=energy/model=star/table=fact_consommation_energie")
 @dp.expect("machine_resolved", "machine_sk <> -1")
 @dp.expect("hour_resolved", "hour_key <> -1")
 @dp.expect_or_fail("keys_present", "machine_sk IS NOT NULL AND hour_key IS NOT NULL")
 @dp.expect_or_fail("known_anomaly_class", f"anomaly_class IN ({_CLASSES})")
+@dp.expect_or_fail("known_rule_anomaly_class", f"rule_anomaly_class IN ({_CLASSES})")
 def fact_consommation_energie(silver_iot_readings_hourly, dim_machine, dim_temps_horaire):
     """One row per machine x hour (key machine_id, hour_key; machine_sk the version
     valid at that hour, -1 when none): kWh, mean and peak kW, load factor,
-    temperature, vibration, production minutes, anomaly class."""
-    return build_fact_consommation_energie(silver_iot_readings_hourly, dim_machine, dim_temps_horaire)
+    temperature, vibration, production minutes, the rules' anomaly class, the anomaly
+    model's score (NULL where not scored) and the final anomaly class (the rules'
+    class, 'normal' or unknown raised to 'warning' where the model flags the hour)."""
+    return build_fact_consommation_energie(
+        silver_iot_readings_hourly, dim_machine, dim_temps_horaire, stored_anomaly_scores()
+    )
 
 
 @dp.materialized_view(path="gold/domain=energy/model=star/table=fact_production")

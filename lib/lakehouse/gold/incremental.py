@@ -9,6 +9,9 @@ rebuilt with the fact's own pipeline definition and replace that day's fact rows
 one commit (``replaceWhere``). Without a previous state, or when a dimension the fact
 reads changed (a new product price period, a machine version, another calendar
 year), the whole fact is rebuilt: the result is always what a full rebuild gives.
+A table outside the pipeline that the fact's definition reads by day (the anomaly
+model's scores for ``fact_consommation_energie``) adds its own day fingerprint to the
+source's, so a day scored since the last refresh is rebuilt with its scores too.
 
 The KPIs read the gold facts, not silver, so the domain's other gold datasets are
 recomputed by the pipeline as usual (``refresh_gold``).
@@ -26,6 +29,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from lakehouse.context import RunContext
+from lakehouse.gold.energy import ANOMALY_SCORES_PATH
 from lakehouse.lake import delta_exists, filesystem, read_delta
 from lakehouse.pipelines import PipelineRunner
 from lakehouse.pipelines import expectations as ex
@@ -45,13 +49,20 @@ class IncrementalFact:
     source: str
     source_day: str
     fact_day: str
+    # (path relative to the lake root, SQL day of a row): tables outside the pipeline
+    # graph that the definition reads; their days count as the source's days.
+    day_inputs: tuple[tuple[str, str], ...] = ()
 
 
 INCREMENTAL_FACTS = {
     "pharma": (IncrementalFact("fact_ventes", "silver_order_lines", "order_date", "order_date"),),
     "energy": (
         IncrementalFact(
-            "fact_consommation_energie", "silver_iot_readings_hourly", "to_date(hour_ts)", "hour_ts"
+            "fact_consommation_energie",
+            "silver_iot_readings_hourly",
+            "to_date(hour_ts)",
+            "hour_ts",
+            day_inputs=((ANOMALY_SCORES_PATH, "to_date(hour_ts)"),),
         ),
     ),
 }
@@ -195,14 +206,14 @@ def refresh_fact(pipeline: PipelineRunner, spec: IncrementalFact, event: FlowEve
     if mode == "unchanged":
         event.rows_read = event.rows_written = 0
     elif mode == "full":
-        _write_fact(pipeline, spec, flow.function(**inputs), event, None)
+        _write_fact(pipeline, spec, _define(pipeline, spec, inputs), event, None)
     else:
         day_of_row = F.date_format(F.expr(spec.source_day), DAY_FORMAT)
         inputs[spec.source] = inputs[spec.source].where(day_of_row.isin(days))
         stored = read_delta(pipeline.spark, pipeline.path(spec.name))
         is_timestamp = dict(stored.dtypes).get(spec.fact_day) in ("timestamp", "timestamp_ntz")
         predicate = days_predicate(spec.fact_day, days, is_timestamp=is_timestamp)
-        _write_fact(pipeline, spec, flow.function(**inputs), event, predicate)
+        _write_fact(pipeline, spec, _define(pipeline, spec, inputs), event, predicate)
     save_state(state_uri, state)
     return FactRefresh(
         spec.name,
@@ -270,14 +281,36 @@ def _run(pipeline: PipelineRunner, names: list[str], context: RunContext):
     )
 
 
-def _current_state(pipeline: PipelineRunner, spec: IncrementalFact, inputs: dict[str, DataFrame]) -> dict:
-    """Day fingerprints of the source, fingerprints of the other inputs (dimensions),
-    and the schema the fact's definition gives (analysis only, nothing is computed)."""
+def _define(pipeline: PipelineRunner, spec: IncrementalFact, inputs: dict[str, DataFrame]) -> DataFrame:
+    """The fact's definition on ``inputs``, with the pipeline's context active (the
+    definition may read ``dp.current()``, as it does in a pipeline run)."""
     flow = pipeline.graph.flows_into(spec.name)[0]
+    with pipeline._active():
+        return flow.function(**inputs)
+
+
+def _source_days(pipeline: PipelineRunner, spec: IncrementalFact, source: DataFrame) -> dict[str, str]:
+    """Day fingerprints of the source, each followed by the same day's fingerprint in
+    the ``day_inputs`` that exist (only the source's days: a day without source rows
+    has no fact rows whatever else was stored for it)."""
+    days = day_fingerprints(source, spec.source_day)
+    for path, day_expr in spec.day_inputs:
+        uri = f"{pipeline.lake.root}/{path}"
+        if not delta_exists(uri):
+            continue
+        extra = day_fingerprints(read_delta(pipeline.spark, uri), day_expr)
+        days = {day: f"{fp}|{extra[day]}" if day in extra else fp for day, fp in days.items()}
+    return days
+
+
+def _current_state(pipeline: PipelineRunner, spec: IncrementalFact, inputs: dict[str, DataFrame]) -> dict:
+    """Day fingerprints of the source (and day inputs), fingerprints of the other
+    inputs (dimensions), and the schema the fact's definition gives (analysis only,
+    nothing is computed)."""
     return {
-        "days": day_fingerprints(inputs[spec.source], spec.source_day),
+        "days": _source_days(pipeline, spec, inputs[spec.source]),
         "dimensions": {n: table_fingerprint(df) for n, df in sorted(inputs.items()) if n != spec.source},
-        "schema": flow.function(**inputs).schema.simpleString(),
+        "schema": _define(pipeline, spec, inputs).schema.simpleString(),
     }
 
 

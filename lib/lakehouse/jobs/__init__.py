@@ -21,9 +21,9 @@ from lakehouse.jobs.records import (
     JobState,
     TaskRun,
     TaskState,
+    executed_notebooks,
     find_run,
     list_runs,
-    executed_notebooks,
     load_run,
     new_run_id,
 )

@@ -8,7 +8,10 @@
 
 Both carry ``model_name``, ``model_version``, ``model_run_id`` and ``scored_at``.
 Scoring one date again replaces that date's rows (``replaceWhere``), so reruns are
-idempotent. Models run inside the engine through ``mlflow.pyfunc.spark_udf``
+idempotent. The anomaly scores then update the gold ``fact_consommation_energie``
+rows of the scored hours in place (``apply_scores_to_fact``): the fact, built before
+the scoring in the daily run, carries the model's class the same day, as a rebuild
+of the fact (which reads the stored scores) would give. Models run inside the engine through ``mlflow.pyfunc.spark_udf``
 (``env_manager="local"``: the job's own environment, no network) for the forecast;
 anomaly scores go through ``mapInPandas`` (see ``score_anomalies`` for why).
 """
@@ -16,6 +19,7 @@ anomaly scores go through ``mapInPandas`` (see ``score_anomalies`` for why).
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from dataclasses import dataclass
 from typing import Literal
 
@@ -23,13 +27,15 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from lakehouse.config import Settings
+from lakehouse.gold.energy import model_verdicts, raised_by_model
 from lakehouse.lake import Lake, delta_exists, read_delta, write_delta
 from lakehouse.ml import tracking
 from lakehouse.ml.features import ANOMALY_FEATURES, FORECAST_FEATURES, HOUR_S
 from lakehouse.ml.tracking import ANOMALY_MODEL, CHAMPION, FORECAST_MODEL
 
 FORECAST_TABLE = "consumption_forecast"
-ANOMALY_TABLE = "anomaly_scores"
+ANOMALY_TABLE = "anomaly_scores"  # = lakehouse.gold.energy.ANOMALY_SCORES_PATH, read by the fact
+FACT_TABLE = "fact_consommation_energie"
 HORIZON_HOURS = 24
 MODEL_COLUMNS = ("model_name", "model_version", "model_run_id", "scored_at")
 
@@ -178,6 +184,7 @@ class ScoringResult:
     anomaly_rows: int
     forecast_model: ChampionModel
     anomaly_model: ChampionModel
+    fact_rows_updated: int = 0  # fact_consommation_energie rows of the scored hours
 
 
 def score_run_date(
@@ -207,33 +214,72 @@ def score_run_date(
         (F.col("hour_ts") >= F.lit(day_start)) & (F.col("hour_ts") < F.lit(day_end))
     )
     _write_window(score_anomalies(scored_hours, anomaly_model, scored_at), anomaly_path, day_start, day_end)
+    day_scores = read_delta(spark, anomaly_path).where(
+        (F.col("hour_ts") >= F.lit(day_start)) & (F.col("hour_ts") < F.lit(day_end))
+    )
+    fact_rows = apply_scores_to_fact(spark, lake, day_scores)
     time_window = (F.col("hour_ts") >= F.lit(day_start)) & (F.col("hour_ts") < F.lit(horizon_end))
     return ScoringResult(
         forecast_rows=read_delta(spark, forecast_path).where(time_window).count(),
         anomaly_rows=read_delta(spark, anomaly_path).where(time_window).count(),
         forecast_model=forecast_model,
         anomaly_model=anomaly_model,
+        fact_rows_updated=fact_rows,
     )
+
+
+def apply_scores_to_fact(spark: SparkSession, lake: Lake, scores: DataFrame) -> int:
+    """Update the gold ``fact_consommation_energie`` rows of the hours in ``scores``
+    (``anomaly_scores`` rows) in one ``MERGE`` on (machine_id, hour_ts), the fact
+    definition's own join: ``model_anomaly_score`` and the final ``anomaly_class``,
+    recomputed from the row's ``rule_anomaly_class`` (so a newer model that no longer
+    flags an hour gives it back the rules' class). Other rows are not touched. Returns
+    the number of fact rows matched; 0 when the fact does not exist yet."""
+    path = lake.gold("energy", "star", FACT_TABLE)
+    if not delta_exists(path):
+        return 0
+    fact = read_delta(spark, path)
+    if "rule_anomaly_class" not in fact.columns:
+        raise ValueError(
+            f"{path} has no rule_anomaly_class column (built by an older definition): "
+            "refresh the gold energy tables before scoring"
+        )
+    verdicts = model_verdicts(scores)
+    on = (F.col("machine_id") == F.col("_score_machine")) & (F.col("hour_ts") == F.col("_score_hour"))
+    keys = fact.select("machine_id", "hour_ts", "rule_anomaly_class")
+    updates = keys.join(verdicts, on, "inner").select(
+        "machine_id",
+        "hour_ts",
+        "model_anomaly_score",
+        raised_by_model(F.col("rule_anomaly_class"), F.col("_model_flag")).alias("anomaly_class"),
+    )
+    view = f"__fact_score_updates_{uuid.uuid4().hex}"
+    updates.createOrReplaceTempView(view)
+    location = path.replace("`", "``")
+    try:
+        matched = spark.table(view).count()
+        if matched:
+            spark.sql(
+                f"MERGE INTO delta.`{location}` AS t USING {view} AS s "
+                "ON t.machine_id = s.machine_id AND t.hour_ts = s.hour_ts "
+                "WHEN MATCHED THEN UPDATE SET "
+                "model_anomaly_score = s.model_anomaly_score, anomaly_class = s.anomaly_class"
+            ).collect()
+    finally:
+        spark.catalog.dropTempView(view)
+    return matched
 
 
 def with_model_anomaly_class(fact: DataFrame, scores: DataFrame) -> DataFrame:
     """Fold the model's verdict into ``fact_consommation_energie``'s rule-based
     ``anomaly_class``: an hour the model flags is at least ``'warning'`` (a rule's
     ``'critical'`` stays); adds ``model_anomaly_score`` (NULL where the hour was not
-    scored, whose class is then the rule's). For the gold fact's owner, e.g.
-    ``fact.transform(lambda f: with_model_anomaly_class(f, scores))`` with
-    ``scores`` = gold ``anomaly_scores``."""
-    verdicts = scores.select(
-        F.col("machine_id").alias("_score_machine"),
-        F.col("hour_ts").alias("_score_hour"),
-        F.col("anomaly_score").alias("model_anomaly_score"),
-        F.col("is_anomaly").alias("_model_flag"),
-    )
+    scored, whose class is then the rule's). The gold fact itself keeps the rules'
+    class apart (``lakehouse.gold.energy.with_model_verdict``); this is the same rule
+    for any frame with ``machine_id, hour_ts, anomaly_class``."""
+    verdicts = model_verdicts(scores)
     on = (F.col("machine_id") == F.col("_score_machine")) & (F.col("hour_ts") == F.col("_score_hour"))
-    rule_class = F.col("anomaly_class")
-    folded = F.when(
-        F.col("_model_flag") & (rule_class.isNull() | (rule_class == "normal")), F.lit("warning")
-    ).otherwise(rule_class)
+    folded = raised_by_model(F.col("anomaly_class"), F.col("_model_flag"))
     joined = fact.join(verdicts, on, "left")
     return joined.withColumn("anomaly_class", folded).drop("_score_machine", "_score_hour", "_model_flag")
 
