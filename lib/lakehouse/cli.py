@@ -121,11 +121,26 @@ def quickstart(scale: float | None, days: int | None, run_date: str | None, max_
     for folder in folders:
         console.print(f"                     {folder}")
     console.print(f"Run record:          {run.run_dir}/run.json")
+    _print_outputs(settings)
     console.print(
         f"PostgreSQL data:     {settings.postgres_data_dir} (log: {settings.postgres_data_dir}/log)"
     )
     console.print(f"Ground truth:        {settings.ground_truth_dir}")
     console.print(f"Total wall time:     {time.monotonic() - started:.1f} s")
+
+
+def _print_outputs(settings) -> None:
+    """Where the daily job's restitution, quality and model outputs are."""
+    from lakehouse.bi.restitution import dashboards_dir, tableau_dir
+
+    console.print(f"Dashboards:          {dashboards_dir(settings) / 'index.html'}")
+    console.print(f"Tableau extracts:    {tableau_dir(settings)}/*.hyper")
+    console.print("BI views:            schema bi of PostgreSQL (`lakehouse postgres psql`)")
+    console.print(f"Quality summary:     {settings.runs_dir / settings.quality.docs_dir / 'summary.html'}")
+    console.print(
+        "Energy models:       `lakehouse jobs run ml_training_weekly`, then "
+        "`lakehouse jobs run ml_scoring_daily` (MLflow UI: make mlflow-ui)"
+    )
 
 
 @main.command()

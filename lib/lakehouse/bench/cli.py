@@ -47,8 +47,9 @@ def bench_run(
     scales: str, days: int, run_date: str, workdir: Path | None, out: Path | None, classic: bool
 ) -> None:
     """Generate each scale, time generate/bronze/silver/gold, the daily increment
-    against a full rebuild, and the gold subset on the embedded engine, classic Spark
-    and DuckDB (results checked identical). Writes JSON and Markdown reports."""
+    against a full rebuild, ML training and scoring and the BI exports, and the gold
+    subset on the embedded engine, classic Spark and DuckDB (results checked
+    identical). Writes JSON and Markdown reports."""
     from lakehouse.bench.measure import PeakMemory
     from lakehouse.bench.report import machine, report_paths, write_reports
     from lakehouse.bench.runner import run_scale

@@ -84,6 +84,8 @@ def markdown(record: dict) -> str:
         f"Packages: {', '.join(f'{k} {v}' for k, v in host['packages'].items())}.",
         "",
     ]
+    if record.get("note"):  # e.g. results of separate runs put together
+        lines += [f"Note: {record['note']}.", ""]
     for scale in record["scales"]:
         lines += _scale_section(scale)
     lines += ["## Targets", ""]

@@ -3,8 +3,9 @@
 For a scale: generate ``days + 1`` days of sources ending on the run date, hold the
 newest day's drops back, run bronze, silver and gold on the ``days`` of history
 (the stage timings), put the newest day back and run the daily update (the
-incremental cost), then rebuild everything from all files (``full_refresh``, the
-cost the daily run avoids). Finally the gold subset of ``lakehouse.bench.compare``
+incremental cost) and what follows it (model training and scoring, BI exports),
+then rebuild everything from all files (``full_refresh``, the cost the daily run
+avoids). Finally the gold subset of ``lakehouse.bench.compare``
 runs on the embedded engine, on classic local Spark and on DuckDB over the same
 Parquet inputs, and the three results are checked against each other.
 """
@@ -108,7 +109,7 @@ def run_scale(
     result.stages += run_layers(spark, settings, history_date, memory, progress, label="")
     restore_day(held)
     result.daily = run_layers(spark, settings, run_date, memory, progress, label="daily ")
-    result.downstream = run_downstream(spark, settings.model_copy(update={"run_date": run_date}), memory, progress)
+    result.downstream = run_downstream(spark, settings, memory, progress)  # settings.run_date is the new day
     result.full_rebuild = run_layers(spark, settings, run_date, memory, progress, label="rebuild ", full=True)
     result.tables = table_sizes(settings.lake_root)
     progress(f"scale {scale}: engines side by side")

@@ -459,7 +459,8 @@ def _json_lines_frame(
     text: str, fmt: TextFormat, columns: Sequence[str], types: Mapping[str, str], source_file: str
 ) -> pd.DataFrame:
     """``parse_file`` of JSON lines: Arrow for well-formed chunks, Python for the rest."""
-    check_undecoded = _UNDECODED.search(text) is not None
+    check_undecoded = not text.isascii() and _UNDECODED.search(text) is not None  # isascii: fast common case
+    schema = pa.schema([(c, _ARROW_JSON_TYPES.get(types.get(c, "string"), pa.string())) for c in columns])
     candidates: _NumberedLines = []
     others: _NumberedLines = []  # lines Arrow must not see: not an object, undecodable bytes
     for number, line in enumerate(text.split("\n"), start=1):
@@ -470,15 +471,41 @@ def _json_lines_frame(
             others.append((number, line))
         else:
             candidates.append((number, line))
-    schema = pa.schema([(c, _ARROW_JSON_TYPES.get(types.get(c, "string"), pa.string())) for c in columns])
     pieces = _arrow_json_chunks(candidates, schema, fmt, columns) if candidates else []
     if others:
         pieces.append(_python_json_piece(others, fmt, columns))
     out_schema = _raw_arrow_schema(columns)
     table = pa.concat_tables([p.cast(out_schema) for p in pieces]) if pieces else out_schema.empty_table()
+    return _with_source_file(table.sort_by(LINE_NUMBER), columns, source_file)
+
+
+def _with_source_file(table: pa.Table, columns: Sequence[str], source_file: str) -> pd.DataFrame:
     table = table.append_column(SOURCE_FILE, pa.array([source_file] * table.num_rows, pa.string()))
-    table = table.select([*columns, *_PARSED_METADATA]).sort_by(LINE_NUMBER)
-    return table.to_pandas()
+    return table.select([*columns, *_PARSED_METADATA]).to_pandas()
+
+
+def _arrow_raw_table(
+    payload: bytes, line_numbers: pa.Array, schema: pa.Schema, columns: Sequence[str]
+) -> pa.Table | None:
+    """Raw-string table of ``payload`` (one JSON object per line), or None if Arrow
+    refuses it or would not give the line-by-line parser's rows."""
+    try:
+        parsed = pajson.read_json(
+            io.BytesIO(payload),
+            read_options=pajson.ReadOptions(use_threads=False, block_size=len(payload) + 1),
+            parse_options=pajson.ParseOptions(
+                explicit_schema=schema, unexpected_field_behavior="error", newlines_in_values=False
+            ),
+        )
+    except pa.ArrowInvalid:
+        return None
+    if not _same_as_python(parsed, len(line_numbers)):
+        return None
+    raw = {c: pc.cast(parsed.column(c), pa.string()) for c in columns}
+    raw[_RESCUED] = pa.nulls(len(line_numbers), pa.string())
+    raw[_CORRUPT] = pa.nulls(len(line_numbers), pa.string())
+    raw[LINE_NUMBER] = line_numbers
+    return pa.table(raw)
 
 
 def _raw_arrow_schema(columns: Sequence[str]) -> pa.Schema:
@@ -492,22 +519,10 @@ def _arrow_json_chunks(
 ) -> list[pa.Table]:
     """Raw-string tables of ``lines``: Arrow where it accepts them, else halves, then Python."""
     payload = "\n".join(line for _, line in lines).encode("utf-8")
-    try:
-        parsed = pajson.read_json(
-            io.BytesIO(payload),
-            read_options=pajson.ReadOptions(use_threads=False, block_size=len(payload) + 1),
-            parse_options=pajson.ParseOptions(
-                explicit_schema=schema, unexpected_field_behavior="error", newlines_in_values=False
-            ),
-        )
-    except pa.ArrowInvalid:
-        parsed = None
-    if parsed is not None and _same_as_python(parsed, len(lines)):
-        raw = {c: pc.cast(parsed.column(c), pa.string()) for c in columns}
-        raw[_RESCUED] = pa.nulls(len(lines), pa.string())
-        raw[_CORRUPT] = pa.nulls(len(lines), pa.string())
-        raw[LINE_NUMBER] = pa.array([number for number, _ in lines], pa.int32())
-        return [pa.table(raw)]
+    numbers = pa.array([number for number, _ in lines], pa.int32())
+    table = _arrow_raw_table(payload, numbers, schema, columns)
+    if table is not None:
+        return [table]
     if len(lines) <= _PYTHON_CHUNK_LINES:
         return [_python_json_piece(lines, fmt, columns)]
     middle = len(lines) // 2
