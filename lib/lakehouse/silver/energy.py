@@ -14,6 +14,8 @@
   per ``(machine_id, ts)``) resampled to the hour, with the minutes of the hour during
   which a production batch ran on the machine. Hours of machines missing from the
   referential go to ``iot_readings_hourly_quarantine`` (rule ``known_machine``).
+  Each run resamples only the UTC days touched by new readings
+  (``lakehouse.silver.incremental``).
 
 Hours are computed on epoch seconds, so they do not depend on the session time zone.
 """
@@ -202,8 +204,14 @@ def resample_hourly(readings: DataFrame) -> DataFrame:
 def prepare_hourly_readings(readings: DataFrame, machines: DataFrame, runs: DataFrame) -> DataFrame:
     """Hourly readings with production minutes (0 when no batch ran) and
     ``_check_is_known_machine``, before expectations."""
+    return finish_hourly_readings(resample_hourly(readings), machines, runs)
+
+
+def finish_hourly_readings(hourly: DataFrame, machines: DataFrame, runs: DataFrame) -> DataFrame:
+    """Resampled hours (``resample_hourly``) plus production minutes and
+    ``_check_is_known_machine``: cheap, so redone on every hour at each run (a new
+    machine or production batch reaches old hours too)."""
     known = machines.select(F.col("machine_id").alias("_known_id")).distinct()
-    hourly = resample_hourly(readings)
     flagged = hourly.join(known, hourly["machine_id"] == known["_known_id"], "left").withColumn(
         "_check_is_known_machine", F.col("_known_id").isNotNull()
     )

@@ -12,9 +12,12 @@ from lakehouse.silver.energy import (
     PRODUCTION_RUN_RULES,
     clean_machine_history,
     clean_machines,
-    prepare_hourly_readings,
     prepare_production_runs,
 )
+from lakehouse.silver.incremental import hourly_readings
+
+BRONZE_READINGS_PATH = "bronze/source=iot/table=readings"
+HOURLY_READINGS_PATH = "silver/domain=energy/table=iot_readings_hourly"
 
 
 def _up_to_run_date(bronze):
@@ -47,13 +50,22 @@ def silver_production_runs(bronze_production_batches):
     return prepare_production_runs(_up_to_run_date(bronze_production_batches))
 
 
-@dp.materialized_view(path="silver/domain=energy/table=iot_readings_hourly", quarantine=True)
+@dp.materialized_view(path=HOURLY_READINGS_PATH, quarantine=True)
 @dp.expect_all_or_drop(HOURLY_READING_RULES)
 def silver_iot_readings_hourly(bronze_iot_readings, silver_machines, silver_production_runs):
     """One row per machine x UTC hour (key machine_id, hour_ts): kWh, mean and peak kW,
     mean temperature, max vibration, minutes observed, minutes a batch ran. Minute
     readings are deduplicated on (machine_id, ts), corrupt lines excluded; hours of
-    unknown machines: iot_readings_hourly_quarantine."""
-    return prepare_hourly_readings(
-        _up_to_run_date(bronze_iot_readings), silver_machines, silver_production_runs
+    unknown machines: iot_readings_hourly_quarantine. Only the UTC days touched by new
+    readings are resampled again (lakehouse.silver.incremental)."""
+    context = dp.current()
+    return hourly_readings(
+        bronze_iot_readings,
+        silver_machines,
+        silver_production_runs,
+        spark=context.spark,
+        lake=context.lake,
+        run_date=context.parameters["run_date"],
+        bronze_path=f"{context.lake.root}/{BRONZE_READINGS_PATH}",
+        target_path=f"{context.lake.root}/{HOURLY_READINGS_PATH}",
     )
