@@ -55,6 +55,7 @@ def test_quickstart_generates_runs_and_prints_where_things_are(tmp_path, monkeyp
         "bronze_referential.ipynb",
         "bronze_regulatory.ipynb",
         "build_dashboards.ipynb",
+        "catalog.ipynb",
         "export_tableau.ipynb",
         "gold_energy.ipynb",
         "gold_pharma.ipynb",

@@ -86,10 +86,10 @@ def test_daily_job_succeeds_and_keeps_executed_notebooks(daily):
 
     run = daily["first"]
     assert run.ok, run.error
-    assert set(run.tasks) == {"ingestion", "transformation", "quality", "ml_scoring", "load_bi"}
-    for task in run.tasks.values():
-        assert task.state == "SUCCESS"
-        child = load_run(task.output_notebook)  # each stage is a job run of its own
+    assert set(run.tasks) == {"ingestion", "transformation", "quality", "ml_scoring", "load_bi", "catalog"}
+    assert all(task.state == "SUCCESS" for task in run.tasks.values())
+    for key in ("ingestion", "transformation", "quality", "ml_scoring", "load_bi"):
+        child = load_run(run.tasks[key].output_notebook)  # each stage is a job run of its own
         assert child.state == "SUCCESS" and child.params["run_date"] == RUN_DATE
     notebooks = {path.stem for path in executed_notebooks(run)}
     assert notebooks >= {
@@ -107,6 +107,7 @@ def test_daily_job_succeeds_and_keeps_executed_notebooks(daily):
         "export_tableau",
         "load_postgres_bi",
         "build_dashboards",
+        "catalog",
     }
     record = json.loads((Path(run.run_dir) / "run.json").read_text())
     assert record["state"] == "SUCCESS" and record["params"]["run_date"] == RUN_DATE

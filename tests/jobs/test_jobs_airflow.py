@@ -240,7 +240,7 @@ def test_project_jobs_file_has_the_architecture_jobs() -> None:
     jobs = load_jobs(PROJECT_ROOT / "jobs.yaml", project_root=PROJECT_ROOT)
     tasks = {name: [t.task_key for t in job.tasks] for name, job in jobs.jobs.items()}
     assert tasks == {
-        "daily": ["ingestion", "transformation", "quality", "ml_scoring", "load_bi"],
+        "daily": ["ingestion", "transformation", "quality", "ml_scoring", "load_bi", "catalog"],
         "dag_ingest_ref_data": ["bronze_referential"],
         "dag_ingest_erp": ["bronze_erp"],
         "dag_ingest_iot": ["bronze_iot"],
@@ -269,6 +269,7 @@ def test_project_jobs_file_has_the_architecture_jobs() -> None:
     assert {name for name, job in jobs.jobs.items() if job.schedule} == {"daily", "ml_training_weekly"}
     assert daily.task("transformation").upstream == ["ingestion"]
     assert daily.task("load_bi").upstream == ["quality", "ml_scoring"]
+    assert daily.task("catalog").upstream == ["load_bi"] and daily.task("catalog").run_if == "ALL_DONE"
     assert jobs.job("pipeline_transformation").task("gold_pharma").upstream == ["silver_pharma"]
     # every export waits for the quality gate
     load_bi = jobs.job("pipeline_load_bi")
