@@ -14,9 +14,11 @@ The root is a local folder or ``s3://bucket/prefix``; listing goes through
 
 from __future__ import annotations
 
+import json
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import pyarrow.fs as pafs
 
@@ -67,6 +69,32 @@ def scheme(uri: str) -> str:
     if "://" in uri and not uri.startswith("file://"):
         return uri[: uri.find("://") + 3]
     return ""
+
+
+def write_json(uri: str, data: Any) -> None:
+    """Write a small JSON file (checkpoints, incremental state) so a reader never sees
+    half of it: local temp file + rename; on object stores one PUT, which is atomic."""
+    fs, target = filesystem(uri)
+    payload = json.dumps(data, indent=1, sort_keys=True).encode()
+    folder = target.rsplit("/", 1)[0]
+    fs.create_dir(folder, recursive=True)
+    if isinstance(fs, pafs.LocalFileSystem):
+        temporary = f"{folder}/.{uuid.uuid4().hex}.tmp"
+        with fs.open_output_stream(temporary) as out:
+            out.write(payload)
+        fs.move(temporary, target)
+    else:
+        with fs.open_output_stream(target) as out:
+            out.write(payload)
+
+
+def read_json(uri: str) -> Any:
+    """The JSON value of a file written by :func:`write_json`; ``None`` if it is absent."""
+    fs, path = filesystem(uri)
+    if fs.get_file_info(path).type != pafs.FileType.File:
+        return None
+    with fs.open_input_stream(path) as stream:
+        return json.loads(stream.read())
 
 
 def delta_exists(path: str) -> bool:

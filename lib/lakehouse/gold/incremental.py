@@ -30,7 +30,7 @@ from pyspark.sql import functions as F
 
 from lakehouse.context import RunContext
 from lakehouse.gold.energy import ANOMALY_SCORES_PATH
-from lakehouse.lake import delta_exists, filesystem, read_delta
+from lakehouse.lake import delta_exists, read_delta, read_json, write_json
 from lakehouse.pipelines import PipelineRunner
 from lakehouse.pipelines import expectations as ex
 from lakehouse.pipelines.event_log import FlowEvent, append_events
@@ -135,26 +135,13 @@ def _state_uri(pipeline: PipelineRunner, fact: str) -> str:
 
 
 def load_state(uri: str) -> dict | None:
-    fs, path = filesystem(uri)
-    from pyarrow.fs import FileType
-
-    if fs.get_file_info(path).type != FileType.File:
-        return None
-    with fs.open_input_stream(path) as stream:
-        return json.loads(stream.read().decode())
+    return read_json(uri)
 
 
 def save_state(uri: str, state: dict) -> None:
-    """Write then rename, so a crash leaves the previous state (the next run then
+    """Written whole or not at all: a crash leaves the previous state (the next run then
     rebuilds the same days again: replacing a day is idempotent)."""
-    import uuid
-
-    fs, path = filesystem(uri)
-    fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
-    temporary = f"{path}.{uuid.uuid4().hex}.tmp"
-    with fs.open_output_stream(temporary) as stream:
-        stream.write(json.dumps(state, indent=1, sort_keys=True).encode())
-    fs.move(temporary, path)
+    write_json(uri, state)
 
 
 def _write_fact(

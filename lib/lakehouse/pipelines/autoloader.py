@@ -75,7 +75,6 @@ import fnmatch
 import io
 import json
 import re
-import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
@@ -88,7 +87,7 @@ import pyarrow.fs as pafs
 import pyarrow.json as pajson
 from pyspark.sql import functions as F
 
-from lakehouse.lake import delta_exists, filesystem, read_delta, scheme
+from lakehouse.lake import delta_exists, filesystem, read_delta, scheme, write_json
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame, SparkSession
@@ -747,22 +746,6 @@ class CheckpointState:
         return seen
 
 
-def _write_json(path: str, data: Mapping[str, Any]) -> None:
-    """Write a small JSON file atomically: local temp file + rename; S3: one PUT."""
-    fs, target = filesystem(path)
-    payload = json.dumps(data, indent=1, sort_keys=True).encode()
-    folder = target.rsplit("/", 1)[0]
-    fs.create_dir(folder, recursive=True)
-    if isinstance(fs, pafs.LocalFileSystem):
-        temp = f"{folder}/.{uuid.uuid4().hex}.tmp"
-        with fs.open_output_stream(temp) as out:
-            out.write(payload)
-        fs.move(temp, target)
-    else:
-        with fs.open_output_stream(target) as out:
-            out.write(payload)
-
-
 def _read_json(fs: pafs.FileSystem, path: str) -> dict[str, Any]:
     with fs.open_input_stream(path) as stream:
         return json.loads(stream.read())
@@ -818,7 +801,7 @@ def _mark_committed(checkpoint: str, batch_id: int) -> None:
     path = f"{base}/commits/{batch_id}.json"
     if fs.get_file_info(path).type == pafs.FileType.File:
         return  # idempotent
-    _write_json(
+    write_json(
         f"{checkpoint}/commits/{batch_id}.json",
         {"batch_id": batch_id, "committed_at": dt.datetime.now(dt.UTC).isoformat()},
     )
@@ -951,8 +934,8 @@ def read_new_files(
     schema, changes = _batch_schema(spark, source, fmt, state.schema, new)
     offsets = BatchOffsets(batch_id, new, schema, changes, stamp)
     if not state.offsets:
-        _write_json(f"{checkpoint}/metadata.json", {"path": source.path, "format": source.format})
-    _write_json(f"{checkpoint}/offsets/{batch_id}.json", offsets.to_json())
+        write_json(f"{checkpoint}/metadata.json", {"path": source.path, "format": source.format})
+    write_json(f"{checkpoint}/offsets/{batch_id}.json", offsets.to_json())
     return IncrementalBatch(
         batch_id=batch_id,
         files=[f.path for f in new],

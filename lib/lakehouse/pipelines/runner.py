@@ -29,7 +29,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from lakehouse import maintenance
-from lakehouse.lake import Lake, delta_exists, filesystem, read_delta
+from lakehouse.lake import Lake, delta_exists, filesystem, read_delta, write_json
 from lakehouse.pipelines import expectations as ex
 from lakehouse.pipelines.api import IncrementalFiles
 from lakehouse.pipelines.delta_source import read_appended
@@ -567,7 +567,7 @@ def _load_offsets(checkpoint: str, target_version: int | None) -> dict[str, int]
         if landed:
             state["committed"] = {**state.get("committed", {}), **pending["offsets"]}
         state["pending"] = None
-        _write_json(_offsets_file(checkpoint), state)
+        write_json(_offsets_file(checkpoint), state)
     return state.get("committed", {})
 
 
@@ -583,17 +583,7 @@ def _save_offsets(checkpoint: str, *, committed: dict[str, int] | None = None, p
         state["pending"] = None
     if pending != "keep":
         state["pending"] = pending
-    _write_json(_offsets_file(checkpoint), state)
-
-
-def _write_json(uri: str, value: Any) -> None:
-    """Write then rename, so a crash never leaves half a checkpoint."""
-    fs, path = filesystem(uri)
-    fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
-    temporary = f"{path}.{uuid.uuid4().hex}.tmp"
-    with fs.open_output_stream(temporary) as stream:
-        stream.write(json.dumps(value, indent=1, sort_keys=True).encode())
-    fs.move(temporary, path)
+    write_json(_offsets_file(checkpoint), state)
 
 
 def _remove(uri: str) -> None:

@@ -30,10 +30,8 @@ the next run to resample everything (a full refresh of this table).
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 import time
-import uuid
 from dataclasses import asdict, dataclass
 
 from pyspark.sql import Column, DataFrame, SparkSession
@@ -41,7 +39,7 @@ from pyspark.sql import functions as F
 
 from lakehouse import maintenance
 from lakehouse.bronze.sources import partition_date
-from lakehouse.lake import Lake, delta_exists, filesystem, read_delta
+from lakehouse.lake import Lake, delta_exists, filesystem, read_delta, read_json, write_json
 from lakehouse.pipelines.delta_source import UpstreamRewritten, read_appended
 from lakehouse.silver.energy import HOURLY_COLUMNS, finish_hourly_readings, resample_hourly
 
@@ -174,22 +172,11 @@ def _stored_aggregates(spark: SparkSession, target_path: str, like: DataFrame, d
 
 # ------------------------------------------------------------------ state
 def _read_state(uri: str) -> dict:
-    fs, path = filesystem(uri)
-    try:
-        with fs.open_input_stream(path) as stream:
-            return json.loads(stream.read().decode())
-    except FileNotFoundError:
-        return {}
+    return read_json(uri) or {}
 
 
 def _write_state(uri: str, state: dict) -> None:
-    """Write then rename: a crash leaves the previous state."""
-    fs, path = filesystem(uri)
-    fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
-    temporary = f"{path}.{uuid.uuid4().hex}.tmp"
-    with fs.open_output_stream(temporary) as stream:
-        stream.write(json.dumps(state, indent=1, sort_keys=True).encode())
-    fs.move(temporary, path)
+    write_json(uri, state)  # whole or not at all: a crash leaves the previous state
 
 
 def _save_pending(uri: str, pending: HourlyState) -> None:
