@@ -115,6 +115,19 @@ def _jobs_yaml(project: Path, url: str) -> Path:
                 notebook: notebooks/export.ipynb
                 depends_on: [{{task_key: quality_gate}}]
                 parameters: {{marker: "{project}/exported-{{{{job.parameters.run_date}}}}.txt"}}
+          qualite:
+            parameters:
+              - {{name: run_date, default: ""}}
+              - {{name: lake_root, default: ""}}
+            webhook_notifications: {{on_failure: [{{url: "{url}"}}]}}
+            tasks:
+              - task_key: quality_alert
+                notebook: notebooks/quality/quality_gate.ipynb
+                parameters:
+                  run_date: "{{{{job.parameters.run_date}}}}"
+                  lake_root: "{{{{job.parameters.lake_root}}}}"
+                  fail_on: critical
+                  notify_warnings: true
         """).lstrip()
     )
     return path
@@ -163,6 +176,19 @@ def test_failed_critical_stops_the_dependent_task_and_alerts_warning_does_not(
     assert (project / f"exported-{warning_day}.txt").read_text() == "exported"
     assert len(bodies) == 1  # no new alert from the load job: the warning alerts in pipeline_qualite
 
+    # The alert task of the quality job: the warning day succeeds and alerts...
+    warned = run_job(jobs, "qualite", params={"run_date": str(warning_day), "lake_root": lake.root}, quiet=True)
+    assert warned.state == JobState.SUCCESS, warned.error
+    [alert] = bodies[1:]
+    assert alert["event"] == "on_quality_warning" and alert["job"] == "qualite"
+    assert alert["run_id"] == warned.run_id and alert["run_date"] == str(warning_day)
+    assert alert["summary"] == f"1 failed warning expectation(s) on {warning_day}"
+    assert alert["details"] == ["[warning] gold.fact_ventes: sales_channel_allowed (1 unexpected, e.g. [99])"]
+    # ...the critical day fails the job (on_failure), and a clean day sends nothing.
+    failed = run_job(jobs, "qualite", params={"run_date": str(critical_day), "lake_root": lake.root}, quiet=True)
+    assert failed.state == JobState.FAILED
+    assert [b["event"] for b in bodies[2:]] == ["on_failure"]
+
 
 def test_pipeline_qualite_job_end_to_end(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, dirty_lake: Lake
@@ -184,17 +210,24 @@ def test_pipeline_qualite_job_end_to_end(
     assert run.tasks["run_quality"].state == TaskState.SUCCESS, run.tasks["run_quality"].error
     assert run.state == JobState.FAILED and run.tasks["quality_alert"].state == TaskState.FAILED
     alert = run.tasks["quality_alert"].error
-    # no volume history in this lake: 6 failures (the volume drop is not one yet)
-    assert "6 failed critical/warning expectation(s)" in alert
-    for name in (
-        "key_order_id_line_number_unique",
-        "product_sk_in_dim_produit",
-        "fresh_within_48h",
-        "kwh_in_range",
-        "temperature_c_in_range",
-        "machine_sk_mostly_known",
-    ):
+    # no volume history in this lake: 6 failures (the volume drop is not one yet), of
+    # which the critical ones fail the alert task; the warnings are only sent
+    assert "4 failed critical expectation(s)" in alert
+    for name in ("key_order_id_line_number_unique", "product_sk_in_dim_produit", "fresh_within_48h", "kwh_in_range"):
         assert name in alert
+    for name in ("temperature_c_in_range", "machine_sk_mostly_known"):
+        assert name not in alert
+    failed = read_results(results_path(lake))
+    assert sorted(failed.loc[~failed["success"], "expectation"]) == sorted(
+        [
+            "key_order_id_line_number_unique",
+            "product_sk_in_dim_produit",
+            "fresh_within_48h",
+            "kwh_in_range",
+            "temperature_c_in_range",
+            "machine_sk_mostly_known",
+        ]
+    )
     stored = read_results(results_path(lake))
     assert set(stored["suite"]) == {
         "silver.order_lines",

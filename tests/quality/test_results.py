@@ -228,3 +228,32 @@ def test_gate_command_exit_codes(tmp_path: Path) -> None:
     assert CliRunner().invoke(main, [*args, "2026-11-26", "--fail-on", "critical"]).exit_code == 1
     missing = CliRunner().invoke(main, [*args, "2026-11-25"])
     assert missing.exit_code == 1 and "no quality run for 2026-11-25" in missing.output
+
+
+def test_warning_alert_body_and_its_email(tmp_path) -> None:
+    """Only failed *warnings* are alerted; the e-mail of an alert uses its summary and details."""
+    from lakehouse.jobs.notify import email_message
+    from lakehouse.quality.alerts import warning_alert
+
+    def result(name: str, severity: str, success: bool) -> ExpectationResult:
+        return ExpectationResult(
+            suite="silver.order_lines", layer="silver", table_name="order_lines", expectation=name,
+            expectation_type="expect_x", column=None, severity=severity, success=success,
+            observed_value=None, unexpected_count=None if success else 2, unexpected_percent=None,
+            sample=None if success else '["web"]', exception=None,
+        )  # fmt: skip
+
+    day = dt.date(2026, 11, 26)
+    path = str(tmp_path / "quality_results")
+    at = dt.datetime(2026, 11, 26, 7, tzinfo=dt.UTC)
+    rows = [result("key_unique", "critical", False), result("channel_allowed", "warning", False), result("x", "warning", True)]
+    append_results(QualityRun("q1", day, at, [SuiteRun("silver.order_lines", 0.1, rows)]), path)
+
+    body = warning_alert(path, day, job="pipeline_qualite", run_id="r1")
+    assert body is not None and body["details"] == [
+        '[warning] silver.order_lines: channel_allowed (2 unexpected, e.g. ["web"])'
+    ]
+    assert warning_alert(path, day + dt.timedelta(days=1), job="j", run_id="r") is None  # no run that day
+    message = email_message(body, sender="lakehouse@localhost", recipients=["dq@example.com"])
+    assert message["Subject"] == "[lakehouse] job pipeline_qualite run r1: 1 failed warning expectation(s) on 2026-11-26"
+    assert "channel_allowed (2 unexpected" in message.get_content()

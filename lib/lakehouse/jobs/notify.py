@@ -115,6 +115,20 @@ class Notifier:
             records.append(self._send(event, "email", ", ".join(emails), lambda: self._mail(emails, body)))
         return records
 
+    def alert(self, body: dict[str, Any], *, destinations: str = ON_FAILURE) -> list[NotificationRecord]:
+        """Send ``body`` (which names its own ``event``) to the job's ``destinations``
+        targets, outside the run's own events: how a task reports something people must
+        know (e.g. failed quality warnings) without failing the run."""
+        event = str(body["event"])
+        records = [
+            self._send(event, "webhook", redact_url(url), lambda url=url: self._post(url, body))
+            for url in _webhooks(self.job, destinations)
+        ]
+        emails = _emails(self.job, destinations)
+        if emails:
+            records.append(self._send(event, "email", ", ".join(emails), lambda: self._mail(emails, body)))
+        return records
+
     def _send(self, event: str, channel: str, target: str, send: Any) -> NotificationRecord:
         try:
             send()
@@ -164,7 +178,15 @@ class Notifier:
 
 
 def email_message(body: dict[str, Any], *, sender: str, recipients: list[str]) -> EmailMessage:
-    """A plain-text message: subject with the job, run and state; failed tasks in the body."""
+    """A plain-text message: subject with the job, run and state; failed tasks in the body.
+    An :meth:`Notifier.alert` body gives its own ``summary`` and ``details`` lines."""
+    if "summary" in body:
+        return _text_message(
+            f"[lakehouse] job {body['job']} run {body['run_id']}: {body['summary']}",
+            [body["summary"], "", *body.get("details", [])],
+            sender=sender,
+            recipients=recipients,
+        )
     subjects = {
         ON_START: "started",
         ON_SUCCESS: "succeeded",
@@ -191,6 +213,10 @@ def email_message(body: dict[str, Any], *, sender: str, recipients: list[str]) -
         lines += ["", f"task {task['task_key']} {task['state']}:", task["error"] or "(no message)"]
     if body["state"] in (JobState.FAILED.value, JobState.CANCELED.value):
         lines += ["", f"repair it: lakehouse jobs repair {body['run_id']}"]
+    return _text_message(subject, lines, sender=sender, recipients=recipients)
+
+
+def _text_message(subject: str, lines: list[str], *, sender: str, recipients: list[str]) -> EmailMessage:
     message = EmailMessage()
     message["Subject"] = subject
     message["From"] = sender
