@@ -37,6 +37,8 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 
+from lakehouse.iot.broker import connect_client
+
 log = logging.getLogger(__name__)
 
 
@@ -168,14 +170,7 @@ class LandingBridge:
 
     # -- lifecycle -----------------------------------------------------------------
     def start(self, timeout: float = 10.0) -> LandingBridge:
-        try:
-            self.client.connect(self.host, self.port, keepalive=10)
-        except OSError as exc:
-            raise ConnectionError(
-                f"bridge cannot reach the MQTT broker at {self.host}:{self.port} ({exc}); "
-                "start one with `lakehouse iot broker` or set ingestion.iot.host/port"
-            ) from exc
-        self.client.loop_start()
+        connect_client(self.client, self.host, self.port, who="bridge")
         self._timer = threading.Thread(target=self._tick, name="iot-bridge-timer", daemon=True)
         self._timer.start()
         if not self.wait_subscribed(timeout):

@@ -149,3 +149,16 @@ def main(argv: list[str] | None = None) -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def connect_client(client, host: str, port: int, *, who: str) -> None:
+    """Connect a paho client and start its network loop; an unreachable broker is a
+    ``ConnectionError`` that says how to start one."""
+    try:
+        client.connect(host, port, keepalive=10)
+    except OSError as exc:
+        raise ConnectionError(
+            f"{who} cannot reach the MQTT broker at {host}:{port} ({exc}); "
+            "start one with `lakehouse iot broker` or set ingestion.iot.host/port"
+        ) from exc
+    client.loop_start()

@@ -28,6 +28,8 @@ from dataclasses import dataclass
 
 import paho.mqtt.client as mqtt
 
+from lakehouse.iot.broker import connect_client
+
 TOPIC_TEMPLATE = "plants/{site_id}/machines/{machine_id}/readings"
 
 
@@ -117,14 +119,7 @@ class Publisher:
         self.replayed += len(recent)
 
     def connect(self, timeout: float = 10.0) -> Publisher:
-        try:
-            self.client.connect(self.host, self.port, keepalive=10)
-        except OSError as exc:
-            raise ConnectionError(
-                f"simulator cannot reach the MQTT broker at {self.host}:{self.port} ({exc}); "
-                "start one with `lakehouse iot broker` or set ingestion.iot.host/port"
-            ) from exc
-        self.client.loop_start()
+        connect_client(self.client, self.host, self.port, who="simulator")
         if not self._connected.wait(timeout):
             raise TimeoutError(f"simulator could not connect to MQTT broker {self.host}:{self.port}")
         return self

@@ -82,6 +82,22 @@ def _requirements() -> list[str]:
     return [f"{p}=={version(p)}" for p in ("mlflow", "scikit-learn", "pandas", "numpy", "lakehouse")]
 
 
+def _log_evaluated_model(name: str, model, example: pd.DataFrame, *, metrics, plot, decision) -> str:
+    """In the active MLflow run: the hold-out metrics, the evaluation plot (``plot(folder)``
+    returns its path), the registered model and the gate's verdict; the new version takes
+    the ``champion`` alias only if the gate promotes it. Returns the version."""
+    import mlflow
+
+    mlflow.log_metrics(metrics)
+    with tempfile.TemporaryDirectory() as folder:
+        mlflow.log_artifact(str(plot(Path(folder))), "evaluation")
+    version, _ = _log_model(name, model, example)
+    mlflow.set_tags({"promoted": str(decision.promote), "promotion_reason": decision.reason})
+    if decision.promote:
+        tracking.set_champion(name, version)
+    return version
+
+
 def _log_model(name: str, model, example: pd.DataFrame) -> tuple[str, str]:
     import mlflow
     from mlflow.models import infer_signature
@@ -198,16 +214,14 @@ def train_forecast_model(
                 "features": ",".join(FORECAST_FEATURES),
             }
         )
-        mlflow.log_metrics(metrics)
-        if champion_mae is not None:
-            mlflow.log_metric("champion_mae", champion_mae)
-        with tempfile.TemporaryDirectory() as folder:
-            plot = _forecast_plot(holdout, predicted, Path(folder) / "forecast_holdout.png")
-            mlflow.log_artifact(str(plot), "evaluation")
-        version, _ = _log_model(FORECAST_MODEL, model, model_input(split.train, FORECAST_FEATURES).head(200))
-        mlflow.set_tags({"promoted": str(decision.promote), "promotion_reason": decision.reason})
-    if decision.promote:
-        tracking.set_champion(FORECAST_MODEL, version)
+        version = _log_evaluated_model(
+            FORECAST_MODEL,
+            model,
+            model_input(split.train, FORECAST_FEATURES).head(200),
+            metrics={**metrics, **({"champion_mae": champion_mae} if champion_mae is not None else {})},
+            plot=lambda folder: _forecast_plot(holdout, predicted, folder / "forecast_holdout.png"),
+            decision=decision,
+        )
     return TrainingResult(
         FORECAST_MODEL, version, run.info.run_id, metrics, decision, time.perf_counter() - started
     )
@@ -283,16 +297,14 @@ def train_anomaly_model(
                 "features": ",".join(ANOMALY_FEATURES),
             }
         )
-        mlflow.log_metrics(metrics)
-        if champion_f1 is not None:
-            mlflow.log_metric("champion_f1_overall", champion_f1)
-        with tempfile.TemporaryDirectory() as folder:
-            plot = _f1_plot(ours, theirs, Path(folder) / "anomaly_f1.png")
-            mlflow.log_artifact(str(plot), "evaluation")
-        version, _ = _log_model(ANOMALY_MODEL, model, model_input(split.train, ANOMALY_FEATURES).head(200))
-        mlflow.set_tags({"promoted": str(decision.promote), "promotion_reason": decision.reason})
-    if decision.promote:
-        tracking.set_champion(ANOMALY_MODEL, version)
+        version = _log_evaluated_model(
+            ANOMALY_MODEL,
+            model,
+            model_input(split.train, ANOMALY_FEATURES).head(200),
+            metrics={**metrics, **({"champion_f1_overall": champion_f1} if champion_f1 is not None else {})},
+            plot=lambda folder: _f1_plot(ours, theirs, folder / "anomaly_f1.png"),
+            decision=decision,
+        )
     details = {
         "model": ours,
         "baseline": theirs,
