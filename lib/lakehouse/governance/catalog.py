@@ -390,3 +390,32 @@ def publish(entries: list[CatalogEntry], lake: Lake | str, out_dir: str | Path, 
     html_path = out / "catalog.html"
     html_path.write_text(render_html(entries, lake_root=lake.root, generated_at=generated_at), encoding="utf-8")
     return Published(path, json_path, html_path, len(entries))
+
+
+def catalog_for(settings) -> tuple[list[CatalogEntry], CatalogConfig]:
+    """The catalog entries of the configured lake and pipeline, and catalog.yaml
+    (``governance.catalog_file``); :class:`CatalogError` names a bad catalog file."""
+    from lakehouse.pharma import pharma_graph
+
+    path = settings.governance.catalog_file
+    config = load_catalog_config(path if path.is_absolute() else settings.project_root / path)
+    return build_catalog(settings.lake_root, pharma_graph(), config), config
+
+
+def publish_catalog(
+    settings, out_dir: str | Path | None = None, *, details: dict | None = None
+) -> tuple[list[CatalogEntry], CatalogConfig, Published]:
+    """Build and publish the catalog (default folder ``<var_dir>/catalog``) and record
+    the publication in the audit trail."""
+    from lakehouse.governance import audit
+
+    entries, config = catalog_for(settings)
+    published = publish(
+        entries, settings.lake_root, Path(out_dir) if out_dir else settings.var_dir / "catalog",
+        generated_at=dt.datetime.now(dt.UTC),
+    )  # fmt: skip
+    audit.record_event(
+        settings.lake_root, actor=audit.current_actor(), action="catalog.publish", target=published.table_path,
+        details={"tables": published.tables, **(details or {})},
+    )  # fmt: skip
+    return entries, config, published

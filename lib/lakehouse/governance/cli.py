@@ -11,10 +11,8 @@ lakehouse governance erase --customer-id C00042   remove one data subject from t
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import sys
-from pathlib import Path
 
 import click
 from rich.console import Console
@@ -35,16 +33,12 @@ def _settings(lake_root: str | None) -> Settings:
 
 def catalog_of(settings: Settings):
     """The built catalog entries of the configured lake, and catalog.yaml."""
-    from lakehouse.governance.catalog import CatalogError, build_catalog, load_catalog_config
-    from lakehouse.pharma import pharma_graph
+    from lakehouse.governance.catalog import CatalogError, catalog_for
 
-    path = settings.governance.catalog_file
-    path = path if path.is_absolute() else settings.project_root / path
     try:
-        config = load_catalog_config(path)
+        return catalog_for(settings)
     except CatalogError as exc:
         raise click.ClickException(str(exc)) from exc
-    return build_catalog(settings.lake_root, pharma_graph(), config), config
 
 
 @click.group("governance")
@@ -62,16 +56,13 @@ def catalog_group() -> None:
 @click.option("--out", type=click.Path(file_okay=False), default=None, help="Folder for catalog.json and catalog.html; default <var_dir>/catalog.")
 def catalog_build(lake_root: str | None, out: str | None) -> None:
     """Publish the catalog: Delta table _system/catalog, catalog.json and catalog.html."""
-    from lakehouse.governance import audit
-    from lakehouse.governance.catalog import check, publish
+    from lakehouse.governance.catalog import CatalogError, check, publish_catalog
 
     settings = _settings(lake_root)
-    entries, config = catalog_of(settings)
-    published = publish(entries, settings.lake_root, Path(out) if out else settings.var_dir / "catalog", generated_at=dt.datetime.now(dt.UTC))
-    audit.record_event(
-        settings.lake_root, actor=audit.current_actor(), action="catalog.publish", target=published.table_path,
-        details={"tables": published.tables},
-    )
+    try:
+        entries, config, published = publish_catalog(settings, out)
+    except CatalogError as exc:
+        raise click.ClickException(str(exc)) from exc
     table = Table(title=f"Catalog of {settings.lake_root}")
     for column in ("table", "layer", "owner", "rows", "PII"):
         table.add_column(column, justify="right" if column == "rows" else "left")
