@@ -82,6 +82,13 @@ class SparkSettings(BaseModel):
     remote: str | None = None  # sc://host:port; SPARK_REMOTE sets it too
 
 
+class PipelineSettings(BaseModel):
+    """How pipeline runs execute (lakehouse.pipelines)."""
+
+    # Flows whose inputs are ready run side by side, up to this many at once.
+    parallel_flows: int = Field(default=4, ge=1)
+
+
 class SmtpSettings(BaseModel):
     """The SMTP server that sends job e-mail notifications. Put the password in
     ``LAKEHOUSE_NOTIFICATIONS__SMTP__PASSWORD`` (or conf/local/), never in conf/base/."""
@@ -141,7 +148,9 @@ class ApiSettings(BaseModel):
     port: int = 8000
     access_file: Path = Path("conf/base/access.yaml")  # roles and policies, relative to the project root
     tokens_file: Path = Path("conf/local/api_tokens.yaml")  # written by `lakehouse api token create`
-    tokens: list[ApiToken] = []  # more hashes, e.g. LAKEHOUSE_API__TOKENS='[{"name":..,"role":..,"sha256":..}]'
+    tokens: list[
+        ApiToken
+    ] = []  # more hashes, e.g. LAKEHOUSE_API__TOKENS='[{"name":..,"role":..,"sha256":..}]'
     default_page_size: int = Field(100, ge=1)
     max_page_size: int = Field(5000, ge=1)
     snapshot_check_seconds: float = Field(1.0, ge=0)  # how stale a cached table version may be
@@ -171,6 +180,7 @@ class Settings(BaseSettings):
     generator: GeneratorSettings = GeneratorSettings()
     postgres: PostgresSettings = PostgresSettings()
     spark: SparkSettings = SparkSettings()
+    pipelines: PipelineSettings = PipelineSettings()
     notifications: NotificationSettings = NotificationSettings()
     s3: S3Settings | None = None
     ingestion: IngestionSettings = IngestionSettings()  # how sources reach bronze (lakehouse.bronze.settings)

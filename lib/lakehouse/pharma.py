@@ -41,7 +41,13 @@ def layer_datasets(graph: dp.PipelineGraph, layer: str, *, under: str = "") -> l
 
 def runner(context: RunContext) -> dp.PipelineRunner:
     parameters = {"run_date": context.run_date, "settings": context.settings}
-    return dp.PipelineRunner(context.spark, pharma_graph(), context.lake, parameters=parameters)
+    return dp.PipelineRunner(
+        context.spark,
+        pharma_graph(),
+        context.lake,
+        parameters=parameters,
+        parallelism=context.settings.pipelines.parallel_flows,
+    )
 
 
 def run_layer(

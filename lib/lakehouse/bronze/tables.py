@@ -139,8 +139,8 @@ def _referential(table: str) -> DataFrame:
     return read_referential_table(context.spark, endpoint, table)
 
 
-def _referential_changes(table: str) -> DataFrame:
-    """Rows of ``table`` changed since the last load (lakehouse.bronze.referential)."""
+def _referential_changes(table: str) -> DataFrame | None:
+    """Rows of ``table`` changed since the last load, None if none (lakehouse.bronze.referential)."""
     context = dp.current()
     settings = context.parameters["settings"]
     return load_changes(

@@ -92,9 +92,7 @@ def day_fingerprints(df: DataFrame, day_expr: str) -> dict[str, str]:
 
 def table_fingerprint(df: DataFrame) -> str:
     """``'rows:hash sum'`` of a whole table (a dimension)."""
-    row_hash = F.xxhash64(*[F.col(f"`{c}`") for c in df.columns]).cast("decimal(38,0)")
-    row = df.agg(F.count(F.lit(1)).alias("rows"), F.sum(row_hash).alias("hash")).first()
-    return f"{row['rows']}:{row['hash']}"
+    return ex.content_digest(df)
 
 
 def changed_days(now: Mapping[str, str], before: Mapping[str, str]) -> list[str]:

@@ -100,6 +100,7 @@ def _dataset_decorator(kind: DatasetKind, function: F | None, **options: Any) ->
             schema=options.get("schema"),
             expectations=list(getattr(fn, _PENDING, [])),
             quarantine=bool(options.get("quarantine", False)),
+            stateful=bool(options.get("stateful", False)),
         )
         registry.add_dataset(dataset)
         flow_kind = {
@@ -152,8 +153,12 @@ def materialized_view(
     table_properties: Mapping[str, str] | None = None,
     schema: str | None = None,
     quarantine: bool = False,
+    stateful: bool = False,
 ) -> Any:
-    """A table recomputed from its inputs on every run and replaced in one commit."""
+    """A table recomputed from its inputs and replaced in one commit. A run skips it
+    when nothing it reads changed, and writes nothing when its rows come out the
+    same; ``stateful=True`` (a definition keeping state about its own writes, e.g.
+    an incremental one) computes and writes it on every run."""
     return _dataset_decorator(
         DatasetKind.MATERIALIZED_VIEW,
         function,
@@ -164,6 +169,7 @@ def materialized_view(
         table_properties=table_properties,
         schema=schema,
         quarantine=quarantine,
+        stateful=stateful,
     )
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from pyspark.sql import DataFrame
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from lakehouse.pipelines.graph import Action, Expectation
@@ -49,19 +49,45 @@ def flag(df: DataFrame, expectations: Sequence[Expectation]) -> DataFrame:
 
 def count(flagged: DataFrame, expectations: Sequence[Expectation]) -> tuple[int, list[ExpectationResult]]:
     """Rows in ``flagged`` and, per expectation, how many passed and failed."""
-    if not expectations:
-        return flagged.count(), []
+    total, results, _ = _aggregate(flagged, expectations, digest=False)
+    return total, results
+
+
+def count_and_digest(
+    flagged: DataFrame, expectations: Sequence[Expectation]
+) -> tuple[int, list[ExpectationResult], str]:
+    """As :func:`count`, plus the content digest of ``flagged`` (same pass)."""
+    total, results, digest = _aggregate(flagged, expectations, digest=True)
+    return total, results, str(digest)
+
+
+def content_digest(df: DataFrame) -> str:
+    """``'rows:hash sum'`` of ``df``'s rows: row order does not matter; a duplicated,
+    changed or removed row changes it."""
+    row = df.agg(F.count(F.lit(1)).alias("__rows"), F.sum(_row_hash(df)).alias("__hash")).first()
+    return f"{row['__rows']}:{row['__hash']}"
+
+
+def _row_hash(df: DataFrame) -> Column:
+    return F.xxhash64(*[F.col(f"`{c}`") for c in df.columns]).cast("decimal(38,0)")
+
+
+def _aggregate(
+    flagged: DataFrame, expectations: Sequence[Expectation], *, digest: bool
+) -> tuple[int, list[ExpectationResult], str | None]:
     aggregates = [F.count(F.lit(1)).alias("__rows")] + [
         F.sum(F.array_contains(FAILED_RULES, e.name).cast("long")).alias(f"__e{i}")
         for i, e in enumerate(expectations)
     ]
+    if digest:
+        aggregates.append(F.sum(_row_hash(flagged)).alias("__hash"))
     row = flagged.agg(*aggregates).first()
     total = row["__rows"]
     results = []
     for i, e in enumerate(expectations):
         failed = int(row[f"__e{i}"] or 0)
         results.append(ExpectationResult(e.name, e.action.value, total - failed, failed))
-    return total, results
+    return total, results, f"{total}:{row['__hash']}" if digest else None
 
 
 def raise_on_fail(

@@ -52,6 +52,9 @@ class Dataset:
     schema: str | None = None  # DDL the output must have (checked at dry run)
     expectations: list[Expectation] = field(default_factory=list)
     quarantine: bool = False  # rows dropped by expectations go to <name>_quarantine
+    # A materialized view keeping state about its own writes (an incremental one):
+    # computed and written on every run, never skipped as unchanged.
+    stateful: bool = False
 
 
 @dataclass
@@ -228,7 +231,7 @@ def lineage_svg(graph: PipelineGraph) -> str:
     for name, (x, y) in position.items():
         dataset = graph.datasets[name]
         parts.append(
-            f'<g><title>{escape(dataset.kind.value)}: {escape(dataset.comment or name)}</title>'
+            f"<g><title>{escape(dataset.kind.value)}: {escape(dataset.comment or name)}</title>"
             f'<rect x="{x}" y="{y}" width="{box_w}" height="{box_h}" rx="6" fill="{fills[dataset.kind]}" '
             'stroke="#374151"/>'
             f'<text x="{x + 10}" y="{y + 21}">{escape(name)}</text></g>'

@@ -20,20 +20,23 @@ import shutil
 import time
 import uuid
 from collections.abc import Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
-from contextvars import ContextVar
-from dataclasses import dataclass, field
+from contextvars import ContextVar, copy_context
+from dataclasses import dataclass, field, replace
+from graphlib import TopologicalSorter
 from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from lakehouse import maintenance
-from lakehouse.lake import Lake, delta_exists, filesystem, read_delta, write_json
+from lakehouse.lake import Lake, delta_exists, filesystem, read_delta, read_json, write_json
 from lakehouse.pipelines import expectations as ex
 from lakehouse.pipelines.api import IncrementalFiles
 from lakehouse.pipelines.delta_source import read_appended
 from lakehouse.pipelines.event_log import FlowEvent, append_events
+from lakehouse.pipelines.fingerprint import fingerprint
 from lakehouse.pipelines.graph import Dataset, DatasetKind, Flow, FlowKind, GraphError, PipelineGraph
 
 _log = logging.getLogger(__name__)
@@ -108,7 +111,8 @@ def current() -> PipelineContext:
 
 class PipelineRunner:
     """Executes one graph against one lake. ``parameters`` reach definitions through
-    :func:`current` (e.g. the run date)."""
+    :func:`current` (e.g. the run date); up to ``parallelism`` datasets whose inputs
+    are ready are updated at once."""
 
     def __init__(
         self,
@@ -117,8 +121,10 @@ class PipelineRunner:
         lake: Lake,
         *,
         parameters: dict[str, Any] | None = None,
+        parallelism: int = 1,
     ) -> None:
         self.spark, self.graph, self.lake = spark, graph, lake
+        self.parallelism = max(1, parallelism)
         self.context = PipelineContext(spark, lake, dict(parameters or {}))
         problems = [p for p in graph.validate()] + self._unsupported()
         if problems:
@@ -242,8 +248,7 @@ class PipelineRunner:
         ingested_at = ingested_at or dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
         state = _RunState(ingested_at=ingested_at)
         try:
-            for name in order:
-                self._update(name, run, state, full_refresh=name in full)
+            self._update_in_order(order, run, state, full)
         except Exception as exc:  # noqa: BLE001 - recorded, rolled back, then raised
             failed = next((e for e in reversed(run.events) if e.status == "FAILED"), None)
             where = f"dataset {failed.dataset!r} (flow {failed.flow!r}) failed: " if failed else ""
@@ -258,6 +263,38 @@ class PipelineRunner:
             raise PipelineFailed(run)
         return run
 
+    def _update_in_order(self, order: list[str], run: PipelineRun, state: _RunState, full: set[str]) -> None:
+        """Update ``order``'s datasets, each once every dataset it reads is done, up to
+        ``parallelism`` at once. The first failure stops new starts; it is raised once
+        the running ones have ended (so the roll-back sees every write)."""
+        if self.parallelism == 1:
+            for name in order:
+                self._update(name, run, state, full_refresh=name in full)
+            return
+        wanted = set(order)
+        sorter = TopologicalSorter({name: self.graph.upstream(name) & wanted for name in order})
+        sorter.prepare()
+        failure: BaseException | None = None
+        running: dict[Future[None], str] = {}
+        with ThreadPoolExecutor(self.parallelism, thread_name_prefix=f"pipeline-{self.graph.name}") as pool:
+            while running or (failure is None and sorter.is_active()):
+                if failure is None:
+                    for name in sorter.get_ready():
+                        task = copy_context().run  # definitions see current() in their thread
+                        future = pool.submit(task, self._update, name, run, state, full_refresh=name in full)
+                        running[future] = name
+                if not running:
+                    break
+                finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    name = running.pop(future)
+                    if future.exception() is None:
+                        sorter.done(name)
+                    elif failure is None:
+                        failure = future.exception()
+        if failure is not None:
+            raise failure
+
     def _update(self, name: str, run: PipelineRun, state: _RunState, *, full_refresh: bool) -> None:
         dataset = self.graph.datasets[name]
         for index, flow in enumerate(self.graph.flows_into(name)):
@@ -269,8 +306,7 @@ class PipelineRunner:
                     state.views[name] = flow.function(**self._inputs(flow, state))
                     event.status = "COMPLETED"
                 elif flow.kind == FlowKind.COMPLETE:
-                    frame = flow.function(**self._inputs(flow, state))
-                    self._write(dataset, frame, event, state, mode="overwrite")
+                    self._refresh_view(dataset, flow, event, state, full_refresh=full_refresh)
                 elif flow.kind == FlowKind.AUTO_CDC:
                     self._run_cdc(dataset, flow, event, state, full_refresh=full_refresh)
                 else:
@@ -281,6 +317,55 @@ class PipelineRunner:
             finally:
                 event.ended_at = _now()
                 event.duration_seconds = round(time.monotonic() - started, 3)
+
+    def _refresh_view(
+        self, dataset: Dataset, flow: Flow, event: FlowEvent, state: _RunState, *, full_refresh: bool
+    ) -> None:
+        """Recompute a materialized view and replace its table, unless nothing changed:
+        its plan and every table it reads are what they were at its last refresh
+        (``lakehouse.pipelines.fingerprint``: not even computed), or the rows computed
+        are the ones written last time (computed, not written; the table keeps its
+        version, so the views reading it can be skipped in turn)."""
+        frame = flow.function(**self._inputs(flow, state))
+        if dataset.stateful:
+            self._write(dataset, frame, event, state, mode="overwrite")
+            return
+        planned = fingerprint(frame, self._delta_version)
+        refresh_file = f"{self.checkpoint(flow.name)}/refresh.json"
+        last = {} if full_refresh else read_json(refresh_file) or {}
+        if last.get("written") != self._written_versions(dataset):
+            last = {}  # another writer, a restore or a roll-back: recompute and rewrite
+        if planned is not None and planned.reproducible and last.get("plan") == planned.to_json():
+            event.status, event.rows_read, event.rows_written = "SKIPPED", 0, 0
+            event.target_version = last["written"][self.path(dataset.name)]
+            event.details = "inputs and definition unchanged since the last refresh"
+            return
+        digest = self._write(
+            dataset, frame, event, state, mode="overwrite", unless_digest=last.get("content", "")
+        )
+
+        def remember() -> None:
+            # A view reading its own table reads next time what it wrote now.
+            written = self._written_versions(dataset)
+            plan = None
+            if planned is not None and planned.reproducible:
+                tables = {path: written.get(path, version) for path, version in planned.tables.items()}
+                plan = replace(planned, tables=tables).to_json()
+            write_json(refresh_file, {"plan": plan, "content": digest, "written": written})
+
+        state.checkpoint_commits.append(remember)
+
+    def _written_versions(self, dataset: Dataset) -> dict[str, int | None]:
+        """The versions of a view's table (and quarantine): another writer, a restore
+        or a failed run's roll-back changes them, and the view is recomputed."""
+        paths = [self.path(dataset.name)] + (
+            [self.quarantine_path(dataset.name)] if dataset.quarantine else []
+        )
+        return {path: self._delta_version(path) for path in paths}
+
+    @staticmethod
+    def _delta_version(path: str) -> int | None:
+        return maintenance.version(path) if delta_exists(path) else None
 
     def _inputs(self, flow: Flow, state: _RunState) -> dict[str, DataFrame]:
         """Every input read whole (temporary views from this run, tables from the lake)."""
@@ -308,6 +393,10 @@ class PipelineRunner:
         mode = "overwrite" if full_refresh and first else "append"
         if not flow.inputs:  # a source: new files, or a query appended on every run
             source = flow.function()
+            if source is None:  # the source knows it has nothing new: no empty commit
+                event.status, event.rows_read, event.rows_written = "SKIPPED", 0, 0
+                event.details = "the source returned no new data"
+                return
             if isinstance(source, DataFrame):
                 self._write(dataset, source, event, state, mode=mode)
             elif isinstance(source, IncrementalFiles):
@@ -315,7 +404,7 @@ class PipelineRunner:
             else:
                 raise GraphError(
                     f"{dataset.name!r} returned {type(source).__name__}; a streaming table's function "
-                    "returns a DataFrame or dp.read_files(...)"
+                    "returns a DataFrame, dp.read_files(...) or None (nothing new)"
                 )
             return
         frames, versions = {}, {}
@@ -347,9 +436,15 @@ class PipelineRunner:
         event.details = json.dumps({"upstream_versions": versions})
 
     def _run_file_source(
-        self, dataset: Dataset, source: IncrementalFiles, checkpoint: str, event: FlowEvent, state: _RunState, *, mode: str
+        self,
+        dataset: Dataset,
+        source: IncrementalFiles,
+        checkpoint: str,
+        event: FlowEvent,
+        state: _RunState,
+        *,
+        mode: str,
     ) -> None:
-        from dataclasses import replace
 
         from lakehouse.pipelines import autoloader
 
@@ -359,7 +454,10 @@ class PipelineRunner:
         target = self.path(dataset.name)
         autoloader.recover(checkpoint, target_has_batch=lambda batch_id: self._has_batch(target, batch_id))
         batch = autoloader.read_new_files(
-            self.spark, replace(source.source, path=path), checkpoint=checkpoint, ingested_at=state.ingested_at
+            self.spark,
+            replace(source.source, path=path),
+            checkpoint=checkpoint,
+            ingested_at=state.ingested_at,
         )
         if not batch.files:
             event.status, event.rows_read, event.rows_written, event.details = "SKIPPED", 0, 0, "no new files"
@@ -422,13 +520,24 @@ class PipelineRunner:
         *,
         mode: str,
         merge_schema: bool = False,
-    ) -> None:
-        """Evaluate expectations, then write kept rows (and quarantined ones) in one commit each."""
+        unless_digest: str | None = None,
+    ) -> str | None:
+        """Evaluate expectations, then write kept rows (and quarantined ones) in one
+        commit each. With ``unless_digest``, return the flagged rows' content digest and
+        write nothing if it equals ``unless_digest`` (a view whose result is unchanged)."""
         flagged = ex.flag(frame, dataset.expectations)
         # Two passes over the input: the counts, then the write (Sail has no cache).
-        total, results = ex.count(flagged, dataset.expectations)
+        if unless_digest is None:
+            (total, results), digest = ex.count(flagged, dataset.expectations), None
+        else:
+            total, results, digest = ex.count_and_digest(flagged, dataset.expectations)
         event.rows_read, event.expectations = total, results
         ex.raise_on_fail(dataset.name, flagged, dataset.expectations, results)
+        if digest is not None and digest == unless_digest:
+            event.status, event.rows_written = "SKIPPED", 0
+            event.target_version = self._delta_version(self.path(dataset.name))
+            event.details = "result unchanged since the last refresh: nothing written"
+            return digest
         kept, dropped = ex.split(flagged, dataset.expectations)
         check_columns = [c for c in kept.columns if c.startswith(CHECK_PREFIX)]
         if check_columns:
@@ -447,6 +556,7 @@ class PipelineRunner:
         event.rows_written = total - dropped_count
         event.target_version = maintenance.version(self.path(dataset.name))
         event.status = "COMPLETED"
+        return digest
 
     def _save(self, frame: DataFrame, path: str, dataset: Dataset, *, mode: str, merge_schema: bool) -> None:
         writer = frame.write.format("delta").mode(mode)

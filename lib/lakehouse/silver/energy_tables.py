@@ -50,7 +50,7 @@ def silver_production_runs(bronze_production_batches):
     return prepare_production_runs(_up_to_run_date(bronze_production_batches))
 
 
-@dp.materialized_view(path=HOURLY_READINGS_PATH, quarantine=True)
+@dp.materialized_view(path=HOURLY_READINGS_PATH, quarantine=True, stateful=True)
 @dp.expect_all_or_drop(HOURLY_READING_RULES)
 def silver_iot_readings_hourly(bronze_iot_readings, silver_machines, silver_production_runs):
     """One row per machine x UTC hour (key machine_id, hour_ts): kWh, mean and peak kW,
