@@ -74,7 +74,9 @@ def test_a_failing_branch_rolls_back_the_other_branch_and_starts_nothing_after_i
     runner = dp.PipelineRunner(spark, _graph([]), lake)
     before = {n: maintenance.version(runner.path(n)) for n in ("source", "left", "right", "joined")}
     log = []
-    failing = dp.PipelineRunner(spark, _graph(log, fail_right=True), lake, parameters={"factor": 2}, parallelism=2)
+    failing = dp.PipelineRunner(
+        spark, _graph(log, fail_right=True), lake, parameters={"factor": 2}, parallelism=2
+    )
 
     with pytest.raises(dp.PipelineFailed, match="right"):
         failing.run()

@@ -4,12 +4,14 @@ they were at their last refresh. Everything else is recomputed and rewritten."""
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 from pyspark.sql import functions as F
 
 from lakehouse import maintenance
 from lakehouse import pipelines as dp
 from lakehouse.lake import read_delta, write_delta
-from lakehouse.pipelines.fingerprint import fingerprint
+from lakehouse.pipelines.fingerprint import _normalise, fingerprint
 
 ORDERS = "id int, qty int, kind string"
 
@@ -174,11 +176,23 @@ def test_plans_with_non_deterministic_functions_or_non_delta_reads_are_not_repro
     write_delta(spark.createDataFrame([(1,)], "x int"), table)
     stored = read_delta(spark, table)
 
-    first = fingerprint(stored.where("x > 0"), lambda path: 7)
-    again = fingerprint(read_delta(spark, table).where("x > 0"), lambda path: 7)
-    assert first is not None and first.reproducible and first == again  # plan ids, call sites do not count
+    def plan():
+        return read_delta(spark, table).where(F.col("x") > 0)
+
+    first = fingerprint(plan(), lambda path: 7)
+    again = fingerprint(plan(), lambda path: 7)
+    in_a_thread = ThreadPoolExecutor(1).submit(lambda: fingerprint(plan(), lambda path: 7)).result()
+    assert first is not None and first.reproducible
+    assert first == again == in_a_thread  # plan ids do not count
+    # nor call sites, which the client records on some threads only
+    bare, with_site = (plan()._plan.to_proto(spark.client) for _ in range(2))
+    bare.root.filter.condition.ClearField("common")
+    with_site.root.filter.condition.common.origin.python_origin.call_site = "notebook.py:12"
+    for proto in (bare, with_site):
+        _normalise(proto, {}, set(), {"reproducible": True})
+    assert bare.SerializeToString(deterministic=True) == with_site.SerializeToString(deterministic=True)
     assert first.tables == {table: 7}
-    assert fingerprint(stored.where("x > 1"), lambda path: 7).digest != first.digest
+    assert fingerprint(stored.where(F.col("x") > 1), lambda path: 7).digest != first.digest
     assert not fingerprint(stored.withColumn("at", F.current_timestamp()), lambda path: 7).reproducible
     assert not fingerprint(stored.withColumn("r", F.rand(1)), lambda path: 7).reproducible
     spark.createDataFrame([(1,)], "x int").write.mode("overwrite").parquet(str(tmp_path / "p"))

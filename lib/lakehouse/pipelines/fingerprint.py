@@ -83,7 +83,8 @@ def fingerprint(frame: DataFrame, version_of: Callable[[str], int | None]) -> Pl
 
 
 def _normalise(message: Message, plan_ids: dict[int, int], paths: set[str], flags: dict[str, bool]) -> None:
-    """Number plan ids in order of appearance, drop call sites, collect the Delta
+    """Number plan ids in order of appearance, drop call sites (and what is left
+    empty by that), collect the Delta
     paths read; ``flags['reproducible']`` becomes False on what makes the result
     unknowable from the plan."""
     name = message.DESCRIPTOR.name
@@ -111,3 +112,5 @@ def _normalise(message: Message, plan_ids: dict[int, int], paths: set[str], flag
                     _normalise(item, plan_ids, paths, flags)
             else:
                 _normalise(value, plan_ids, paths, flags)
+                if field.name == "common" and not value.ListFields():
+                    message.ClearField("common")  # held only a call site (captured on some threads only)

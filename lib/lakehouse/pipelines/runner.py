@@ -246,7 +246,7 @@ class PipelineRunner:
             order = [n for n in order if n in set(refresh) | views]
         full = set(order) if full_refresh is True else set(full_refresh or ())
         ingested_at = ingested_at or dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
-        state = _RunState(ingested_at=ingested_at)
+        state = _RunState(ingested_at=ingested_at, staging=self.lake.system(f"staging/{run.run_id}"))
         try:
             self._update_in_order(order, run, state, full)
         except Exception as exc:  # noqa: BLE001 - recorded, rolled back, then raised
@@ -258,6 +258,8 @@ class PipelineRunner:
             for commit in state.checkpoint_commits:
                 commit()
             run.status = "COMPLETED"
+        finally:
+            _remove(state.staging)
         append_events(self.spark, self.lake.system("event_log"), run.events)
         if run.status == "FAILED" and raise_on_failure:
             raise PipelineFailed(run)
@@ -525,8 +527,7 @@ class PipelineRunner:
         """Evaluate expectations, then write kept rows (and quarantined ones) in one
         commit each. With ``unless_digest``, return the flagged rows' content digest and
         write nothing if it equals ``unless_digest`` (a view whose result is unchanged)."""
-        flagged = ex.flag(frame, dataset.expectations)
-        # Two passes over the input: the counts, then the write (Sail has no cache).
+        flagged = self._staged(ex.flag(frame, dataset.expectations), dataset, state)
         if unless_digest is None:
             (total, results), digest = ex.count(flagged, dataset.expectations), None
         else:
@@ -557,6 +558,15 @@ class PipelineRunner:
         event.target_version = maintenance.version(self.path(dataset.name))
         event.status = "COMPLETED"
         return digest
+
+    def _staged(self, flagged: DataFrame, dataset: Dataset, state: _RunState) -> DataFrame:
+        """The flagged rows computed once into a Parquet file of this run and read
+        back: the counts, the kept rows and the quarantine then read that file instead
+        of computing the definition three times (the engine has no cache). Removed at
+        the end of the run."""
+        uri = f"{state.staging}/{dataset.name}"
+        flagged.write.mode("overwrite").parquet(uri)
+        return self.spark.read.schema(flagged.schema).parquet(uri)
 
     def _save(self, frame: DataFrame, path: str, dataset: Dataset, *, mode: str, merge_schema: bool) -> None:
         writer = frame.write.format("delta").mode(mode)
@@ -650,6 +660,7 @@ class PipelineRunner:
 @dataclass
 class _RunState:
     ingested_at: dt.datetime
+    staging: str = ""  # this run's folder of computed rows (``_staged``)
     views: dict[str, DataFrame] = field(default_factory=dict)
     versions_before: dict[str, int | None] = field(default_factory=dict)
     checkpoint_commits: list[Any] = field(default_factory=list)
