@@ -75,13 +75,7 @@ def test_pipeline_lineage_as_svg_names_every_dataset(tmp_path):
     assert result.exit_code == 0, result.output
     svg = out.read_text()
     assert svg.startswith("<svg") and svg.rstrip().endswith("</svg>")
-    for dataset in (
-        "bronze_order_lines",
-        "silver_order_lines",
-        "dim_produit",
-        "fact_ventes",
-        "kpi_marge_journaliere",
-    ):
+    for dataset in ("bronze_order_lines", "silver_order_lines", "dim_produit", "fact_ventes", "kpi_marge_journaliere"):
         assert f">{dataset}</text>" in svg
     mermaid = CliRunner().invoke(main, ["pipeline", "lineage"]).output
     assert "silver_order_lines --> fact_ventes" in mermaid

@@ -277,9 +277,7 @@ def test_pipeline_dry_run_of_the_real_pipeline_has_no_problem(daily, monkeypatch
 
 def test_every_production_batch_line_is_in_silver_or_its_quarantine(daily):
     lake = daily["lake"]
-    truth = json.loads((daily["settings"].ground_truth_dir / "defects.json").read_text())[
-        "production_batches"
-    ]
+    truth = json.loads((daily["settings"].ground_truth_dir / "defects.json").read_text())["production_batches"]
     bronze = _rows(lake, "bronze/source=erp/table=production_batches")
     silver = _rows(lake, "silver/domain=energy/table=production_runs")
     quarantine = DeltaTable(str(lake / "silver/domain=energy/table=production_runs_quarantine")).to_pandas()

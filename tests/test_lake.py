@@ -1,3 +1,4 @@
+
 from lakehouse import maintenance
 from lakehouse.catalog import describe_tables, table_name
 from lakehouse.lake import Lake, write_delta

@@ -36,24 +36,7 @@ BRONZE = [
     ("O2", "1", "02/11/2026", "C1", "P9", "L", "S01", "1", "4,00", "0", None, None, None, "f1", 3, T1),
     ("O3", "1", "31/02/2026", "C1", "P1", "L", "S02", "-4", "4,00", "0", None, None, None, "f1", 4, T1),
     (None, None, None, None, None, None, None, None, None, None, None, None, "O4;oops", "f1", 5, T1),
-    (
-        "O5",
-        "2",
-        "03/11/2026",
-        "C2",
-        "P2",
-        "L",
-        "S02",
-        "1",
-        "1,999",
-        "12,5",
-        "direct",
-        None,
-        None,
-        "f1",
-        6,
-        T1,
-    ),
+    ("O5", "2", "03/11/2026", "C2", "P2", "L", "S02", "1", "1,999", "12,5", "direct", None, None, "f1", 6, T1),
 ]
 PRODUCTS = [
     ("P1", "3400930000001", "Doliprane", "N02BE01", "N", "cp", True),
@@ -122,9 +105,7 @@ def _star(session):
         "quarantine": sorted((r._line_number, tuple(r._rejection_reasons)) for r in dropped.collect()),
         "fact_ventes": sorted(map(tuple, fact.collect()), key=str),
         "kpi": sorted(map(tuple, build_kpi_marge_journaliere(fact).collect()), key=str),
-        "dim_temps": sorted(
-            map(tuple, build_dim_temps(session, dt.date(2026, 1, 1), dt.date(2026, 12, 31)).collect())
-        ),
+        "dim_temps": sorted(map(tuple, build_dim_temps(session, dt.date(2026, 1, 1), dt.date(2026, 12, 31)).collect())),
     }
 
 

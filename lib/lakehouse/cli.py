@@ -117,9 +117,7 @@ def quickstart(scale: float | None, days: int | None, run_date: str | None, max_
     console.print(f"Lake:                {settings.lake_root}")
     notebooks = executed_notebooks(run)
     folders = sorted({str(path.parent) for path in notebooks})
-    console.print(
-        f"Executed notebooks:  {len(notebooks)} in {len(folders)} run folders under {settings.runs_dir}"
-    )
+    console.print(f"Executed notebooks:  {len(notebooks)} in {len(folders)} run folders under {settings.runs_dir}")
     for folder in folders:
         console.print(f"                     {folder}")
     console.print(f"Run record:          {run.run_dir}/run.json")
@@ -256,15 +254,7 @@ def pipeline_events(run_id: str | None) -> None:
             lambda items: ", ".join(f"{e['name']}={e['failed']}" for e in items if e["failed"])
         )
     )
-    columns = [
-        "dataset",
-        "status",
-        "rows_read",
-        "rows_written",
-        "rows_dropped",
-        "duration_seconds",
-        "expectations_failed",
-    ]
+    columns = ["dataset", "status", "rows_read", "rows_written", "rows_dropped", "duration_seconds", "expectations_failed"]
     console.print(f"run {chosen}")
     console.print(rows[columns].to_string(index=False))
 

@@ -60,9 +60,7 @@ def events_frame(run: object) -> pd.DataFrame:
                 "rows_written": event.rows_written,
                 "rows_dropped": event.rows_dropped,
                 "seconds": event.duration_seconds,
-                "expectations failed": ", ".join(
-                    f"{e.name}={e.failed}" for e in event.expectations if e.failed
-                ),
+                "expectations failed": ", ".join(f"{e.name}={e.failed}" for e in event.expectations if e.failed),
                 "error": event.error,
             }
         )

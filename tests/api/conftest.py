@@ -47,26 +47,14 @@ def fact_ventes() -> pa.Table:
             "order_id": ["O1", "O1", "O2", "O3", "O4"],
             "line_number": pa.array([1, 2, 1, 1, 1], pa.int32()),
             "date_key": pa.array([20261101, 20261101, 20261102, 20261103, 20261103], pa.int32()),
-            "order_date": [
-                dt.date(2026, 11, 1),
-                dt.date(2026, 11, 1),
-                dt.date(2026, 11, 2),
-                dt.date(2026, 11, 3),
-                dt.date(2026, 11, 3),
-            ],
+            "order_date": [dt.date(2026, 11, 1), dt.date(2026, 11, 1), dt.date(2026, 11, 2), dt.date(2026, 11, 3), dt.date(2026, 11, 3)],
             "site_id": ["S01", "S01", "S02", "S01", "S03"],
             "product_id": ["P1", "P2", "P1", "P1", "P2"],
             "customer_id": ["C1", "C1", "C2", "C3", "C4"],
             "quantity": pa.array([2, 1, 3, 1, 4], pa.int32()),
-            "net_amount": pa.array(
-                [Decimal("10.00"), Decimal("5.50"), Decimal("15.00"), Decimal("5.00"), Decimal("22.00")], D2
-            ),
-            "cost_amount": pa.array(
-                [Decimal("6.00"), Decimal("3.00"), Decimal("9.00"), None, Decimal("12.00")], D2
-            ),
-            "margin_amount": pa.array(
-                [Decimal("4.00"), Decimal("2.50"), Decimal("6.00"), None, Decimal("10.00")], D2
-            ),
+            "net_amount": pa.array([Decimal("10.00"), Decimal("5.50"), Decimal("15.00"), Decimal("5.00"), Decimal("22.00")], D2),
+            "cost_amount": pa.array([Decimal("6.00"), Decimal("3.00"), Decimal("9.00"), None, Decimal("12.00")], D2),
+            "margin_amount": pa.array([Decimal("4.00"), Decimal("2.50"), Decimal("6.00"), None, Decimal("10.00")], D2),
         }
     )
 
@@ -80,14 +68,10 @@ def kpi_marge_journaliere() -> pa.Table:
             "date": [dt.date(2026, 11, 1), dt.date(2026, 11, 2), dt.date(2026, 11, 3), dt.date(2026, 11, 3)],
             "site_id": ["S01", "S02", "S01", "S03"],
             "orders": [1, 1, 1, 1],
-            "net_revenue": pa.array(
-                [Decimal("15.50"), Decimal("15.00"), Decimal("5.00"), Decimal("22.00")], D2
-            ),
+            "net_revenue": pa.array([Decimal("15.50"), Decimal("15.00"), Decimal("5.00"), Decimal("22.00")], D2),
             "cost": pa.array([Decimal("9.00"), Decimal("9.00"), None, Decimal("12.00")], D2),
             "margin": pa.array([Decimal("6.50"), Decimal("6.00"), None, Decimal("10.00")], D2),
-            "margin_rate": pa.array(
-                [Decimal("0.4194"), Decimal("0.4000"), None, Decimal("0.4545")], pa.decimal128(9, 4)
-            ),
+            "margin_rate": pa.array([Decimal("0.4194"), Decimal("0.4000"), None, Decimal("0.4545")], pa.decimal128(9, 4)),
         }
     )
 
@@ -98,9 +82,7 @@ def fact_consommation_energie() -> pa.Table:
             "machine_id": ["M1", "M1", "M2"],
             "hour_key": pa.array([2026110100, 2026110101, 2026110100], pa.int32()),
             "date_key": pa.array([20261101, 20261101, 20261101], pa.int32()),
-            "hour_ts": pa.array(
-                [dt.datetime(2026, 11, 1, h, tzinfo=dt.UTC) for h in (0, 1, 0)], pa.timestamp("us", tz="UTC")
-            ),
+            "hour_ts": pa.array([dt.datetime(2026, 11, 1, h, tzinfo=dt.UTC) for h in (0, 1, 0)], pa.timestamp("us", tz="UTC")),
             "site_id": ["S01", "S01", "S02"],
             "kwh": [10.5, None, 7.25],
             "anomaly_class": ["normal", "normal", "spike"],
@@ -154,13 +136,9 @@ def policy() -> AccessPolicy:
     return load_access_policy(PROJECT_ROOT / "conf" / "base" / "access.yaml")
 
 
-def serve(
-    lake_root: str, policy: AccessPolicy, *, check_seconds: float = 1.0
-) -> tuple[BackgroundServer, Api]:
+def serve(lake_root: str, policy: AccessPolicy, *, check_seconds: float = 1.0) -> tuple[BackgroundServer, Api]:
     tokens = {role: f"test-token-{role}-{index}" for index, role in enumerate(ROLES)}
-    store = TokenStore(
-        ApiToken(name=f"user-{role}", role=role, sha256=hash_token(t)) for role, t in tokens.items()
-    )
+    store = TokenStore(ApiToken(name=f"user-{role}", role=role, sha256=hash_token(t)) for role, t in tokens.items())
     audit = AuditBuffer(lake_root, flush_seconds=60, flush_events=10_000)
     app = create_app(
         lake_root=lake_root, policy=policy, tokens=store, audit=audit,

@@ -6,19 +6,7 @@ import pytest
 
 from tests.api.conftest import MAX_PAGE, Api
 
-FACT_VENTES = [
-    "order_id",
-    "line_number",
-    "date_key",
-    "order_date",
-    "site_id",
-    "product_id",
-    "customer_id",
-    "quantity",
-    "net_amount",
-    "cost_amount",
-    "margin_amount",
-]
+FACT_VENTES = ["order_id", "line_number", "date_key", "order_date", "site_id", "product_id", "customer_id", "quantity", "net_amount", "cost_amount", "margin_amount"]
 KPI_MARGE = ["date_key", "date", "site_id", "orders", "net_revenue", "cost", "margin", "margin_rate"]
 CONSOMMATION = ["machine_id", "hour_key", "date_key", "hour_ts", "site_id", "kwh", "anomaly_class"]
 DIM_PRODUIT = ["product_id", "name", "unit_cost", "list_price"]
@@ -51,12 +39,7 @@ MATRIX = {
 
 # Rows each role sees (all roles with access see every row, except the site manager).
 ALL_ROWS = {"fact_ventes": 5, "kpi_marge_journaliere": 4, "fact_consommation_energie": 3, "dim_produit": 2}
-SITE_S01_ROWS = {
-    "fact_ventes": 3,
-    "kpi_marge_journaliere": 2,
-    "fact_consommation_energie": 2,
-    "dim_produit": 2,
-}
+SITE_S01_ROWS = {"fact_ventes": 3, "kpi_marge_journaliere": 2, "fact_consommation_energie": 2, "dim_produit": 2}
 
 
 @pytest.mark.parametrize(("role", "table"), sorted(MATRIX))
@@ -136,22 +119,6 @@ def test_energy_analyst_reads_machine_hours_with_values(api: Api) -> None:
     body = api.get("/v1/tables/fact_consommation_energie", "energy_analyst", machine="M1").json()
     # M1's two hours; the second has no reading (NULL kWh stays null).
     assert body["rows"] == [
-        {
-            "machine_id": "M1",
-            "hour_key": 2026110100,
-            "date_key": 20261101,
-            "hour_ts": "2026-11-01T00:00:00+00:00",
-            "site_id": "S01",
-            "kwh": 10.5,
-            "anomaly_class": "normal",
-        },
-        {
-            "machine_id": "M1",
-            "hour_key": 2026110101,
-            "date_key": 20261101,
-            "hour_ts": "2026-11-01T01:00:00+00:00",
-            "site_id": "S01",
-            "kwh": None,
-            "anomaly_class": "normal",
-        },
+        {"machine_id": "M1", "hour_key": 2026110100, "date_key": 20261101, "hour_ts": "2026-11-01T00:00:00+00:00", "site_id": "S01", "kwh": 10.5, "anomaly_class": "normal"},
+        {"machine_id": "M1", "hour_key": 2026110101, "date_key": 20261101, "hour_ts": "2026-11-01T01:00:00+00:00", "site_id": "S01", "kwh": None, "anomaly_class": "normal"},
     ]

@@ -22,46 +22,10 @@ def test_kpi_values_match_the_gold_table(api: Api) -> None:
     assert (body["total"], body["limit"], body["offset"], body["next"]) == (4, 10, 0, None)
     # Decimals are JSON numbers, dates ISO strings; the day with an unknown cost keeps its NULLs.
     assert body["rows"] == [
-        {
-            "date_key": 20261101,
-            "date": "2026-11-01",
-            "site_id": "S01",
-            "orders": 1,
-            "net_revenue": 15.5,
-            "cost": 9.0,
-            "margin": 6.5,
-            "margin_rate": 0.4194,
-        },
-        {
-            "date_key": 20261102,
-            "date": "2026-11-02",
-            "site_id": "S02",
-            "orders": 1,
-            "net_revenue": 15.0,
-            "cost": 9.0,
-            "margin": 6.0,
-            "margin_rate": 0.4,
-        },
-        {
-            "date_key": 20261103,
-            "date": "2026-11-03",
-            "site_id": "S01",
-            "orders": 1,
-            "net_revenue": 5.0,
-            "cost": None,
-            "margin": None,
-            "margin_rate": None,
-        },
-        {
-            "date_key": 20261103,
-            "date": "2026-11-03",
-            "site_id": "S03",
-            "orders": 1,
-            "net_revenue": 22.0,
-            "cost": 12.0,
-            "margin": 10.0,
-            "margin_rate": 0.4545,
-        },
+        {"date_key": 20261101, "date": "2026-11-01", "site_id": "S01", "orders": 1, "net_revenue": 15.5, "cost": 9.0, "margin": 6.5, "margin_rate": 0.4194},
+        {"date_key": 20261102, "date": "2026-11-02", "site_id": "S02", "orders": 1, "net_revenue": 15.0, "cost": 9.0, "margin": 6.0, "margin_rate": 0.4},
+        {"date_key": 20261103, "date": "2026-11-03", "site_id": "S01", "orders": 1, "net_revenue": 5.0, "cost": None, "margin": None, "margin_rate": None},
+        {"date_key": 20261103, "date": "2026-11-03", "site_id": "S03", "orders": 1, "net_revenue": 22.0, "cost": 12.0, "margin": 10.0, "margin_rate": 0.4545},
     ]
 
 
@@ -127,21 +91,14 @@ def test_default_page_size_and_offset_past_the_end(api: Api) -> None:
         ("/v1/tables/fact_ventes", {"offset": -1}, "invalid_parameter", "offset"),
         ("/v1/tables/fact_ventes", {"limit": "ten"}, "invalid_parameter", "limit"),
         ("/v1/tables/fact_ventes", {"date_from": "2026-02-30"}, "invalid_parameter", "date_from"),
-        (
-            "/v1/tables/fact_ventes",
-            {"date_from": "2026-11-03", "date_to": "2026-11-01"},
-            "invalid_query",
-            "is after",
-        ),
+        ("/v1/tables/fact_ventes", {"date_from": "2026-11-03", "date_to": "2026-11-01"}, "invalid_query", "is after"),
         ("/v1/tables/fact_ventes", {"sites": "S01"}, "invalid_query", "unknown query parameter(s) sites"),
         ("/v1/tables/fact_ventes", {"columns": "order_id,nope"}, "invalid_query", "no column(s) nope"),
         ("/v1/tables/dim_produit", {"date_from": "2026-11-01"}, "invalid_query", "no date_key column"),
         ("/v1/tables/fact_consommation_energie", {"product": "P1"}, "invalid_query", "no product_id column"),
     ],
 )
-def test_bad_parameters_are_422_with_an_error_body(
-    api: Api, path: str, params: dict, code: str, message_part: str
-) -> None:
+def test_bad_parameters_are_422_with_an_error_body(api: Api, path: str, params: dict, code: str, message_part: str) -> None:
     response = api.get(path, "admin", **params)
     assert response.status_code == 422
     error = response.json()["error"]
@@ -170,11 +127,7 @@ def test_missing_or_bad_token_is_401(api: Api, headers: dict, code: str) -> None
 def test_unknown_table_and_route_are_404(api: Api) -> None:
     unknown = api.get("/v1/tables/fact_nothing", "admin")
     assert unknown.status_code == 404
-    assert unknown.json()["error"] == {
-        "code": "table_not_found",
-        "message": "no gold table named 'fact_nothing'",
-        "details": {"table": "fact_nothing"},
-    }
+    assert unknown.json()["error"] == {"code": "table_not_found", "message": "no gold table named 'fact_nothing'", "details": {"table": "fact_nothing"}}
     not_kpi = api.get("/v1/kpis/fact_ventes", "admin")
     assert (not_kpi.status_code, not_kpi.json()["error"]["code"]) == (404, "table_not_found")
     route = api.get("/v2/anything", "admin")
@@ -183,10 +136,7 @@ def test_unknown_table_and_route_are_404(api: Api) -> None:
 
 def test_health_needs_no_token_and_me_names_the_caller(api: Api) -> None:
     assert httpx.get(api.url + "/health").json() == {"status": "ok"}
-    assert api.get("/v1/me", "energy_analyst").json() == {
-        "name": "user-energy_analyst",
-        "role": "energy_analyst",
-    }
+    assert api.get("/v1/me", "energy_analyst").json() == {"name": "user-energy_analyst", "role": "energy_analyst"}
 
 
 def test_openapi_documents_bearer_auth_filters_and_errors(api: Api) -> None:
@@ -209,11 +159,7 @@ def test_filtering_on_a_hidden_column_is_403(api: Api) -> None:
         by_date = client.get("/v1/tables/fact_ventes", "admin", date_from="2026-11-01")
         unfiltered = client.get("/v1/tables/fact_ventes", "admin", limit=MAX_PAGE)
     assert by_product.status_code == 403
-    assert by_product.json()["error"]["details"] == {
-        "role": "admin",
-        "table": "fact_ventes",
-        "columns": ["product_id"],
-    }
+    assert by_product.json()["error"]["details"] == {"role": "admin", "table": "fact_ventes", "columns": ["product_id"]}
     assert (by_date.status_code, by_date.json()["error"]["details"]["columns"]) == (403, ["date_key"])
     assert unfiltered.status_code == 200 and unfiltered.json()["total"] == 5
     assert "product_id" not in unfiltered.json()["columns"]

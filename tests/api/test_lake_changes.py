@@ -51,11 +51,7 @@ def test_new_kpi_table_new_version_and_new_column_are_served(live_api: Api) -> N
     third = live_api.get("/v1/kpis/kpi_cout_energie", "admin").json()
     assert third["version"] == 2
     assert third["columns"] == ["date_key", "site_id", "energy_cost_eur", "kwh"]
-    assert [(r["date_key"], r["kwh"]) for r in third["rows"]] == [
-        (20261101, None),
-        (20261102, None),
-        (20261103, 20.0),
-    ]
+    assert [(r["date_key"], r["kwh"]) for r in third["rows"]] == [(20261101, None), (20261102, None), (20261103, 20.0)]
     # The site manager's row policy applies to the new table too (S01 only).
     manager = live_api.get("/v1/kpis/kpi_cout_energie", "site_manager_s01").json()
     assert [r["date_key"] for r in manager["rows"]] == [20261101, 20261103]
@@ -105,9 +101,7 @@ def test_audit_buffer_flushes_in_the_background_when_full_and_retries_failures(t
 
 def test_a_full_buffer_wakes_the_writer_before_its_period(tmp_path: Path) -> None:
     written: list[int] = []
-    buffer = AuditBuffer(
-        str(tmp_path), flush_seconds=60, flush_events=3, sink=lambda root, events: written.append(len(events))
-    )
+    buffer = AuditBuffer(str(tmp_path), flush_seconds=60, flush_events=3, sink=lambda root, events: written.append(len(events)))
     buffer.start()
     for index in range(3):
         buffer.record(actor="a", action="api.read", target=f"t{index}")
@@ -133,9 +127,7 @@ def test_a_table_removed_under_the_server_gives_a_500_error_body(live_api: Api) 
     }
 
 
-def test_pages_of_one_query_come_from_the_cached_snapshot_result(
-    tmp_path: Path, policy: AccessPolicy
-) -> None:
+def test_pages_of_one_query_come_from_the_cached_snapshot_result(tmp_path: Path, policy: AccessPolicy) -> None:
     root = str(tmp_path / "lake")
     build_gold(root)
     reader = GoldReader(root, policy, check_seconds=3600)
@@ -147,10 +139,5 @@ def test_pages_of_one_query_come_from_the_cached_snapshot_result(
         data_file.unlink()  # the next page can only come from the cache now
     second = reader.query(table, "admin", Query(), limit=2, offset=2)
     # Sorted by date_key, site_id, product_id, order_id, line_number: O1/1, O1/2 | O2/1, O3/1 | O4/1.
-    assert [(r["order_id"], r["line_number"]) for r in first.rows + second.rows] == [
-        ("O1", 1),
-        ("O1", 2),
-        ("O2", 1),
-        ("O3", 1),
-    ]
+    assert [(r["order_id"], r["line_number"]) for r in first.rows + second.rows] == [("O1", 1), ("O1", 2), ("O2", 1), ("O3", 1)]
     assert (first.version, second.version, second.total) == (0, 0, 5)

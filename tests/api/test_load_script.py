@@ -35,9 +35,7 @@ def test_clients_stop_at_the_request_budget_without_errors(api: Api) -> None:
     script = load_script()
     queries = [{"site": "S01", "date_from": "2026-11-01", "date_to": "2026-11-07"}]
     results, elapsed = asyncio.run(
-        script.run_load(
-            api.url, api.tokens["pharma_analyst"], queries, clients=4, duration=30, max_requests=40
-        )
+        script.run_load(api.url, api.tokens["pharma_analyst"], queries, clients=4, duration=30, max_requests=40)
     )
     assert len(results.latencies) == 40
     assert results.errors == {}

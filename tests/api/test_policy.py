@@ -25,16 +25,7 @@ def test_site_manager_on_arrow_keeps_site_rows_and_drops_hidden_columns(policy: 
     table = fact_ventes()
     seen = apply_policy("site_manager_s01", FACT, table, policy=policy)
     # S01 lines: O1/1, O1/2, O3/1; no customer_id (personal), cost_amount or margin_amount.
-    assert seen.column_names == [
-        "order_id",
-        "line_number",
-        "date_key",
-        "order_date",
-        "site_id",
-        "product_id",
-        "quantity",
-        "net_amount",
-    ]
+    assert seen.column_names == ["order_id", "line_number", "date_key", "order_date", "site_id", "product_id", "quantity", "net_amount"]
     assert seen.select(["order_id", "line_number"]).to_pylist() == [
         {"order_id": "O1", "line_number": 1},
         {"order_id": "O1", "line_number": 2},
@@ -54,9 +45,7 @@ def test_pandas_input_gives_pandas_output_with_the_same_rules(policy: AccessPoli
 
 
 def test_spark_dataframe_is_filtered_lazily_by_the_same_policy(spark, policy: AccessPolicy) -> None:
-    frame = spark.createDataFrame(
-        fact_ventes().select(["order_id", "site_id", "customer_id", "margin_amount"]).to_pandas()
-    )
+    frame = spark.createDataFrame(fact_ventes().select(["order_id", "site_id", "customer_id", "margin_amount"]).to_pandas())
     seen = apply_policy("site_manager_s01", GoldTable("pharma", "star", "fact_ventes"), frame, policy=policy)
     assert seen.columns == ["order_id", "site_id"]
     assert sorted(tuple(r) for r in seen.collect()) == [("O1", "S01"), ("O1", "S01"), ("O3", "S01")]
@@ -84,10 +73,7 @@ def test_column_patterns_match_name_or_table_dot_column() -> None:
     table = pa.table({"quantity": [1], "net_amount": [2], "site_id": ["S01"]})
     assert apply_policy("r", FACT, table, policy=policy).column_names == ["site_id"]
     # The table-qualified pattern does not hide another table's column of the same name.
-    assert apply_policy("r", "gold.pharma.kpi.other", table, policy=policy).column_names == [
-        "quantity",
-        "site_id",
-    ]
+    assert apply_policy("r", "gold.pharma.kpi.other", table, policy=policy).column_names == ["quantity", "site_id"]
 
 
 @pytest.mark.parametrize(

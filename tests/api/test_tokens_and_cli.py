@@ -25,9 +25,7 @@ def test_create_token_stores_only_its_hash_in_a_private_file(tmp_path: Path) -> 
     assert token.startswith(TOKEN_PREFIX) and len(token) > 40
     text = path.read_text()
     assert token not in text
-    assert yaml.safe_load(text) == {
-        "tokens": [{"name": "alice", "role": "pharma_analyst", "sha256": hash_token(token)}]
-    }
+    assert yaml.safe_load(text) == {"tokens": [{"name": "alice", "role": "pharma_analyst", "sha256": hash_token(token)}]}
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     principal = TokenStore(read_tokens_file(path)).authenticate(token)
     assert (principal.name, principal.role) == ("alice", "pharma_analyst")
@@ -36,9 +34,7 @@ def test_create_token_stores_only_its_hash_in_a_private_file(tmp_path: Path) -> 
         create_token(path, name="alice", role="admin")
 
 
-def test_cli_token_create_prints_the_token_once_and_refuses_unknown_roles(
-    tmp_path: Path, monkeypatch
-) -> None:
+def test_cli_token_create_prints_the_token_once_and_refuses_unknown_roles(tmp_path: Path, monkeypatch) -> None:
     tokens_file = tmp_path / "api_tokens.yaml"
     monkeypatch.setenv("LAKEHOUSE_API__TOKENS_FILE", str(tokens_file))
     runner = CliRunner()
@@ -69,20 +65,13 @@ def test_api_from_settings_serves_a_token_file_and_audits_on_shutdown(tmp_path: 
         assert (response.status_code, response.json()["total"]) == (200, 4)
         # A token created while the server runs works, a revoked one stops working (file checked every 1 s).
         later = create_token(tokens_file, name="erin", role="energy_analyst")
-        tokens_file.write_text(
-            tokens_file.read_text().replace("carol", "revoked").replace(hash_token(token), "f" * 64)
-        )
+        tokens_file.write_text(tokens_file.read_text().replace("carol", "revoked").replace(hash_token(token), "f" * 64))
         time.sleep(1.1)
-        assert (
-            httpx.get(server.url + "/v1/me", headers={"Authorization": f"Bearer {later}"}).json()["name"]
-            == "erin"
-        )
+        assert httpx.get(server.url + "/v1/me", headers={"Authorization": f"Bearer {later}"}).json()["name"] == "erin"
         assert httpx.get(url, headers={"Authorization": f"Bearer {token}"}).status_code == 401
     # Stopping the server flushes the buffered audit events to the lake.
     log = read_log(lake_root).to_pylist()
-    assert [(e["actor"], e["action"], e["target"]) for e in log] == [
-        ("carol", "api.read", "gold.pharma.kpi.kpi_marge_journaliere")
-    ]
+    assert [(e["actor"], e["action"], e["target"]) for e in log] == [("carol", "api.read", "gold.pharma.kpi.kpi_marge_journaliere")]
 
 
 def test_a_token_with_a_role_missing_from_access_yaml_stops_the_start(tmp_path: Path, monkeypatch) -> None:

@@ -65,10 +65,4 @@ def test_empty_file_gives_no_rows_with_the_columns():
     fast = parse_file(b"", "empty.jsonl", FMT, COLUMNS, types=TYPES)
 
     assert fast.empty
-    assert list(fast.columns) == [
-        *COLUMNS,
-        "_rescued_data",
-        "_corrupt_record",
-        "_source_file",
-        "_line_number",
-    ]
+    assert list(fast.columns) == [*COLUMNS, "_rescued_data", "_corrupt_record", "_source_file", "_line_number"]

@@ -40,19 +40,13 @@ def test_rows_per_second_is_rows_written_over_wall_time():
 
 def test_hold_back_moves_only_the_newest_day_and_restores_it(tmp_path: Path):
     landing, held = tmp_path / "landing", tmp_path / "held"
-    for folder in (
-        "source=iot/readings/2026-11-25",
-        "source=iot/readings/2026-11-26",
-        "source=erp/order_lines/2026-11-26",
-    ):
+    for folder in ("source=iot/readings/2026-11-25", "source=iot/readings/2026-11-26", "source=erp/order_lines/2026-11-26"):
         (landing / folder).mkdir(parents=True)
         (landing / folder / "f.txt").write_text("x")
 
     moves = hold_back_day(landing, held, dt.date(2026, 11, 26))
 
-    assert sorted(p.relative_to(landing).as_posix() for p in landing.glob("source=*/*/*")) == [
-        "source=iot/readings/2026-11-25"
-    ]
+    assert sorted(p.relative_to(landing).as_posix() for p in landing.glob("source=*/*/*")) == ["source=iot/readings/2026-11-25"]
     assert folder_bytes(held) == 2  # two one-byte files held back
     restore_day(moves)
     assert len(list(landing.glob("source=*/*/2026-11-26/f.txt"))) == 2
@@ -80,36 +74,18 @@ def test_markdown_reports_each_target_as_met_or_missed():
     record = {
         "started_at": "2026-11-26T11:00:00Z",
         "load_average_at_end": [1.0, 1.0, 1.0],
-        "machine": {
-            "logical_cpus": 2,
-            "memory_gib": 23.6,
-            "python": "3.11",
-            "load_average_1_5_15": [1, 1, 1],
-            "packages": {"duckdb": "1.5.6"},
-        },
+        "machine": {"logical_cpus": 2, "memory_gib": 23.6, "python": "3.11", "load_average_1_5_15": [1, 1, 1], "packages": {"duckdb": "1.5.6"}},
         "scales": [
             {
-                "scale": 1.0,
-                "days_of_history": 30,
-                "run_date": "2026-11-26",
+                "scale": 1.0, "days_of_history": 30, "run_date": "2026-11-26",
                 "stages": [_stage("bronze", 2.0)],
-                "downstream": [
-                    {**_stage("ml scoring", 1.0), "details": {"error": "LookupError: no champion"}}
-                ],
-                "incremental": {
-                    "daily_update": [_stage("daily bronze", 1.0)],
-                    "full_rebuild": [_stage("rebuild bronze", 6.0)],
-                    "full_rebuild_over_daily": 6.0,
-                },
+                "downstream": [{**_stage("ml scoring", 1.0), "details": {"error": "LookupError: no champion"}}],
+                "incremental": {"daily_update": [_stage("daily bronze", 1.0)], "full_rebuild": [_stage("rebuild bronze", 6.0)], "full_rebuild_over_daily": 6.0},
                 "tables": [{"table": "bronze.iot.readings", "rows": 10, "bytes": 2**20, "version": 1}],
                 "comparison": {
-                    "input_rows": {"order_lines": 3},
-                    "output_rows": {"fact_ventes": 3},
+                    "input_rows": {"order_lines": 3}, "output_rows": {"fact_ventes": 3},
                     "seconds": {"embedded (Sail)": 2.0, "DuckDB": 0.5, "classic Spark local[2]": 30.0},
-                    "classic_start_seconds": 9.0,
-                    "classic_over_embedded": 15.0,
-                    "embedded_over_duckdb": 4.0,
-                    "identical": True,
+                    "classic_start_seconds": 9.0, "classic_over_embedded": 15.0, "embedded_over_duckdb": 4.0, "identical": True,
                 },
             }
         ],

@@ -26,9 +26,7 @@ def bronze(spark, lake):
     runner = dp.PipelineRunner(spark, graph, lake, parameters={})
 
     def run(run_id: str) -> dp.PipelineRun:
-        return runner.run(
-            refresh=["bronze_order_lines"], include_upstreams=False, run_id=run_id, ingested_at=RUN_AT
-        )
+        return runner.run(refresh=["bronze_order_lines"], include_upstreams=False, run_id=run_id, ingested_at=RUN_AT)
 
     return runner, run
 
@@ -48,9 +46,7 @@ def test_new_files_only_exactly_once_with_partitions_and_lineage(spark, lake, br
     rows = {r.order_id or r._corrupt_record: r for r in table.collect()}
     assert rows["O1"].product_label == "Paracétamol"  # latin-1 decoded
     assert (rows["O1"].year, rows["O1"].month, rows["O1"].day) == ("2026", "11", "01")
-    assert rows["O1"]._source_file.endswith(
-        "landing/source=erp/order_lines/2026-11-01/order_lines_20261101.csv"
-    )
+    assert rows["O1"]._source_file.endswith("landing/source=erp/order_lines/2026-11-01/order_lines_20261101.csv")
     assert rows["O1"]._line_number == 2 and rows["O1"]._ingested_at == RUN_AT
     assert rows["O3"].sales_channel == "direct" and json.loads(rows["O3"]._rescued_data) == {"promo": "BF"}
     assert rows["O2;1;01/11/2026;C1;P1;ragged"]._line_number == 3

@@ -18,57 +18,13 @@ CHANGES_SCHEMA = (
     "phone string, address string, postcode string, city string, updated_at timestamp"
 )
 FIRST_LOAD = [
-    (
-        "C00001",
-        "pharmacy",
-        "Pharmacie du Port - Nantes",
-        "Lucie Martin",
-        "lucie.martin@orange.fr",
-        "02 11 22 33 44",
-        "12 rue des Lilas",
-        "44000",
-        "Nantes",
-        T1,
-    ),
-    (
-        "C00002",
-        "hospital",
-        "CHU de Lyon",
-        "Marc Dubois",
-        "marc.dubois@chu-lyon.fr",
-        "04 55 66 77 88",
-        "3 quai Perrache",
-        "69002",
-        "Lyon",
-        T1,
-    ),
-    (
-        "C00003",
-        "wholesaler",
-        "Grossiste Ouest",
-        "Zoé Lefèvre",
-        "zoe.lefevre@gross.fr",
-        "02 99 88 77 66",
-        "8 avenue Foch",
-        "35000",
-        "Rennes",
-        T1,
-    ),
+    ("C00001", "pharmacy", "Pharmacie du Port - Nantes", "Lucie Martin", "lucie.martin@orange.fr", "02 11 22 33 44", "12 rue des Lilas", "44000", "Nantes", T1),
+    ("C00002", "hospital", "CHU de Lyon", "Marc Dubois", "marc.dubois@chu-lyon.fr", "04 55 66 77 88", "3 quai Perrache", "69002", "Lyon", T1),
+    ("C00003", "wholesaler", "Grossiste Ouest", "Zoé Lefèvre", "zoe.lefevre@gross.fr", "02 99 88 77 66", "8 avenue Foch", "35000", "Rennes", T1),
 ]
 # Marc Dubois changed e-mail: his old address stays in the change log and older versions.
 SECOND_LOAD = [
-    (
-        "C00002",
-        "hospital",
-        "CHU de Lyon",
-        "Marc Dubois",
-        "m.dubois@chu-lyon.fr",
-        "04 55 66 77 88",
-        "3 quai Perrache",
-        "69002",
-        "Lyon",
-        T2,
-    ),
+    ("C00002", "hospital", "CHU de Lyon", "Marc Dubois", "m.dubois@chu-lyon.fr", "04 55 66 77 88", "3 quai Perrache", "69002", "Lyon", T2),
 ]
 SUBJECT = "C00002"
 SUBJECT_VALUES = {
@@ -90,9 +46,7 @@ def run_customer_tables(spark, lake, settings) -> None:
     from lakehouse import pipelines as dp
     from lakehouse.pharma import pharma_graph
 
-    runner = dp.PipelineRunner(
-        spark, pharma_graph(), lake, parameters={"run_date": dt.date(2026, 11, 26), "settings": settings}
-    )
+    runner = dp.PipelineRunner(spark, pharma_graph(), lake, parameters={"run_date": dt.date(2026, 11, 26), "settings": settings})
     runner.run(refresh=["bronze_customers", "silver_customers"], include_upstreams=False)
 
 

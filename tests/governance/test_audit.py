@@ -25,9 +25,7 @@ def _events(n: int) -> list[dict]:
 
 
 def test_first_entry_hash_is_sha256_of_its_canonical_json(lake):
-    audit.record_event(
-        lake, actor="alice", action="job.run", target="job:daily", details={"b": 2, "a": 1}, at=T0
-    )
+    audit.record_event(lake, actor="alice", action="job.run", target="job:daily", details={"b": 2, "a": 1}, at=T0)
 
     (row,) = audit.read_log(lake).to_pylist()
     # Written out by hand: sorted keys, no spaces, event_time in ISO form, genesis prev_hash.
@@ -61,20 +59,10 @@ def test_secret_values_are_redacted_before_hashing(lake):
         actor="ops",
         action="config.change",
         target="postgres",
-        details={
-            "host": "db",
-            "password": "hunter2",
-            "nested": {"api_token": "tok-123"},
-            "items": [{"secret": "s"}],
-        },
+        details={"host": "db", "password": "hunter2", "nested": {"api_token": "tok-123"}, "items": [{"secret": "s"}]},
     )
     details = json.loads(audit.read_log(lake)["details"][0].as_py())
-    assert details == {
-        "host": "db",
-        "password": "***",
-        "nested": {"api_token": "***"},
-        "items": [{"secret": "***"}],
-    }
+    assert details == {"host": "db", "password": "***", "nested": {"api_token": "***"}, "items": [{"secret": "***"}]}
 
 
 @pytest.mark.parametrize(

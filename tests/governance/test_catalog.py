@@ -25,9 +25,7 @@ def graph():
 def test_every_gold_table_has_an_owner_and_a_description(lake, graph):
     entries = build_catalog(lake, graph, load_catalog_config(CATALOG))
     gold = [e for e in entries if e.layer == "gold"]
-    assert {"fact_ventes", "dim_produit", "kpi_marge_journaliere", "fact_consommation_energie"} <= {
-        e.name for e in gold
-    }
+    assert {"fact_ventes", "dim_produit", "kpi_marge_journaliere", "fact_consommation_energie"} <= {e.name for e in gold}
     missing = [e.name for e in gold if not e.owner or not e.owner_contact or not e.description]
     assert missing == []
 
@@ -85,24 +83,15 @@ def test_gold_reading_personal_data_is_a_problem(lake, graph, tmp_path):
     changed.write_text(text, encoding="utf-8")
     config = load_catalog_config(changed)
     problems = check(build_catalog(lake, graph, config), config)
-    assert (
-        "gold table fact_ventes: reads silver_order_lines, which holds personal (not pseudonymised) data"
-        in problems
-    )
+    assert "gold table fact_ventes: reads silver_order_lines, which holds personal (not pseudonymised) data" in problems
     # Not built, but catalog.yaml documents fact_ventes.customer_id: same name, so flagged too.
-    assert (
-        "gold table fact_ventes: column 'customer_id' is personal data (tagged in silver_order_lines.customer_id); gold and exports must carry none"
-        in problems
-    )
+    assert "gold table fact_ventes: column 'customer_id' is personal data (tagged in silver_order_lines.customer_id); gold and exports must carry none" in problems
 
 
 @pytest.mark.parametrize(
     "yaml_text, message",
     [
-        (
-            "tables:\n  fact_ventes: {owner: nobody}\n",
-            "owners missing from `owners:`: {'fact_ventes': 'nobody'}",
-        ),
+        ("tables:\n  fact_ventes: {owner: nobody}\n", "owners missing from `owners:`: {'fact_ventes': 'nobody'}"),
         ("tables:\n  fact_ventes: {ownr: x}\n", "ownr"),
         ("tables:\n  fact_ventes:\n    columns:\n      a: {pii: secret}\n", "pii"),
         ("tables: [oops\n", "invalid catalog file"),
@@ -130,11 +119,7 @@ def test_catalog_documents_built_tables_and_is_published(customers_lake, graph, 
     assert silver.row_count == 3 and silver.version == 1  # 3 customers, written by 2 runs (v0, v1)
     assert silver.last_update is not None and silver.last_operation
     assert silver.expectations == [
-        {
-            "name": "customer_id_present",
-            "predicate": "customer_id IS NOT NULL AND customer_id <> ''",
-            "action": "fail",
-        }
+        {"name": "customer_id_present", "predicate": "customer_id IS NOT NULL AND customer_id <> ''", "action": "fail"}
     ]
     assert silver.description.startswith("One row per customer (key customer_id)")
     columns = {c.name: (c.type, c.pii) for c in silver.columns}

@@ -74,9 +74,7 @@ def test_erasure_leaves_no_readable_version_and_no_file_with_the_subject(custome
 
     entries, config = _catalog(lake)
     label = pseudonym(SUBJECT, TEST_KEY.encode())
-    report = erase_subject(
-        lake, entries, config, subject=SUBJECT, subject_label=label, actor="dpo@example.com"
-    )
+    report = erase_subject(lake, entries, config, subject=SUBJECT, subject_label=label, actor="dpo@example.com")
 
     # Change log: 2 versions of Marc Dubois (first load + new e-mail); current tables: 1 row each.
     assert {t.table: t.rows_deleted for t in report.tables} == {
@@ -98,11 +96,7 @@ def test_erasure_leaves_no_readable_version_and_no_file_with_the_subject(custome
     assert sorted(current["customer_id"].to_pylist()) == ["C00001", "C00003"]
 
     (entry,) = audit.read_log(lake).to_pylist()
-    assert (entry["actor"], entry["action"], entry["target"]) == (
-        "dpo@example.com",
-        "gdpr.erase",
-        f"subject:{label}",
-    )
+    assert (entry["actor"], entry["action"], entry["target"]) == ("dpo@example.com", "gdpr.erase", f"subject:{label}")
     assert json.loads(entry["details"])["tables"] == {
         "bronze_customers_changes": 2,
         "bronze_customers": 1,
@@ -118,14 +112,8 @@ def test_pipeline_runs_again_after_erasure_with_a_full_refresh_of_the_reader(cus
 
     from lakehouse import pipelines as dp
 
-    runner = dp.PipelineRunner(
-        spark, pharma_graph(), lake, parameters={"run_date": None, "settings": settings}
-    )
-    runner.run(
-        refresh=["bronze_customers", "silver_customers"],
-        include_upstreams=False,
-        full_refresh=["bronze_customers"],
-    )
+    runner = dp.PipelineRunner(spark, pharma_graph(), lake, parameters={"run_date": None, "settings": settings})
+    runner.run(refresh=["bronze_customers", "silver_customers"], include_upstreams=False, full_refresh=["bronze_customers"])
     current = DeltaTable(f"{lake.root}/bronze/source=referential/table=customers").to_pyarrow_table()
     assert sorted(current["customer_id"].to_pylist()) == ["C00001", "C00003"]
 

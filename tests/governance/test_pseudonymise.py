@@ -67,10 +67,7 @@ def test_a_key_file_readable_by_others_is_refused(tmp_path, monkeypatch):
 
 def test_other_profiles_need_a_configured_key(tmp_path, monkeypatch):
     monkeypatch.delenv("LAKEHOUSE_GOVERNANCE__PSEUDONYMISATION_KEY", raising=False)
-    with pytest.raises(
-        PseudonymisationKeyError,
-        match="no pseudonymisation key for profile 'prod'.*LAKEHOUSE_GOVERNANCE__PSEUDONYMISATION_KEY",
-    ):
+    with pytest.raises(PseudonymisationKeyError, match="no pseudonymisation key for profile 'prod'.*LAKEHOUSE_GOVERNANCE__PSEUDONYMISATION_KEY"):
         pseudonymisation_key(_settings(tmp_path, profile="prod"))
     assert not (tmp_path / "var" / "governance").exists()
 
@@ -85,18 +82,7 @@ def test_silver_customers_keep_business_fields_and_pseudonymise_contacts(spark):
     at = dt.datetime(2026, 11, 20, 9, 0)
     bronze = spark.createDataFrame(
         [
-            (
-                " C00001 ",
-                "Pharmacy",
-                "Pharmacie du Port",
-                RFC4231_DATA,
-                " Lucie@Orange.FR ",
-                None,
-                "",
-                "44000",
-                "Nantes",
-                at,
-            ),
+            (" C00001 ", "Pharmacy", "Pharmacie du Port", RFC4231_DATA, " Lucie@Orange.FR ", None, "", "44000", "Nantes", at),
             ("C00002", "hospital", "CHU", None, None, None, None, None, None, None),  # a row of NULLs
         ],
         "customer_id string, customer_type string, name string, contact_name string, email string, "
@@ -108,19 +94,7 @@ def test_silver_customers_keep_business_fields_and_pseudonymise_contacts(spark):
     lucie = pseudonym("lucie@orange.fr", RFC4231_KEY)
     expected = spark.createDataFrame(
         [
-            (
-                "C00001",
-                "pharmacy",
-                "Pharmacie du Port",
-                RFC4231_MAC,
-                lucie,
-                None,
-                "",
-                "orange.fr",
-                "44000",
-                "Nantes",
-                at,
-            ),
+            ("C00001", "pharmacy", "Pharmacie du Port", RFC4231_MAC, lucie, None, "", "orange.fr", "44000", "Nantes", at),
             ("C00002", "hospital", "CHU", None, None, None, None, None, None, None, None),
         ],
         "customer_id string, customer_type string, name string, contact_name_pseudonym string, "

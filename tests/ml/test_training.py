@@ -139,8 +139,6 @@ def test_scoring_without_a_champion_says_what_to_do_or_skips(spark, tmp_path, ti
             configure_and_score(empty, spark, SCORED_AT)
         # The daily job on a lake never trained for: nothing written, and it says why.
         assert configure_and_score(empty, spark, SCORED_AT, if_no_champion="skip") is None
-        assert (
-            "no champion for energy_consumption_forecast, energy_anomaly_detector" in capsys.readouterr().out
-        )
+        assert "no champion for energy_consumption_forecast, energy_anomaly_detector" in capsys.readouterr().out
     finally:
         tracking.configure(store)

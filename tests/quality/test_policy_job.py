@@ -177,9 +177,7 @@ def test_failed_critical_stops_the_dependent_task_and_alerts_warning_does_not(
     assert len(bodies) == 1  # no new alert from the load job: the warning alerts in pipeline_qualite
 
     # The alert task of the quality job: the warning day succeeds and alerts...
-    warned = run_job(
-        jobs, "qualite", params={"run_date": str(warning_day), "lake_root": lake.root}, quiet=True
-    )
+    warned = run_job(jobs, "qualite", params={"run_date": str(warning_day), "lake_root": lake.root}, quiet=True)
     assert warned.state == JobState.SUCCESS, warned.error
     [alert] = bodies[1:]
     assert alert["event"] == "on_quality_warning" and alert["job"] == "qualite"
@@ -187,9 +185,7 @@ def test_failed_critical_stops_the_dependent_task_and_alerts_warning_does_not(
     assert alert["summary"] == f"1 failed warning expectation(s) on {warning_day}"
     assert alert["details"] == ["[warning] gold.fact_ventes: sales_channel_allowed (1 unexpected, e.g. [99])"]
     # ...the critical day fails the job (on_failure), and a clean day sends nothing.
-    failed = run_job(
-        jobs, "qualite", params={"run_date": str(critical_day), "lake_root": lake.root}, quiet=True
-    )
+    failed = run_job(jobs, "qualite", params={"run_date": str(critical_day), "lake_root": lake.root}, quiet=True)
     assert failed.state == JobState.FAILED
     assert [b["event"] for b in bodies[2:]] == ["on_failure"]
 
@@ -217,12 +213,7 @@ def test_pipeline_qualite_job_end_to_end(
     # no volume history in this lake: 6 failures (the volume drop is not one yet), of
     # which the critical ones fail the alert task; the warnings are only sent
     assert "4 failed critical expectation(s)" in alert
-    for name in (
-        "key_order_id_line_number_unique",
-        "product_sk_in_dim_produit",
-        "fresh_within_48h",
-        "kwh_in_range",
-    ):
+    for name in ("key_order_id_line_number_unique", "product_sk_in_dim_produit", "fresh_within_48h", "kwh_in_range"):
         assert name in alert
     for name in ("temperature_c_in_range", "machine_sk_mostly_known"):
         assert name not in alert

@@ -246,11 +246,7 @@ def test_warning_alert_body_and_its_email(tmp_path) -> None:
     day = dt.date(2026, 11, 26)
     path = str(tmp_path / "quality_results")
     at = dt.datetime(2026, 11, 26, 7, tzinfo=dt.UTC)
-    rows = [
-        result("key_unique", "critical", False),
-        result("channel_allowed", "warning", False),
-        result("x", "warning", True),
-    ]
+    rows = [result("key_unique", "critical", False), result("channel_allowed", "warning", False), result("x", "warning", True)]
     append_results(QualityRun("q1", day, at, [SuiteRun("silver.order_lines", 0.1, rows)]), path)
 
     body = warning_alert(path, day, job="pipeline_qualite", run_id="r1")
@@ -259,8 +255,5 @@ def test_warning_alert_body_and_its_email(tmp_path) -> None:
     ]
     assert warning_alert(path, day + dt.timedelta(days=1), job="j", run_id="r") is None  # no run that day
     message = email_message(body, sender="lakehouse@localhost", recipients=["dq@example.com"])
-    assert (
-        message["Subject"]
-        == "[lakehouse] job pipeline_qualite run r1: 1 failed warning expectation(s) on 2026-11-26"
-    )
+    assert message["Subject"] == "[lakehouse] job pipeline_qualite run r1: 1 failed warning expectation(s) on 2026-11-26"
     assert "channel_allowed (2 unexpected" in message.get_content()

@@ -1,7 +1,7 @@
 """Fine-grained access to gold: table, row and column policies of conf/base/access.yaml.
 
-from lakehouse.access import apply_policy
-visible = apply_policy("site_manager_s01", "gold.pharma.star.fact_ventes", arrow_table)
+    from lakehouse.access import apply_policy
+    visible = apply_policy("site_manager_s01", "gold.pharma.star.fact_ventes", arrow_table)
 """
 
 from lakehouse.access.policy import (

@@ -77,9 +77,7 @@ class AccessPolicy(BaseModel, extra="forbid"):
         try:
             return self.roles[name]
         except KeyError:
-            raise AccessConfigError(
-                f"unknown role {name!r}; roles of access.yaml: {sorted(self.roles)}"
-            ) from None
+            raise AccessConfigError(f"unknown role {name!r}; roles of access.yaml: {sorted(self.roles)}") from None
 
 
 @dataclass(frozen=True)
@@ -180,9 +178,7 @@ def row_filter_expression(policy: AccessPolicy, role: str, schema: pa.Schema) ->
 # --- enforcement on data -------------------------------------------------------------------
 
 
-def apply_policy(
-    role: str, table: GoldTable | str, data: Data, *, policy: AccessPolicy | None = None
-) -> Data:
+def apply_policy(role: str, table: GoldTable | str, data: Data, *, policy: AccessPolicy | None = None) -> Data:
     """Return ``data`` (pyarrow Table, pandas or Spark DataFrame) as ``role`` may see it:
     rows filtered, hidden and personal columns dropped; raise AccessDenied if the role
     may not read the table. ``table`` is a GoldTable or ``gold.<domain>.<model>.<name>``;
@@ -225,9 +221,7 @@ def _column_names(data: Any) -> list[str]:
         return list(data.column_names)
     if _is_spark(data) or _is_pandas(data):
         return [str(c) for c in data.columns]
-    raise TypeError(
-        f"apply_policy: expected a pyarrow Table, pandas or Spark DataFrame, got {type(data).__name__}"
-    )
+    raise TypeError(f"apply_policy: expected a pyarrow Table, pandas or Spark DataFrame, got {type(data).__name__}")
 
 
 def _is_spark(data: Any) -> bool:

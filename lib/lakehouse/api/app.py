@@ -178,13 +178,9 @@ def _principal(
 Caller = Annotated[Principal, Depends(_principal)]
 
 
-def _record(
-    context: ApiContext, principal: Principal, action: str, target: str, details: dict[str, Any]
-) -> None:
+def _record(context: ApiContext, principal: Principal, action: str, target: str, details: dict[str, Any]) -> None:
     if context.audit is not None:
-        context.audit.record(
-            actor=principal.name, action=action, target=target, details={"role": principal.role, **details}
-        )
+        context.audit.record(actor=principal.name, action=action, target=target, details={"role": principal.role, **details})
 
 
 # --- routes ---------------------------------------------------------------------------------
@@ -242,19 +238,13 @@ def _add_routes(app: FastAPI, context: ApiContext) -> None:
     ) -> GoldJSONResponse:
         unknown = sorted(set(request.query_params) - _PAGE_PARAMETERS)
         if unknown:
-            raise InvalidQuery(
-                f"unknown query parameter(s) {', '.join(unknown)}", {"allowed": sorted(_PAGE_PARAMETERS)}
-            )
+            raise InvalidQuery(f"unknown query parameter(s) {', '.join(unknown)}", {"allowed": sorted(_PAGE_PARAMETERS)})
         limit = limit or context.default_page_size
         if limit > context.max_page_size:
-            raise InvalidQuery(
-                f"limit {limit} is above the maximum page size {context.max_page_size}", {"limit": limit}
-            )
+            raise InvalidQuery(f"limit {limit} is above the maximum page size {context.max_page_size}", {"limit": limit})
         table = reader.table(name)
         if table is None or (model and table.model != model):
-            raise ApiError(
-                404, "table_not_found", f"no {model or 'gold'} table named {name!r}", {"table": name}
-            )
+            raise ApiError(404, "table_not_found", f"no {model or 'gold'} table named {name!r}", {"table": name})
         mapping = policy.tables.filters
         filters = tuple(
             (mapping.get(parameter, parameter), tuple(values))
@@ -284,11 +274,7 @@ def _add_routes(app: FastAPI, context: ApiContext) -> None:
         )
         return GoldJSONResponse(_page_body(request, table, page, limit=limit, offset=offset))
 
-    limit_query = Query(
-        None,
-        ge=1,
-        description=f"page size (default {context.default_page_size}, at most {context.max_page_size})",
-    )
+    limit_query = Query(None, ge=1, description=f"page size (default {context.default_page_size}, at most {context.max_page_size})")
     offset_query = Query(0, ge=0, description="rows to skip (see `next`)")
     date_from_query = Query(None, description="first day, YYYY-MM-DD (on date_key)")
     date_to_query = Query(None, description="last day, YYYY-MM-DD (inclusive)")
@@ -340,11 +326,7 @@ def _add_routes(app: FastAPI, context: ApiContext) -> None:
 
 def _page_body(request: Request, table: GoldTable, page: Page, *, limit: int, offset: int) -> dict[str, Any]:
     following = offset + limit
-    next_url = (
-        str(request.url.include_query_params(offset=following, limit=limit))
-        if following < page.total
-        else None
-    )
+    next_url = str(request.url.include_query_params(offset=following, limit=limit)) if following < page.total else None
     return {
         "table": table.name,
         "version": page.version,
@@ -360,9 +342,7 @@ def _page_body(request: Request, table: GoldTable, page: Page, *, limit: int, of
 # --- errors ---------------------------------------------------------------------------------
 
 
-def _error(
-    status: int, code: str, message: str, details: Any = None, headers: dict[str, str] | None = None
-) -> JSONResponse:
+def _error(status: int, code: str, message: str, details: Any = None, headers: dict[str, str] | None = None) -> JSONResponse:
     body = {"error": {"code": code, "message": message, "details": details or {}}}
     return GoldJSONResponse(body, status_code=status, headers=headers)
 
@@ -384,10 +364,7 @@ def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
         problems = [
-            {
-                "parameter": ".".join(str(part) for part in e["loc"][1:]) or str(e["loc"][0]),
-                "message": e["msg"],
-            }
+            {"parameter": ".".join(str(part) for part in e["loc"][1:]) or str(e["loc"][0]), "message": e["msg"]}
             for e in exc.errors()
         ]
         message = "; ".join(f"{p['parameter']}: {p['message']}" for p in problems)
@@ -396,12 +373,7 @@ def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("API error on %s", request.url.path)
-        return _error(
-            500,
-            "internal_error",
-            "the server could not answer; the error is in its log",
-            {"path": request.url.path},
-        )
+        return _error(500, "internal_error", "the server could not answer; the error is in its log", {"path": request.url.path})
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -42,9 +42,7 @@ class AuditBuffer:
         self._stopping = False
         self._thread: threading.Thread | None = None
 
-    def record(
-        self, *, actor: str, action: str, target: str, details: Mapping[str, Any] | None = None
-    ) -> None:
+    def record(self, *, actor: str, action: str, target: str, details: Mapping[str, Any] | None = None) -> None:
         event = {
             "actor": actor,
             "action": action,

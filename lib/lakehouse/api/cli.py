@@ -27,12 +27,7 @@ def api_cli() -> None:
 @click.option("--host", default=None, help="Default: api.host of the configuration (127.0.0.1).")
 @click.option("--port", type=int, default=None, help="Default: api.port of the configuration (8000).")
 @click.option("--lake-root", default=None, help="Default: lake_root of the configuration.")
-@click.option(
-    "--access-log/--no-access-log",
-    default=True,
-    show_default=True,
-    help="Log each request (never its token).",
-)
+@click.option("--access-log/--no-access-log", default=True, show_default=True, help="Log each request (never its token).")
 def serve(host: str | None, port: int | None, lake_root: str | None, access_log: bool) -> None:
     """Serve the API until Ctrl-C (OpenAPI documentation at /docs)."""
     import uvicorn
@@ -48,9 +43,7 @@ def serve(host: str | None, port: int | None, lake_root: str | None, access_log:
     if not tokens:
         console.print("[yellow]no API token yet[/]: create one with `lakehouse api token create --role R`")
     host, port = host or settings.api.host, port or settings.api.port
-    console.print(
-        f"Serving gold of {settings.lake_root} on http://{host}:{port} ({tokens} token(s)); docs at /docs"
-    )
+    console.print(f"Serving gold of {settings.lake_root} on http://{host}:{port} ({tokens} token(s)); docs at /docs")
     uvicorn.run(app, host=host, port=port, log_level="info", access_log=access_log)
 
 
@@ -70,19 +63,14 @@ def token_create(role: str, name: str | None) -> None:
     settings = _settings()
     policy = load_policy(settings)
     if role not in policy.roles:
-        raise click.BadParameter(
-            f"unknown role {role!r}; roles: {', '.join(sorted(policy.roles))}", param_hint="--role"
-        )
+        raise click.BadParameter(f"unknown role {role!r}; roles: {', '.join(sorted(policy.roles))}", param_hint="--role")
     path = settings.project_root / settings.api.tokens_file
     name = name or f"{role}-{len(read_tokens_file(path)) + 1}"
     try:
         secret = create_token(path, name=name, role=role)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from exc
-    console.print(
-        f"Token for [bold]{name}[/] (role {role}); its hash is in {path}. Copy it now, it is not stored:",
-        highlight=False,
-    )
+    console.print(f"Token for [bold]{name}[/] (role {role}); its hash is in {path}. Copy it now, it is not stored:", highlight=False)
     click.echo(secret)
 
 

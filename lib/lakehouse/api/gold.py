@@ -32,16 +32,7 @@ from lakehouse.access import AccessPolicy, GoldTable, row_filter_expression, vis
 from lakehouse.lake import filesystem, scheme
 
 # Sort keys first (when present) so pages follow the tables' grain; other columns break ties.
-_SORT_FIRST = (
-    "date_key",
-    "hour_key",
-    "site_id",
-    "machine_id",
-    "product_id",
-    "order_id",
-    "line_number",
-    "batch_id",
-)
+_SORT_FIRST = ("date_key", "hour_key", "site_id", "machine_id", "product_id", "order_id", "line_number", "batch_id")
 
 
 class InvalidQuery(ValueError):
@@ -102,9 +93,7 @@ def _subfolders(fs: pafs.FileSystem, folder: str, prefix: str) -> list[str]:
     if fs.get_file_info(folder).type != pafs.FileType.Directory:
         return []
     infos = fs.get_file_info(pafs.FileSelector(folder))
-    return sorted(
-        i.path for i in infos if i.type == pafs.FileType.Directory and i.base_name.startswith(prefix)
-    )
+    return sorted(i.path for i in infos if i.type == pafs.FileType.Directory and i.base_name.startswith(prefix))
 
 
 class GoldReader:
@@ -218,13 +207,10 @@ class GoldReader:
         return _combine(*terms)
 
 
-def _in_expression(
-    table: GoldTable, schema: pa.Schema, column: str, values: tuple[str, ...]
-) -> ds.Expression:
+def _in_expression(table: GoldTable, schema: pa.Schema, column: str, values: tuple[str, ...]) -> ds.Expression:
     if column not in schema.names:
         raise InvalidQuery(
-            f"table {table.name!r} has no {column} column to filter on",
-            {"table": table.name, "column": column},
+            f"table {table.name!r} has no {column} column to filter on", {"table": table.name, "column": column}
         )
     try:
         typed = pa.array(values).cast(schema.field(column).type)

@@ -92,11 +92,7 @@ class ReloadingTokenStore(TokenStore):
         known = [e for e in entries if e.role in self._roles]
         for entry in entries:
             if entry.role not in self._roles:
-                log.error(
-                    "API token %r has role %r, not defined in the access policy: ignored",
-                    entry.name,
-                    entry.role,
-                )
+                log.error("API token %r has role %r, not defined in the access policy: ignored", entry.name, entry.role)
         self._by_hash = {e.sha256: Principal(name=e.name, role=e.role) for e in [*self._fixed, *known]}
 
 

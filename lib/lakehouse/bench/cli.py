@@ -37,32 +37,12 @@ def bench_cli() -> None:
 
 
 @bench_cli.command("run")
-@click.option(
-    "--scales",
-    default=DEFAULT_SCALES,
-    show_default=True,
-    help="Scale factors, comma-separated (1 = the default dataset).",
-)
+@click.option("--scales", default=DEFAULT_SCALES, show_default=True, help="Scale factors, comma-separated (1 = the default dataset).")
 @click.option("--days", type=int, default=30, show_default=True, help="Days of history before the new day.")
 @click.option("--run-date", default="2026-11-26", show_default=True, help="The new day (YYYY-MM-DD).")
-@click.option(
-    "--workdir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    help="Lakes and inputs; default var/bench.",
-)
-@click.option(
-    "--out",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    help="Reports; default bench/results.",
-)
-@click.option(
-    "--classic/--no-classic",
-    default=True,
-    show_default=True,
-    help="Also run classic local JVM Spark (about 20 s to start).",
-)
+@click.option("--workdir", type=click.Path(file_okay=False, path_type=Path), default=None, help="Lakes and inputs; default var/bench.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None, help="Reports; default bench/results.")
+@click.option("--classic/--no-classic", default=True, show_default=True, help="Also run classic local JVM Spark (about 20 s to start).")
 def bench_run(
     scales: str, days: int, run_date: str, workdir: Path | None, out: Path | None, classic: bool
 ) -> None:
@@ -115,9 +95,7 @@ def bench_run(
 
 
 @bench_cli.command("json-parse")
-@click.argument(
-    "files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
-)
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
 def bench_json_parse(files: tuple[Path, ...]) -> None:
     """Time the bronze JSON-lines parser on FILES, line by line (Python) against the
     vectorised path (Arrow), with the IoT readings schema; no engine involved.

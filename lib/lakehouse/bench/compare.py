@@ -203,9 +203,7 @@ def run_duckdb_subset(input_dir: str | Path, output_dir: str | Path, *, threads:
         if threads:
             con.execute(f"SET threads = {int(threads)}")
         for name in INPUTS:
-            con.execute(
-                f"CREATE VIEW {name} AS SELECT * FROM read_parquet('{_parquet_glob(input_dir, name)}')"
-            )
+            con.execute(f"CREATE VIEW {name} AS SELECT * FROM read_parquet('{_parquet_glob(input_dir, name)}')")
         for name in _DUCKDB_VIEWS:
             con.execute(f"CREATE VIEW {name} AS {DUCKDB_SQL[name]}")
         con.execute(f"CREATE TABLE fact_ventes AS {DUCKDB_SQL['fact_ventes']}")
@@ -276,11 +274,7 @@ CHECKS = {
 
 def read_output(output_dir: str | Path, name: str, check: OutputCheck) -> pd.DataFrame:
     """One engine's output: the checked columns, money in cents, sorted by the keys."""
-    frame = (
-        pads.dataset(str(Path(output_dir) / name), format="parquet")
-        .to_table(columns=check.columns)
-        .to_pandas()
-    )
+    frame = pads.dataset(str(Path(output_dir) / name), format="parquet").to_table(columns=check.columns).to_pandas()
     for column in check.money:
         frame[column] = pd.Series([_cents(v) for v in frame[column]], index=frame.index, dtype=object)
     if "unit_cost" in frame:
@@ -337,6 +331,4 @@ def compare_outputs(reference_dir: str | Path, other_dir: str | Path) -> dict[st
 
 
 def output_rows(output_dir: str | Path) -> dict[str, int]:
-    return {
-        name: pads.dataset(str(Path(output_dir) / name), format="parquet").count_rows() for name in OUTPUTS
-    }
+    return {name: pads.dataset(str(Path(output_dir) / name), format="parquet").count_rows() for name in OUTPUTS}

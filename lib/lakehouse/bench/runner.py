@@ -284,8 +284,6 @@ def compare_engines(
         "classic_start_seconds": classic_start,
         "classic_over_embedded": round(seconds["classic Spark local[2]"] / sail, 2) if classic else None,
         "embedded_over_duckdb": round(sail / seconds["DuckDB"], 2),
-        "identical": all(
-            not problems for per_output in differences.values() for problems in per_output.values()
-        ),
+        "identical": all(not problems for per_output in differences.values() for problems in per_output.values()),
         "differences_against_duckdb": differences,
     }

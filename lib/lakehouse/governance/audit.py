@@ -45,10 +45,7 @@ AUDIT_TABLE = "audit_log"
 GENESIS_HASH = "0" * 64
 REDACTED = "***"
 # Keys whose values never reach the log, whatever the caller passes in ``details``.
-_SECRET_KEY = re.compile(
-    r"pass(word)?|secret|token|api[_-]?key|credential|authori[sz]ation|private[_-]?key|pseudonymi[sz]ation[_-]?key",
-    re.I,
-)
+_SECRET_KEY = re.compile(r"pass(word)?|secret|token|api[_-]?key|credential|authori[sz]ation|private[_-]?key|pseudonymi[sz]ation[_-]?key", re.I)
 
 SCHEMA = pa.schema(
     [
@@ -312,10 +309,7 @@ def _writer_lock(path: str) -> Iterator[None]:
         lock = _thread_locks.setdefault(path, threading.Lock())
     with lock:
         if scheme(path):
-            lock_file = (
-                Path(tempfile.gettempdir())
-                / f"lakehouse-audit-{hashlib.sha256(path.encode()).hexdigest()[:16]}.lock"
-            )
+            lock_file = Path(tempfile.gettempdir()) / f"lakehouse-audit-{hashlib.sha256(path.encode()).hexdigest()[:16]}.lock"
         else:
             lock_file = Path(path).parent / f".{AUDIT_TABLE}.lock"
         lock_file.parent.mkdir(parents=True, exist_ok=True)
@@ -358,14 +352,6 @@ def record_job_run(run: Any, services: Any) -> None:
             "duration_seconds": run.duration_seconds,
             "failed_tasks": [task.task_key for task in run.failed_tasks],
         }
-        record_event(
-            root.rstrip("/"),
-            actor=current_actor(),
-            action="job.run",
-            target=f"job:{run.job}",
-            details=details,
-        )
+        record_event(root.rstrip("/"), actor=current_actor(), action="job.run", target=f"job:{run.job}", details=details)
     except Exception as exc:  # the run's own outcome matters more than its audit entry
-        run.warnings.append(
-            f"job {run.job!r} run {run.run_id}: audit entry not written: {type(exc).__name__}: {exc}"
-        )
+        run.warnings.append(f"job {run.job!r} run {run.run_id}: audit entry not written: {type(exc).__name__}: {exc}")

@@ -64,9 +64,7 @@ class TableDoc(BaseModel):
     @model_validator(mode="after")
     def _erasure_key_is_documented(self) -> TableDoc:
         if self.erasure_key and self.columns and self.erasure_key not in self.columns:
-            raise ValueError(
-                f"erasure_key {self.erasure_key!r} is not one of its columns {sorted(self.columns)}"
-            )
+            raise ValueError(f"erasure_key {self.erasure_key!r} is not one of its columns {sorted(self.columns)}")
         return self
 
 
@@ -186,9 +184,7 @@ def _dataset_entry(
     return _with_table_facts(entry, doc)
 
 
-def _lake_only_entry(
-    lake: Lake, path: str, config: CatalogConfig, by_path: dict[str, CatalogEntry]
-) -> CatalogEntry:
+def _lake_only_entry(lake: Lake, path: str, config: CatalogConfig, by_path: dict[str, CatalogEntry]) -> CatalogEntry:
     name = table_name(lake.root, path)
     relative = path[len(lake.root) :].strip("/")
     parent = by_path.get(path.removesuffix("_quarantine")) if path.endswith("_quarantine") else None
@@ -239,9 +235,7 @@ def _with_table_facts(entry: CatalogEntry, doc: TableDoc) -> CatalogEntry:
     else:
         entry.columns = [_column(name, None, None, doc) for name in doc.columns]
     entry.has_personal_data = any(c.pii in SENSITIVE for c in entry.columns)
-    entry.tags = [tag for tag in ("pii",) if entry.has_personal_data] + (
-        ["erasable"] if entry.erasure_key else []
-    )
+    entry.tags = [tag for tag in ("pii",) if entry.has_personal_data] + (["erasable"] if entry.erasure_key else [])
     return entry
 
 
@@ -302,13 +296,9 @@ def _entry_problems(
     if entry.layer != "gold":
         return problems
     if not entry.owner:
-        problems.append(
-            f"gold table {entry.name}: no owner (add `owner:` under tables.{entry.name} in catalog.yaml)"
-        )
+        problems.append(f"gold table {entry.name}: no owner (add `owner:` under tables.{entry.name} in catalog.yaml)")
     if not entry.description:
-        problems.append(
-            f"gold table {entry.name}: no description (a docstring on its definition or `description:`)"
-        )
+        problems.append(f"gold table {entry.name}: no description (a docstring on its definition or `description:`)")
     for column in entry.columns:
         if column.pii in SENSITIVE or column.name in sensitive:
             where = sensitive.get(column.name, f"{entry.name}.{column.name}")
@@ -317,9 +307,7 @@ def _entry_problems(
                 "gold and exports must carry none"
             )
     for source in _reads_personal_data(entry.name, by_name):
-        problems.append(
-            f"gold table {entry.name}: reads {source}, which holds personal (not pseudonymised) data"
-        )
+        problems.append(f"gold table {entry.name}: reads {source}, which holds personal (not pseudonymised) data")
     return problems
 
 
@@ -342,13 +330,7 @@ def _reads_personal_data(name: str, by_name: dict[str, CatalogEntry]) -> list[st
 # --- publishing ----------------------------------------------------------------------------
 
 _COLUMN = pa.struct(
-    [
-        ("name", pa.string()),
-        ("type", pa.string()),
-        ("nullable", pa.bool_()),
-        ("description", pa.string()),
-        ("pii", pa.string()),
-    ]
+    [("name", pa.string()), ("type", pa.string()), ("nullable", pa.bool_()), ("description", pa.string()), ("pii", pa.string())]
 )
 _EXPECTATION = pa.struct([("name", pa.string()), ("predicate", pa.string()), ("action", pa.string())])
 TABLE_SCHEMA = pa.schema(
@@ -386,9 +368,7 @@ class Published:
     tables: int
 
 
-def publish(
-    entries: list[CatalogEntry], lake: Lake | str, out_dir: str | Path, *, generated_at: dt.datetime
-) -> Published:
+def publish(entries: list[CatalogEntry], lake: Lake | str, out_dir: str | Path, *, generated_at: dt.datetime) -> Published:
     """Write ``_system/catalog`` (replaced in one commit), ``catalog.json`` and ``catalog.html``."""
     from lakehouse.governance.catalog_html import render_html
 
@@ -404,17 +384,11 @@ def publish(
     )
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    document = {
-        "generated_at": generated_at.isoformat(),
-        "lake_root": lake.root,
-        "tables": [asdict(e) for e in entries],
-    }
+    document = {"generated_at": generated_at.isoformat(), "lake_root": lake.root, "tables": [asdict(e) for e in entries]}
     json_path = out / "catalog.json"
     json_path.write_text(json.dumps(document, indent=2, default=str, ensure_ascii=False), encoding="utf-8")
     html_path = out / "catalog.html"
-    html_path.write_text(
-        render_html(entries, lake_root=lake.root, generated_at=generated_at), encoding="utf-8"
-    )
+    html_path.write_text(render_html(entries, lake_root=lake.root, generated_at=generated_at), encoding="utf-8")
     return Published(path, json_path, html_path, len(entries))
 
 

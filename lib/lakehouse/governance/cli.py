@@ -53,12 +53,7 @@ def catalog_group() -> None:
 
 @catalog_group.command("build")
 @_LAKE_ROOT
-@click.option(
-    "--out",
-    type=click.Path(file_okay=False),
-    default=None,
-    help="Folder for catalog.json and catalog.html; default <var_dir>/catalog.",
-)
+@click.option("--out", type=click.Path(file_okay=False), default=None, help="Folder for catalog.json and catalog.html; default <var_dir>/catalog.")
 def catalog_build(lake_root: str | None, out: str | None) -> None:
     """Publish the catalog: Delta table _system/catalog, catalog.json and catalog.html."""
     from lakehouse.governance.catalog import CatalogError, check, publish_catalog
@@ -73,13 +68,9 @@ def catalog_build(lake_root: str | None, out: str | None) -> None:
         table.add_column(column, justify="right" if column == "rows" else "left")
     for entry in entries:
         rows = f"{entry.row_count:,}" if entry.row_count is not None else "not built"
-        table.add_row(
-            entry.name, entry.layer, entry.owner or "-", rows, "yes" if entry.has_personal_data else ""
-        )
+        table.add_row(entry.name, entry.layer, entry.owner or "-", rows, "yes" if entry.has_personal_data else "")
     console.print(table)
-    console.print(
-        f"Delta table: {published.table_path}\nJSON:        {published.json_path}\nHTML:        {published.html_path}"
-    )
+    console.print(f"Delta table: {published.table_path}\nJSON:        {published.json_path}\nHTML:        {published.html_path}")
     for problem in check(entries, config):
         console.print(f"[yellow]problem[/] {problem}", highlight=False)
 
@@ -115,9 +106,7 @@ def audit_verify(lake_root: str | None) -> None:
     if report.ok:
         console.print(f"[green]ok[/] {report.entries} entries, chain intact ({report.path})")
         return
-    where = (
-        f"first bad seq: {report.first_bad_seq}" if report.first_bad_seq else "chain intact, history altered"
-    )
+    where = f"first bad seq: {report.first_bad_seq}" if report.first_bad_seq else "chain intact, history altered"
     console.print(f"[red]TAMPERED[/] {report.path} ({where})", highlight=False)
     for problem in report.problems:
         console.print(f"  {problem}", highlight=False)
@@ -150,14 +139,7 @@ def audit_show(lake_root: str | None, last: int, action: str | None) -> None:
     for column in ("seq", "event_time", "actor", "action", "target", "details"):
         table.add_column(column)
     for row in rows:
-        table.add_row(
-            str(row["seq"]),
-            row["event_time"].isoformat(timespec="seconds"),
-            row["actor"],
-            row["action"],
-            row["target"],
-            row["details"],
-        )
+        table.add_row(str(row["seq"]), row["event_time"].isoformat(timespec="seconds"), row["actor"], row["action"], row["target"], row["details"])
     console.print(table)
 
 
@@ -179,20 +161,13 @@ def erase(customer_id: str, lake_root: str | None, dry_run: bool, yes: bool) -> 
 
     settings = _settings(lake_root)
     if not dry_run and not yes:
-        click.confirm(
-            f"Erase customer {customer_id} from {settings.lake_root}? This cannot be undone", abort=True
-        )
+        click.confirm(f"Erase customer {customer_id} from {settings.lake_root}? This cannot be undone", abort=True)
     entries, config = catalog_of(settings)
     try:
         label = pseudonym(customer_id, pseudonymisation_key(settings))
         report = erase_subject(
-            settings.lake_root,
-            entries,
-            config,
-            subject=customer_id,
-            subject_label=label,
-            actor=audit.current_actor(),
-            dry_run=dry_run,
+            settings.lake_root, entries, config, subject=customer_id, subject_label=label,
+            actor=audit.current_actor(), dry_run=dry_run,
         )
     except (ErasureError, PseudonymisationKeyError) as exc:
         raise click.ClickException(str(exc)) from exc
@@ -200,25 +175,16 @@ def erase(customer_id: str, lake_root: str | None, dry_run: bool, yes: bool) -> 
     for column in ("table", "rows", "files vacuumed", "history truncated"):
         table.add_column(column)
     for item in report.tables:
-        table.add_row(
-            item.table,
-            str(item.rows_deleted),
-            str(item.files_vacuumed),
-            "yes" if item.history_truncated else "",
-        )
+        table.add_row(item.table, str(item.rows_deleted), str(item.files_vacuumed), "yes" if item.history_truncated else "")
     for file, lines in report.landing_files.items():
         table.add_row(file, f"{lines} line(s)", "", "")
     console.print(table)
     if not report.tables and not report.landing_files:
         console.print(f"customer {customer_id} is in no erasable table of the lake")
     for file in report.residual_system_files:
-        console.print(
-            f"[yellow]review[/] {file} still holds the subject's values (system table)", highlight=False
-        )
+        console.print(f"[yellow]review[/] {file} still holds the subject's values (system table)", highlight=False)
     if report.full_refresh_needed:
         names = " ".join(f"--refresh {n}" for n in report.full_refresh_needed)
         console.print(f"Next, rebuild their readers once: lakehouse pipeline run {names} --full-refresh")
-    console.print(
-        "PostgreSQL referential (the source) is not changed by this command: delete the customer there."
-    )
+    console.print("PostgreSQL referential (the source) is not changed by this command: delete the customer there.")
     click.echo(json.dumps({"subject": customer_id, "rows_deleted": report.rows_deleted, "dry_run": dry_run}))

@@ -88,16 +88,12 @@ def erase_subject(
     by_name = {entry.name: entry for entry in entries}
     lake = lake if isinstance(lake, Lake) else Lake(str(lake))
     if scheme(lake.root):
-        raise ErasureError(
-            f"erasure of a remote lake ({lake.root}) is not supported yet: run it where the lake is a local folder"
-        )
+        raise ErasureError(f"erasure of a remote lake ({lake.root}) is not supported yet: run it where the lake is a local folder")
     if not _SAFE_ID.match(subject):
         raise ErasureError(f"subject id {subject!r} is not a plain identifier (letters, digits, _ . : -)")
     targets = [e for e in entries if e.erasure_key and e.exists]
     if not targets:
-        raise ErasureError(
-            f"no built table of {lake.root} declares an erasure_key in catalog.yaml: nothing to erase from"
-        )
+        raise ErasureError(f"no built table of {lake.root} declares an erasure_key in catalog.yaml: nothing to erase from")
     keys = {e.erasure_key for e in targets}
     report = ErasureReport(subject=subject, key=", ".join(sorted(k for k in keys if k)), dry_run=dry_run)
     values = subject_values(targets, subject, config)
@@ -107,9 +103,7 @@ def erase_subject(
             report.tables.append(table_report)
             # Streaming readers of a rewritten table refuse to continue incrementally.
             report.full_refresh_needed += [
-                name
-                for name in entry.downstream
-                if name in by_name and by_name[name].kind == "streaming_table"
+                name for name in entry.downstream if name in by_name and by_name[name].kind == "streaming_table"
             ]
     report.landing_files = _erase_from_landing(lake, values - {subject}, dry_run=dry_run)
     report.full_refresh_needed = sorted(set(report.full_refresh_needed))

@@ -73,9 +73,7 @@ def _local_key(path: Path) -> bytes:
         )
     key = path.read_text(encoding="utf-8").strip()
     if len(key) < _MIN_KEY_LENGTH:
-        raise PseudonymisationKeyError(
-            f"pseudonymisation key file {path} is empty or too short: delete it to regenerate"
-        )
+        raise PseudonymisationKeyError(f"pseudonymisation key file {path} is empty or too short: delete it to regenerate")
     return key.encode("utf-8")
 
 
@@ -102,9 +100,7 @@ def pseudonym_column(column: Column, key: bytes) -> Column:
     return _hmac(column.cast("string"))
 
 
-def with_pseudonyms(
-    df: DataFrame, columns: Sequence[str], key: bytes, *, suffix: str = "_pseudonym"
-) -> DataFrame:
+def with_pseudonyms(df: DataFrame, columns: Sequence[str], key: bytes, *, suffix: str = "_pseudonym") -> DataFrame:
     """Replace each of ``columns`` by ``<column><suffix>`` holding its pseudonym."""
     missing = [name for name in columns if name not in df.columns]
     if missing:

@@ -151,9 +151,7 @@ def _anomaly_estimator(
     return estimator
 
 
-def tune_threshold(
-    train: pd.DataFrame, labels: pd.Series, *, seed: int, max_iter: int, folds: int = 3
-) -> float:
+def tune_threshold(train: pd.DataFrame, labels: pd.Series, *, seed: int, max_iter: int, folds: int = 3) -> float:
     """The score threshold with the best F1 over the training period, scored out of
     fold: the period is cut into ``folds`` consecutive time blocks, each scored by a
     model fitted on the others (ties: the higher threshold). 0.5 when the labels

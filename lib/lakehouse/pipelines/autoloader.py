@@ -107,8 +107,7 @@ TEXT_SCHEMA: Schema = [("value", "string")]
 
 _COMMON_OPTIONS = frozenset({"pathglobfilter", "allowoverwrites"})
 _OPTIONS: dict[str, frozenset[str]] = {
-    "csv": frozenset({"delimiter", "sep", "encoding", "charset", "header", "quote", "escape"})
-    | _COMMON_OPTIONS,
+    "csv": frozenset({"delimiter", "sep", "encoding", "charset", "header", "quote", "escape"}) | _COMMON_OPTIONS,
     "json": frozenset({"multiline", "encoding", "charset"}) | _COMMON_OPTIONS,
     "text": frozenset({"encoding", "charset"}) | _COMMON_OPTIONS,
     "parquet": _COMMON_OPTIONS,
@@ -510,12 +509,7 @@ def _arrow_raw_table(
 
 def _raw_arrow_schema(columns: Sequence[str]) -> pa.Schema:
     return pa.schema(
-        [
-            *((c, pa.string()) for c in columns),
-            (_RESCUED, pa.string()),
-            (_CORRUPT, pa.string()),
-            (LINE_NUMBER, pa.int32()),
-        ]
+        [*((c, pa.string()) for c in columns), (_RESCUED, pa.string()), (_CORRUPT, pa.string()), (LINE_NUMBER, pa.int32())]
     )
 
 

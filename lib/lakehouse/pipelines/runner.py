@@ -246,6 +246,7 @@ class PipelineRunner:
             order = [n for n in order if n in set(refresh) | views]
         full = set(order) if full_refresh is True else set(full_refresh or ())
         ingested_at = ingested_at or dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
+        _remove_stale_staging(self.lake.system("staging"))
         state = _RunState(ingested_at=ingested_at, staging=self.lake.system(f"staging/{run.run_id}"))
         try:
             self._update_in_order(order, run, state, full)
@@ -335,8 +336,9 @@ class PipelineRunner:
         planned = fingerprint(frame, self._delta_version)
         refresh_file = f"{self.checkpoint(flow.name)}/refresh.json"
         last = {} if full_refresh else read_json(refresh_file) or {}
-        if last.get("written") != self._written_versions(dataset):
-            last = {}  # another writer, a restore or a roll-back: recompute and rewrite
+        definition = _table_definition(dataset)
+        if last.get("written") != self._written_versions(dataset) or last.get("definition") != definition:
+            last = {}  # another writer, a restore, a roll-back, new expectations: recompute and rewrite
         if planned is not None and planned.reproducible and last.get("plan") == planned.to_json():
             event.status, event.rows_read, event.rows_written = "SKIPPED", 0, 0
             event.target_version = last["written"][self.path(dataset.name)]
@@ -353,7 +355,9 @@ class PipelineRunner:
             if planned is not None and planned.reproducible:
                 tables = {path: written.get(path, version) for path, version in planned.tables.items()}
                 plan = replace(planned, tables=tables).to_json()
-            write_json(refresh_file, {"plan": plan, "content": digest, "written": written})
+            write_json(
+                refresh_file, {"plan": plan, "content": digest, "written": written, "definition": definition}
+            )
 
         state.checkpoint_commits.append(remember)
 
@@ -705,6 +709,35 @@ def _save_offsets(checkpoint: str, *, committed: dict[str, int] | None = None, p
     if pending != "keep":
         state["pending"] = pending
     write_json(_offsets_file(checkpoint), state)
+
+
+def _table_definition(dataset: Dataset) -> dict[str, Any]:
+    """What decides a view's table besides its query: its expectations and storage."""
+    return {
+        "expectations": [[e.name, e.predicate, e.action.value] for e in dataset.expectations],
+        "quarantine": dataset.quarantine,
+        "partition_cols": list(dataset.partition_cols),
+        "table_properties": dict(sorted(dataset.table_properties.items())),
+        "schema": dataset.schema,
+    }
+
+
+STALE_STAGING = dt.timedelta(days=1)
+
+
+def _remove_stale_staging(root: str) -> None:
+    """Remove staging folders a crashed run left (older than ``STALE_STAGING``; the
+    rows of a run still going, maybe another pipeline's, are younger)."""
+    from pyarrow.fs import FileSelector, FileType
+
+    fs, path = filesystem(root)
+    if fs.get_file_info(path).type != FileType.Directory:
+        return
+    limit = dt.datetime.now(dt.UTC) - STALE_STAGING
+    for info in fs.get_file_info(FileSelector(path)):
+        mtime = info.mtime if info.mtime is None or info.mtime.tzinfo else info.mtime.replace(tzinfo=dt.UTC)
+        if info.type == FileType.Directory and mtime is not None and mtime < limit:
+            _remove(f"{root}/{info.base_name}")
 
 
 def _remove(uri: str) -> None:
