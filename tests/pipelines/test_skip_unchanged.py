@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
 from pyspark.sql import functions as F
 
 from lakehouse import maintenance
@@ -73,6 +74,13 @@ def test_a_source_returning_none_is_skipped_and_commits_nothing(spark, lake):
         "the source returned no new data",
     )
     assert _versions(lake, spark, source) == before
+
+
+def test_previewing_a_source_with_nothing_new_says_so(spark, lake):
+    source = _source(spark)
+    source["rows"] = None
+    with pytest.raises(dp.GraphError, match="'orders': its source has no new data to preview"):
+        dp.PipelineRunner(spark, _graph(source), lake, parameters={"label": "v1"}).preview("orders")
 
 
 def test_views_whose_inputs_and_definition_are_unchanged_are_not_even_computed(spark, lake):

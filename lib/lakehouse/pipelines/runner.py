@@ -655,6 +655,8 @@ class PipelineRunner:
                 f"{dataset!r} is written by a CDC flow; preview its source {flow.source!r} instead"
             )
         frame = flow.function(**self._inputs(flow, state))
+        if frame is None:
+            raise GraphError(f"{dataset!r}: its source has no new data to preview (it returned None)")
         expectations = self.graph.datasets[dataset].expectations
         flagged = ex.flag(frame, expectations)
         _, results = ex.count(flagged, expectations)
