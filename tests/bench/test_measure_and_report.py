@@ -80,7 +80,7 @@ def test_markdown_reports_each_target_as_met_or_missed():
                 "scale": 1.0, "days_of_history": 30, "run_date": "2026-11-26",
                 "stages": [_stage("bronze", 2.0)],
                 "downstream": [{**_stage("ml scoring", 1.0), "details": {"error": "LookupError: no champion"}}],
-                "incremental": {"daily_update": [_stage("daily bronze", 1.0)], "full_rebuild": [_stage("rebuild bronze", 6.0)], "full_rebuild_over_daily": 6.0},
+                "incremental": {"daily_update": [_stage("daily bronze", 1.0)], "full_rebuild": [_stage("rebuild bronze", 6.0)], "full_rebuild_over_daily": 6.0, "nothing_new": [_stage("again bronze", 0.25), _stage("again silver", 0.5)]},
                 "tables": [{"table": "bronze.iot.readings", "rows": 10, "bytes": 2**20, "version": 1}],
                 "comparison": {
                     "input_rows": {"order_lines": 3}, "output_rows": {"fact_ventes": 3},
@@ -96,6 +96,7 @@ def test_markdown_reports_each_target_as_met_or_missed():
     assert "| embedded engine >= 10x faster than classic local Spark | 1.0 | 15.0x | yes |" in text
     assert "| embedded engine within 2x of DuckDB | 1.0 | 4.0x | no |" in text
     assert "| daily increment >= 5x cheaper than a full rebuild | 1.0 | 6.0x | yes |" in text
+    assert "The daily run again, with nothing new (every source and view skipped): 0.75 s" in text
     assert "| bronze.iot.readings | 10 | 1.00 | 1 |" in text
     assert "identical results: **True**" in text
     assert "Failed (not measured): ml scoring: LookupError: no champion" in text

@@ -109,6 +109,13 @@ def _scale_section(scale: dict) -> list[str]:
         *_table(STAGE_HEADER, _stage_rows(inc["daily_update"] + inc["full_rebuild"])),
         "",
     ]
+    if inc.get("nothing_new"):
+        floor = sum(s["seconds"] for s in inc["nothing_new"])
+        lines += [
+            f"The daily run again, with nothing new (every source and view skipped): {floor:.2f} s, "
+            "the fixed cost of the three runs.",
+            "",
+        ]
     lines += _slowest_flows(scale["stages"] + inc["daily_update"])
     lines += _comparison_section(scale["comparison"])
     tables = sorted(scale["tables"], key=lambda t: -t["bytes"])

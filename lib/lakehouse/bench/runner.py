@@ -3,7 +3,7 @@
 For a scale: generate ``days + 1`` days of sources ending on the run date, hold the
 newest day's drops back, run bronze, silver and gold on the ``days`` of history
 (the stage timings), put the newest day back and run the daily update (the
-incremental cost) and what follows it (model training and scoring, BI exports),
+incremental cost), the same update again with nothing new (its fixed floor), and what follows it (model training and scoring, BI exports),
 then rebuild everything from all files (``full_refresh``, the cost the daily run
 avoids). Finally the gold subset of ``lakehouse.bench.compare``
 runs on the embedded engine, on classic local Spark and on DuckDB over the same
@@ -38,6 +38,7 @@ class ScaleResult:
     stages: list[StageResult] = field(default_factory=list)
     daily: list[StageResult] = field(default_factory=list)
     full_rebuild: list[StageResult] = field(default_factory=list)
+    nothing_new: list[StageResult] = field(default_factory=list)  # the daily run again: the fixed floor
     downstream: list[StageResult] = field(default_factory=list)
     tables: list[dict[str, object]] = field(default_factory=list)
     comparison: dict[str, object] = field(default_factory=dict)
@@ -58,6 +59,7 @@ class ScaleResult:
             "incremental": {
                 "daily_update": [s.to_json() for s in self.daily],
                 "full_rebuild": [s.to_json() for s in self.full_rebuild],
+                "nothing_new": [s.to_json() for s in self.nothing_new],
                 "full_rebuild_over_daily": self.incremental_ratio,
             },
             "tables": self.tables,
@@ -109,6 +111,7 @@ def run_scale(
     result.stages += run_layers(spark, settings, history_date, memory, progress, label="")
     restore_day(held)
     result.daily = run_layers(spark, settings, run_date, memory, progress, label="daily ")
+    result.nothing_new = run_layers(spark, settings, run_date, memory, progress, label="again ")
     result.downstream = run_downstream(spark, settings, memory, progress)  # settings.run_date is the new day
     result.full_rebuild = run_layers(spark, settings, run_date, memory, progress, label="rebuild ", full=True)
     result.tables = table_sizes(settings.lake_root)
