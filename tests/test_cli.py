@@ -28,6 +28,29 @@ def test_tables_lists_delta_tables_with_row_counts(spark, lake):
     assert "gold.pharma.star.dim_x" in result.output and "│    3 │" in result.output
 
 
+def test_pipeline_events_show_each_flow_and_why_it_was_skipped(spark, lake, monkeypatch):
+    from lakehouse import pipelines as dp
+
+    with dp.graph("cli_events") as g:
+
+        @dp.materialized_view
+        def numbers():
+            return dp.current().spark.createDataFrame([(1,), (2,)], "n int")
+
+    runner = dp.PipelineRunner(spark, g, lake)
+    runner.run(run_id="first")
+    runner.run(run_id="second")
+    monkeypatch.setenv("LAKEHOUSE_LAKE_ROOT", lake.root)
+
+    first = CliRunner().invoke(main, ["pipeline", "events", "--run-id", "first"])
+    second = CliRunner().invoke(main, ["pipeline", "events"])  # the latest run
+
+    assert first.exit_code == 0 and second.exit_code == 0, first.output + second.output
+    assert "run first" in first.output and "COMPLETED" in first.output
+    assert "run second" in second.output
+    assert "SKIPPED" in second.output and "inputs and definition unchanged" in second.output
+
+
 def test_quickstart_rejects_an_impossible_scale_before_doing_anything(tmp_path, monkeypatch):
     monkeypatch.setenv("LAKEHOUSE_VAR_DIR", str(tmp_path / "var"))
     monkeypatch.setenv("LAKEHOUSE_LAKE_ROOT", str(tmp_path / "lake"))

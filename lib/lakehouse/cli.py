@@ -252,9 +252,19 @@ def pipeline_events(run_id: str | None) -> None:
     rows = rows.assign(
         expectations_failed=rows["expectations"].map(
             lambda items: ", ".join(f"{e['name']}={e['failed']}" for e in items if e["failed"])
-        )
+        ),
+        skipped_because=[d if s == "SKIPPED" else "" for s, d in zip(rows["status"], rows["details"], strict=True)],
     )
-    columns = ["dataset", "status", "rows_read", "rows_written", "rows_dropped", "duration_seconds", "expectations_failed"]
+    columns = [
+        "dataset",
+        "status",
+        "rows_read",
+        "rows_written",
+        "rows_dropped",
+        "duration_seconds",
+        "expectations_failed",
+        "skipped_because",
+    ]
     console.print(f"run {chosen}")
     console.print(rows[columns].to_string(index=False))
 
