@@ -147,7 +147,8 @@ def _slowest_flows(stages: list[dict]) -> list[str]:
     ]
     if not rows:
         return []
-    return ["Slowest flows of each stage (event log):", "", *_table(["stage", "flow", "wall s"], rows), ""]
+    title = "Slowest flows of each stage (event log; flows run side by side, so a flow's time includes waiting for a core):"
+    return [title, "", *_table(["stage", "flow", "wall s"], rows), ""]
 
 
 def _comparison_section(comparison: dict) -> list[str]:
