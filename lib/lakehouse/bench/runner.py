@@ -3,7 +3,8 @@
 For a scale: generate ``days + 1`` days of sources ending on the run date, hold the
 newest day's drops back, run bronze, silver and gold on the ``days`` of history
 (the stage timings), put the newest day back and run the daily update (the
-incremental cost), the same update again with nothing new (its fixed floor), and what follows it (model training and scoring, BI exports),
+incremental cost), the same update again with nothing new (its fixed floor), and
+what follows it (model training and scoring, BI exports),
 then rebuild everything from all files (``full_refresh``, the cost the daily run
 avoids). Finally the gold subset of ``lakehouse.bench.compare``
 runs on the embedded engine, on classic local Spark and on DuckDB over the same

@@ -83,9 +83,8 @@ class FactRefresh:
 def day_fingerprints(df: DataFrame, day_expr: str) -> dict[str, str]:
     """``{day 'YYYY-MM-DD': 'rows:hash sum'}`` of ``df`` (row order does not matter; a
     duplicated, changed or removed row changes its day's fingerprint)."""
-    row_hash = F.xxhash64(*[F.col(f"`{c}`") for c in df.columns]).cast("decimal(38,0)")
     days = df.groupBy(F.date_format(F.expr(day_expr), DAY_FORMAT).alias("day")).agg(
-        F.count(F.lit(1)).alias("rows"), F.sum(row_hash).alias("hash")
+        F.count(F.lit(1)).alias("rows"), F.sum(ex.row_hash(df)).alias("hash")
     )
     return {str(r["day"]): f"{r['rows']}:{r['hash']}" for r in days.collect()}
 

@@ -58,17 +58,19 @@ def count_and_digest(
 ) -> tuple[int, list[ExpectationResult], str]:
     """As :func:`count`, plus the content digest of ``flagged`` (same pass)."""
     total, results, digest = _aggregate(flagged, expectations, digest=True)
-    return total, results, str(digest)
+    assert digest is not None
+    return total, results, digest
 
 
 def content_digest(df: DataFrame) -> str:
     """``'rows:hash sum'`` of ``df``'s rows: row order does not matter; a duplicated,
     changed or removed row changes it."""
-    row = df.agg(F.count(F.lit(1)).alias("__rows"), F.sum(_row_hash(df)).alias("__hash")).first()
+    row = df.agg(F.count(F.lit(1)).alias("__rows"), F.sum(row_hash(df)).alias("__hash")).first()
     return f"{row['__rows']}:{row['__hash']}"
 
 
-def _row_hash(df: DataFrame) -> Column:
+def row_hash(df: DataFrame) -> Column:
+    """A hash of every column of a row, as DECIMAL so that sums of it cannot overflow."""
     return F.xxhash64(*[F.col(f"`{c}`") for c in df.columns]).cast("decimal(38,0)")
 
 
@@ -80,7 +82,7 @@ def _aggregate(
         for i, e in enumerate(expectations)
     ]
     if digest:
-        aggregates.append(F.sum(_row_hash(flagged)).alias("__hash"))
+        aggregates.append(F.sum(row_hash(flagged)).alias("__hash"))
     row = flagged.agg(*aggregates).first()
     total = row["__rows"]
     results = []

@@ -231,7 +231,7 @@ def lineage_svg(graph: PipelineGraph) -> str:
     for name, (x, y) in position.items():
         dataset = graph.datasets[name]
         parts.append(
-            f"<g><title>{escape(dataset.kind.value)}: {escape(dataset.comment or name)}</title>"
+            f'<g><title>{escape(dataset.kind.value)}: {escape(dataset.comment or name)}</title>'
             f'<rect x="{x}" y="{y}" width="{box_w}" height="{box_h}" rx="6" fill="{fills[dataset.kind]}" '
             'stroke="#374151"/>'
             f'<text x="{x + 10}" y="{y + 21}">{escape(name)}</text></g>'
