@@ -3,6 +3,10 @@
 Every ``/v1`` route needs ``Authorization: Bearer <token>``; the token's role decides
 which tables, rows and columns are served (conf/base/access.yaml). Errors always have
 the body ``{"error": {"code", "message", "details"}}``.
+
+The documentation pages ``/docs`` (Swagger UI) and ``/redoc`` are served with their
+JavaScript and CSS from the server itself (``/static/docs``, the files of the
+``fastapi-offline`` package), never from a CDN, so they work on a machine without internet.
 """
 
 from __future__ import annotations
@@ -14,12 +18,15 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
+from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -152,11 +159,64 @@ def create_app(
         ),
         lifespan=lifespan,
         default_response_class=GoldJSONResponse,
+        docs_url=None,  # served by _add_docs_routes with local assets, not FastAPI's CDN ones
+        redoc_url=None,
     )
     app.state.api = context
     _add_error_handlers(app)
+    _add_docs_routes(app)
     _add_routes(app, context)
     return app
+
+
+# --- documentation pages (self-hosted assets) -----------------------------------------------
+
+DOCS_STATIC_URL = "/static/docs"
+
+
+def docs_static_dir() -> Path:
+    """Swagger UI (``swagger-ui-bundle.js``, ``swagger-ui.css``), ReDoc
+    (``redoc.standalone.js``) and ``favicon.png``, as shipped by the fastapi-offline wheel."""
+    import fastapi_offline
+
+    return Path(fastapi_offline.__file__).parent / "static"
+
+
+def _add_docs_routes(app: FastAPI) -> None:
+    """FastAPI's "self-hosting JavaScript and CSS for docs" pattern: the pages load only
+    URLs of this server. They need no token (they hold no data); "Authorize" in /docs
+    takes a bearer token for "Try it out", as declared by the OpenAPI document."""
+    app.mount(DOCS_STATIC_URL, StaticFiles(directory=docs_static_dir()), name="docs-static")
+    oauth2_redirect_url = app.swagger_ui_oauth2_redirect_url or "/docs/oauth2-redirect"
+
+    @app.get("/docs", include_in_schema=False)
+    async def swagger_ui(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "")
+        return get_swagger_ui_html(
+            openapi_url=f"{root}{app.openapi_url}",
+            title=f"{app.title} - Swagger UI",
+            oauth2_redirect_url=f"{root}{oauth2_redirect_url}",
+            swagger_js_url=f"{root}{DOCS_STATIC_URL}/swagger-ui-bundle.js",
+            swagger_css_url=f"{root}{DOCS_STATIC_URL}/swagger-ui.css",
+            swagger_favicon_url=f"{root}{DOCS_STATIC_URL}/favicon.png",
+            # no badge from the public validator service
+            swagger_ui_parameters={"validatorUrl": None, **(app.swagger_ui_parameters or {})},
+        )
+
+    @app.get(oauth2_redirect_url, include_in_schema=False)
+    async def swagger_ui_redirect() -> HTMLResponse:
+        return get_swagger_ui_oauth2_redirect_html()
+
+    @app.get("/redoc", include_in_schema=False)
+    async def redoc(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "")
+        return get_redoc_html(
+            openapi_url=f"{root}{app.openapi_url}",
+            title=f"{app.title} - ReDoc",
+            redoc_js_url=f"{root}{DOCS_STATIC_URL}/redoc.standalone.js",
+            redoc_favicon_url=f"{root}{DOCS_STATIC_URL}/favicon.png",
+            with_google_fonts=False,
+        )
 
 
 # --- authentication and audit ---------------------------------------------------------------

@@ -23,6 +23,7 @@ import great_expectations as gx
 from great_expectations.data_context.types.base import ProgressBarsConfig
 
 from lakehouse.quality.model import SUITE_ERROR, ExpectationResult, QualityRun, SuiteRun
+from lakehouse.quality.offline_docs import make_offline
 from lakehouse.quality.suites import Check, SuiteInputs, TableSuite
 
 log = logging.getLogger(__name__)
@@ -95,6 +96,7 @@ def validate_suites(
             on_suite(suite_run)
     if docs_dir is not None:
         context.build_data_docs(site_names=[DOCS_SITE])
+        make_offline(docs_dir)  # CDN assets copied beside the pages: styled without internet
         run.docs_index = docs_dir / "index.html"
     return run
 
