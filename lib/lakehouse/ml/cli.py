@@ -100,3 +100,87 @@ def champions() -> None:
         version = tracking.champion_version(name)
         console.print(f"{name}: {'version ' + version if version else 'no champion yet'}")
     console.print(f"store: {uri}")
+
+
+@ml_cli.group("meter")
+def meter_cli() -> None:
+    """Forecast models of your own meters, trained on their hourly CSV.
+
+    \b
+    Example:
+      lakehouse ml meter train atelier_b.csv --name "Atelier B"   # -> meter_forecast_atelier_b
+    """
+
+
+@meter_cli.command("train")
+@click.argument("csv_path", metavar="CSV", type=click.Path(exists=True, dir_okay=False))
+@click.option(
+    "--timezone",
+    default="Europe/Paris",
+    show_default=True,
+    help="Time zone of timestamps without an offset; the calendar features use it too.",
+)
+@click.option(
+    "--holdout-days",
+    default=7,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Last days kept for evaluation.",
+)
+@click.option(
+    "--name", default=None, help="Meter name; default the CSV file name. Registered as meter_forecast_<name>."
+)
+@click.option(
+    "--skip-bad-rows", is_flag=True, help="Skip and count unreadable rows instead of stopping at the first."
+)
+def meter_train(
+    csv_path: str, timezone: str, holdout_days: int, name: str | None, skip_bad_rows: bool
+) -> None:
+    """Train the day-ahead consumption forecast of one meter from its hourly CSV
+    (columns timestamp, kWh), evaluate it on the last --holdout-days against the same
+    hour last week, log the run to the MLflow experiment `meter_forecast` and register
+    the model.
+
+    \b
+    Timestamps: ISO 8601 with an offset (2026-03-29T01:00:00+01:00) or local time of
+    --timezone (2026-03-29 01:00). Missing hours are allowed (neither trained on nor
+    evaluated); a repeated UTC hour with a different kWh is an error. See docs/ml.md.
+
+    \b
+    Example:
+      lakehouse ml meter train var/meters/atelier_b.csv --name "Atelier B" --holdout-days 7
+    """
+    from lakehouse.ml import tracking
+    from lakehouse.ml.meters import MeterDataError, read_meter_csv, train_meter_forecast
+
+    settings = _settings(None, None)
+    try:
+        series = read_meter_csv(csv_path, timezone=timezone, skip_bad_rows=skip_bad_rows)
+        with console.status("training and logging to MLflow"):
+            result = train_meter_forecast(series, settings, holdout_days=holdout_days, name=name)
+    except MeterDataError as exc:
+        raise click.ClickException(str(exc)) from exc
+    console.print(
+        f"{series.path.name}: {series.rows} rows, {result.hours} hours from {series.hourly['hour_ts'].iloc[0]:%Y-%m-%d %H:%M}Z "
+        f"to {series.hourly['hour_ts'].iloc[-1]:%Y-%m-%d %H:%M}Z, {result.missing_hours} missing, "
+        f"{result.bad_rows} bad rows skipped, {result.duplicate_rows} identical duplicates"
+    )
+    console.print(
+        f"hold-out from {result.holdout_start_local:%Y-%m-%d %H:%M} {timezone}: "
+        f"{result.evaluated_hours} of {result.holdout_hours} hours evaluated "
+        "(a reading, and one a week before)"
+    )
+    table = Table(title=f"Meter {result.meter}, day-ahead forecast")
+    for column in ("metric", "model", "same hour last week"):
+        table.add_column(column, justify="right" if column != "metric" else "left")
+    units = {"mae": "kWh", "rmse": "kWh", "mape": "%", "smape": "%", "cv_rmse": "%", "nmbe": "%"}
+    for key, unit in units.items():
+        table.add_row(
+            f"{key} ({unit})", f"{result.metrics[key]:.3f}", f"{result.metrics['baseline_' + key]:.3f}"
+        )
+    table.add_row("skill on MAE", f"{result.metrics['skill_mae']:.1%}", "0.0%")
+    console.print(table)
+    console.print(
+        f"MLflow run {result.run_id} (experiment meter_forecast, store {tracking.tracking_uri(settings)})"
+    )
+    console.print(f"registered model {result.model_name} version {result.version}")
