@@ -148,7 +148,9 @@ class ApiSettings(BaseModel):
     port: int = 8000
     access_file: Path = Path("conf/base/access.yaml")  # roles and policies, relative to the project root
     tokens_file: Path = Path("conf/local/api_tokens.yaml")  # written by `lakehouse api token create`
-    tokens: list[ApiToken] = []  # more hashes, e.g. LAKEHOUSE_API__TOKENS='[{"name":..,"role":..,"sha256":..}]'
+    tokens: list[
+        ApiToken
+    ] = []  # more hashes, e.g. LAKEHOUSE_API__TOKENS='[{"name":..,"role":..,"sha256":..}]'
     default_page_size: int = Field(100, ge=1)
     max_page_size: int = Field(5000, ge=1)
     snapshot_check_seconds: float = Field(1.0, ge=0)  # how stale a cached table version may be
@@ -164,6 +166,8 @@ class MlSettings(BaseModel):
     seed: int = 42
     holdout_days: int = Field(7, ge=1)  # the last days of history, never trained on
     anomaly_threshold: float | None = Field(None, gt=0, lt=1)  # flag score; None: tuned on training data
+    ui_url: str = "http://127.0.0.1:5000"  # the MLflow UI of `make mlflow-ui`, for run links
+    catch_up_days: int = Field(7, ge=1)  # scoring also fills the days before the run date never scored
 
 
 class Settings(BaseSettings):

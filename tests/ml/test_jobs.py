@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import shutil
 from pathlib import Path
 
@@ -16,24 +18,72 @@ from .conftest import RUN_DATE
 pytestmark = pytest.mark.slow
 
 
-def test_weekly_training_then_daily_scoring_fill_the_gold_prediction_tables(tiny_lake, tmp_path, monkeypatch):
+def _registered_versions(var: Path) -> dict[str, list[str]]:
+    import sqlite3
+
+    with sqlite3.connect(var / "mlflow" / "mlflow.db") as db:
+        rows = db.execute("SELECT name, version FROM model_versions ORDER BY name, version").fetchall()
+    versions: dict[str, list[str]] = {}
+    for name, version in rows:
+        versions.setdefault(name, []).append(str(version))
+    return versions
+
+
+def test_daily_scoring_bootstraps_the_models_once_and_catches_up_then_weekly_training_keeps_champions(
+    tiny_lake, tmp_path, monkeypatch
+):
     shutil.copytree(tiny_lake.root, tmp_path / "copy")
     lake, var, runs = tmp_path / "copy" / "lake", tmp_path / "copy" / "var", tmp_path / "runs"
     monkeypatch.setenv("LAKEHOUSE_HOME", str(PROJECT_ROOT))
     monkeypatch.setenv("LAKEHOUSE_VAR_DIR", str(var))
     monkeypatch.setenv("LAKEHOUSE_ML__HOLDOUT_DAYS", "3")
+    monkeypatch.setenv("LAKEHOUSE_ML__CATCH_UP_DAYS", "3")
     jobs = load_jobs(PROJECT_ROOT / "jobs.yaml", project_root=PROJECT_ROOT)
     params = {"run_date": RUN_DATE.isoformat(), "lake_root": str(lake)}
-    for job in ("ml_training_weekly", "ml_scoring_daily"):
-        run = run_job(jobs, job, params=params, project_root=PROJECT_ROOT, runs_dir=runs, quiet=True)
-        assert run.ok, f"{job}: {run.error}"
-        assert list(Path(run.run_dir).glob("*.ipynb")), "executed notebooks are kept"
 
+    # A lake no model was trained for: the daily scoring job trains, registers, scores.
+    first = run_job(jobs, "ml_scoring_daily", params=params, project_root=PROJECT_ROOT, runs_dir=runs, quiet=True)
+    assert first.ok, first.error
+    assert sorted(p.name for p in Path(first.run_dir).glob("*.ipynb")) == [
+        "bootstrap_models.ipynb",
+        "score_energy.ipynb",
+    ]
     assert (var / "mlflow" / "mlflow.db").is_file(), "the default store lives under var_dir"
+    # The forecast; the supervised detector (labels exist) then the label-free one.
+    assert _registered_versions(var) == {
+        "energy_anomaly_detector": ["1", "2"],
+        "energy_consumption_forecast": ["1"],
+    }
     gold = lake / "gold" / "domain=energy" / "model=prediction"
     scores = DeltaTable(str(gold / "table=anomaly_scores")).to_pandas()
     forecast = DeltaTable(str(gold / "table=consumption_forecast")).to_pandas()
-    # 4 machines x the 24 hours of the run date, and x the 24 hours after it.
-    assert (len(scores), len(forecast)) == (96, 96)
-    assert set(scores["model_version"]) == set(forecast["model_version"]) == {"1"}
-    assert scores["hour_ts"].dt.date.eq(RUN_DATE).all()
+    # Caught up 3 days (catch_up_days): 4 machines x 72 hours scored; each scored day
+    # forecasts the next one: the 24th's forecast is the 25th, ..., the 26th's the 27th.
+    assert (len(scores), len(forecast)) == (4 * 72, 4 * 72)
+    first_day = RUN_DATE - dt.timedelta(days=2)
+    assert sorted(set(scores["hour_ts"].dt.date)) == [first_day + dt.timedelta(days=k) for k in range(3)]
+    assert sorted(set(forecast["hour_ts"].dt.date)) == [first_day + dt.timedelta(days=k) for k in range(1, 4)]
+    assert set(forecast["model_version"]) == {"1"}
+    assert set(scores["model_name"]) == {"energy_anomaly_detector"}
+    assert scores["model_run_id"].str.len().gt(0).all() and forecast["model_run_id"].str.len().gt(0).all()
+    bootstrap = json.loads((Path(first.run_dir) / "bootstrap_models.ipynb").read_text())
+    printed = "".join("".join(o.get("text", "")) for c in bootstrap["cells"] for o in c.get("outputs", []))
+    assert "no champion yet for energy_consumption_forecast, energy_anomaly_detector: training" in printed
+    assert "skill_mae" in printed and "#/experiments/" in printed
+
+    # The next run trains nothing and scores the run date only (its rows replaced).
+    again = run_job(jobs, "ml_scoring_daily", params=params, project_root=PROJECT_ROOT, runs_dir=runs, quiet=True)
+    assert again.ok, again.error
+    assert _registered_versions(var)["energy_consumption_forecast"] == ["1"]
+    bootstrap = json.loads((Path(again.run_dir) / "bootstrap_models.ipynb").read_text())
+    printed = "".join("".join(o.get("text", "")) for c in bootstrap["cells"] for o in c.get("outputs", []))
+    assert "every model has a champion: not retrained" in printed
+    rescored = DeltaTable(str(gold / "table=anomaly_scores")).to_pandas()
+    assert len(rescored) == 4 * 72
+    newer = rescored["scored_at"] > scores["scored_at"].max()
+    assert set(rescored.loc[newer, "hour_ts"].dt.date) == {RUN_DATE}
+
+    # The weekly training retrains on the same data: same metrics, no promotion.
+    weekly = run_job(jobs, "ml_training_weekly", params=params, project_root=PROJECT_ROOT, runs_dir=runs, quiet=True)
+    assert weekly.ok, weekly.error
+    assert _registered_versions(var)["energy_consumption_forecast"] == ["1", "2"]

@@ -1,28 +1,31 @@
-"""The two energy models, their baselines and the time-based hold-out.
+"""Fitting the energy models, their baselines and the time-based hold-out.
 
-- Forecast: ``HistGradientBoostingRegressor`` of an hour's kWh from what is known 24
-  hours before (``FORECAST_FEATURES``), against the seasonal naive forecast (the
-  same hour a week before, ``kwh_lag_168``).
-- Anomaly: ``HistGradientBoostingClassifier`` on residual-like features (the hour
-  against its lags and its previous 24 hours, peak vs mean power, temperature),
-  trained on labelled history. Why supervised rather than IsolationForest: the
-  anomaly types look nothing alike (a stuck meter is *too* regular, a slow drift is
-  a small steady bias, a shifted profile is a normal-looking hour at the wrong
-  time); an isolation score ranks rare points and misses the first and last, while
-  a classifier learns each signature from confirmed incidents (here the generator's
-  ground truth; in a plant, maintenance tickets). Baseline: a robust z-score of the
-  hour against the median and MAD of the same hour of the previous 7 days.
+The models themselves (what is logged to MLflow and served) are defined in
+``ml/models/`` as MLflow models from code; this module fits their estimators and
+returns them wrapped in those definitions (``lakehouse.ml.model_code``).
 
-Both estimators are wrapped in a small ``PythonModel`` so the registered model takes
-the raw feature columns (``machine_type`` as a string) and, for anomalies, returns a
-continuous score beside the flag.
+- Forecast (``ml/models/energy_forecast.py``): ``HistGradientBoostingRegressor`` of an
+  hour's kWh from what is known 24 hours before (``FORECAST_FEATURES``), against the
+  seasonal naive forecast (the same hour a week before, ``kwh_lag_168``).
+- Anomaly, supervised (``ml/models/energy_anomaly.py``):
+  ``HistGradientBoostingClassifier`` on residual-like features, trained on labelled
+  history. Why supervised rather than IsolationForest: the anomaly types look nothing
+  alike (a stuck meter is *too* regular, a slow drift is a small steady bias, a
+  shifted profile is a normal-looking hour at the wrong time); an isolation score
+  ranks rare points and misses the first and last, while a classifier learns each
+  signature from confirmed incidents (here the generator's ground truth; in a plant,
+  maintenance tickets).
+- Anomaly, without labels (``ml/models/energy_anomaly_label_free.py``): the hour
+  against its own day-ahead forecast, with a robust per-machine threshold on the
+  out-of-fold residuals; chosen automatically when no labels exist.
+- Baseline of both detectors: a robust z-score of the hour against the median and
+  MAD of the same hour of the previous 7 days.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-import mlflow.pyfunc
 import numpy as np
 import pandas as pd
 from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
@@ -63,7 +66,9 @@ def time_split(features: pd.DataFrame, holdout_days: int) -> Split:
     return Split(train.reset_index(drop=True), holdout.reset_index(drop=True), cutoff)
 
 
-def _design(frame: pd.DataFrame, columns: tuple[str, ...], categories: list[str]) -> pd.DataFrame:
+def design(frame: pd.DataFrame, columns: tuple[str, ...], categories: list[str]) -> pd.DataFrame:
+    """The estimator's input: ``columns`` of ``frame`` as float64, ``machine_type`` as a
+    categorical with the categories seen in training."""
     design = frame.loc[:, list(columns)].copy()
     for column in columns:
         if column == "machine_type":
@@ -73,47 +78,24 @@ def _design(frame: pd.DataFrame, columns: tuple[str, ...], categories: list[str]
     return design
 
 
-class ForecastModel(mlflow.pyfunc.PythonModel):
-    """Predicts ``predicted_kwh`` from ``FORECAST_FEATURES``."""
+def definition(name: str):
+    """The module of ``ml/models/<name>.py`` (see ``lakehouse.ml.model_code``)."""
+    from lakehouse.ml.model_code import load_definition
 
-    def __init__(self, estimator: HistGradientBoostingRegressor, categories: list[str]) -> None:
-        self.estimator = estimator
-        self.categories = categories
-
-    def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.Series:
-        design = _design(model_input, FORECAST_FEATURES, self.categories)
-        with threadpool_limits(THREADS):
-            predicted = self.estimator.predict(design)
-        return pd.Series(np.clip(predicted, 0.0, None), name="predicted_kwh")
-
-
-class AnomalyModel(mlflow.pyfunc.PythonModel):
-    """Scores ``ANOMALY_FEATURES``: ``anomaly_score`` (probability, 0-1) and
-    ``is_anomaly`` (score >= threshold)."""
-
-    def __init__(
-        self, estimator: HistGradientBoostingClassifier, categories: list[str], threshold: float
-    ) -> None:
-        self.estimator = estimator
-        self.categories = categories
-        self.threshold = threshold
-
-    def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
-        design = _design(model_input, ANOMALY_FEATURES, self.categories)
-        with threadpool_limits(THREADS):
-            score = self.estimator.predict_proba(design)[:, 1]
-        return pd.DataFrame({"anomaly_score": score, "is_anomaly": score >= self.threshold})
+    return load_definition(name)
 
 
 def machine_types(features: pd.DataFrame) -> list[str]:
     return sorted(features["machine_type"].dropna().unique().tolist())
 
 
-def train_forecast(train: pd.DataFrame, *, seed: int, max_iter: int = 300) -> ForecastModel:
-    """Fit on every training hour with a known target (NULL lags are fine)."""
-    rows = train[train[TARGET].notna()]
-    categories = machine_types(rows)
+def _forecast_estimator(
+    rows: pd.DataFrame, categories: list[str], *, seed: int, max_iter: int, loss: str = "squared_error"
+) -> HistGradientBoostingRegressor:
+    """Fitted on the rows of ``rows`` with a known target (NULL lags are fine)."""
+    rows = rows[rows[TARGET].notna()]
     estimator = HistGradientBoostingRegressor(
+        loss=loss,
         max_iter=max_iter,
         learning_rate=0.05,
         max_leaf_nodes=31,
@@ -124,8 +106,16 @@ def train_forecast(train: pd.DataFrame, *, seed: int, max_iter: int = 300) -> Fo
         random_state=seed,
     )
     with threadpool_limits(THREADS):
-        estimator.fit(_design(rows, FORECAST_FEATURES, categories), rows[TARGET].to_numpy(float))
-    return ForecastModel(estimator, categories)
+        estimator.fit(design(rows, FORECAST_FEATURES, categories), rows[TARGET].to_numpy(float))
+    return estimator
+
+
+def train_forecast(train: pd.DataFrame, *, seed: int, max_iter: int = 300):
+    """``EnergyForecast`` (ml/models/energy_forecast.py) fitted on every training hour
+    with a known target."""
+    categories = machine_types(train[train[TARGET].notna()])
+    estimator = _forecast_estimator(train, categories, seed=seed, max_iter=max_iter)
+    return definition("energy_forecast").EnergyForecast(estimator, categories)
 
 
 def seasonal_naive(frame: pd.DataFrame) -> pd.Series:
@@ -147,20 +137,20 @@ def _anomaly_estimator(
         random_state=seed,
     )
     with threadpool_limits(THREADS):
-        estimator.fit(_design(train, ANOMALY_FEATURES, categories), labels.to_numpy(int))
+        estimator.fit(design(train, ANOMALY_FEATURES, categories), labels.to_numpy(int))
     return estimator
 
 
-def tune_threshold(train: pd.DataFrame, labels: pd.Series, *, seed: int, max_iter: int, folds: int = 3) -> float:
+def tune_threshold(
+    train: pd.DataFrame, labels: pd.Series, *, seed: int, max_iter: int, folds: int = 3
+) -> float:
     """The score threshold with the best F1 over the training period, scored out of
     fold: the period is cut into ``folds`` consecutive time blocks, each scored by a
     model fitted on the others (ties: the higher threshold). 0.5 when the labels
     cannot support it (a block without both classes to fit on)."""
     from lakehouse.ml.metrics import _prf
 
-    hours = np.sort(train["hour_ts"].unique())
-    edges = [hours[int(len(hours) * k / folds)] for k in range(1, folds)]
-    block = np.searchsorted(np.array(edges), train["hour_ts"].to_numpy(), side="right")
+    block = time_blocks(train["hour_ts"], folds)
     truth = labels.to_numpy(bool)
     categories = machine_types(train)
     score = np.zeros(len(train))
@@ -170,7 +160,7 @@ def tune_threshold(train: pd.DataFrame, labels: pd.Series, *, seed: int, max_ite
             return 0.5
         estimator = _anomaly_estimator(train[fit], labels[fit], categories, seed, max_iter)
         with threadpool_limits(THREADS):
-            score[~fit] = estimator.predict_proba(_design(train[~fit], ANOMALY_FEATURES, categories))[:, 1]
+            score[~fit] = estimator.predict_proba(design(train[~fit], ANOMALY_FEATURES, categories))[:, 1]
     if not truth.any():
         return 0.5
     f1 = [_prf(score >= t, truth)["f1"] for t in THRESHOLD_GRID]
@@ -180,13 +170,52 @@ def tune_threshold(train: pd.DataFrame, labels: pd.Series, *, seed: int, max_ite
 
 def train_anomaly(
     train: pd.DataFrame, labels: pd.Series, *, seed: int, threshold: float | None = None, max_iter: int = 300
-) -> AnomalyModel:
-    """Fit on training hours; ``labels`` is True for an hour inside an anomaly window.
+):
+    """``EnergyAnomalyDetector`` (ml/models/energy_anomaly.py) fitted on training hours; ``labels`` is True for an hour inside an anomaly window.
     ``threshold`` None: tuned on the end of the training period (``tune_threshold``)."""
     if threshold is None:
         threshold = tune_threshold(train, labels, seed=seed, max_iter=max_iter)
     categories = machine_types(train)
-    return AnomalyModel(_anomaly_estimator(train, labels, categories, seed, max_iter), categories, threshold)
+    estimator = _anomaly_estimator(train, labels, categories, seed, max_iter)
+    return definition("energy_anomaly").EnergyAnomalyDetector(estimator, categories, threshold)
+
+
+def time_blocks(hours: pd.Series, folds: int) -> np.ndarray:
+    """The consecutive time block (0 .. folds-1) of each row, blocks of equal hour counts."""
+    distinct = np.sort(hours.unique())
+    edges = [distinct[int(len(distinct) * k / folds)] for k in range(1, folds)]
+    return np.searchsorted(np.array(edges), hours.to_numpy(), side="right")
+
+
+def train_label_free(train: pd.DataFrame, *, seed: int, max_iter: int = 300, folds: int = 3):
+    """``EnergyAnomalyLabelFree`` (ml/models/energy_anomaly_label_free.py): needs no
+    labels. Each time block's residuals come from a regressor fitted on the other
+    blocks (an in-sample residual is too small to set a threshold with); per machine,
+    their median and MAD relative to rated power set the threshold."""
+    known = train[train[TARGET].notna()].reset_index(drop=True)
+    categories = machine_types(known)
+    block = time_blocks(known["hour_ts"], folds)
+    residual = np.full(len(known), np.nan)
+    for k in range(folds):
+        fit = block != k
+        estimator = _forecast_estimator(
+            known[fit], categories, seed=seed, max_iter=max_iter, loss="absolute_error"
+        )
+        with threadpool_limits(THREADS):
+            expected = estimator.predict(design(known[~fit], FORECAST_FEATURES, categories))
+        residual[~fit] = known.loc[~fit, TARGET].to_numpy(float) - expected
+    relative = pd.Series(residual / known["rated_power_kw"].to_numpy(float), index=known.index)
+
+    def median_mad(values: pd.Series) -> list[float]:
+        values = values.dropna()
+        median = float(values.median())
+        return [median, float((values - median).abs().median())]
+
+    residuals = {str(m): median_mad(group) for m, group in relative.groupby(known["machine_id"])}
+    residuals["*"] = [float(np.median([v[0] for v in residuals.values()])),
+                      float(np.median([v[1] for v in residuals.values()]))]  # fmt: skip
+    estimator = _forecast_estimator(known, categories, seed=seed, max_iter=max_iter, loss="absolute_error")
+    return definition("energy_anomaly_label_free").EnergyAnomalyLabelFree(estimator, categories, residuals)
 
 
 def robust_zscore_baseline(features: pd.DataFrame, *, window_days: int = 7) -> pd.DataFrame:
@@ -231,3 +260,9 @@ def read_events(path) -> pd.DataFrame:
     for column in ("start_ts", "end_ts"):
         events[column] = pd.to_datetime(events[column], utc=True).dt.tz_localize(None)
     return events
+
+
+def definition_name_of(model) -> str:
+    from lakehouse.ml.model_code import definition_name
+
+    return definition_name(model)

@@ -30,7 +30,7 @@ from lakehouse.config import Settings
 from lakehouse.gold.energy import model_verdicts, raised_by_model
 from lakehouse.lake import Lake, delta_exists, read_delta, write_delta
 from lakehouse.ml import tracking
-from lakehouse.ml.features import ANOMALY_FEATURES, FORECAST_FEATURES, HOUR_S
+from lakehouse.ml.features import FORECAST_FEATURES, HOUR_S
 from lakehouse.ml.tracking import ANOMALY_MODEL, CHAMPION, FORECAST_MODEL
 
 FORECAST_TABLE = "consumption_forecast"
@@ -126,21 +126,28 @@ ANOMALY_SCHEMA = "machine_id string, hour_ts timestamp, kwh double, anomaly_scor
 
 
 def score_anomalies(features: DataFrame, model: ChampionModel, scored_at: dt.datetime) -> DataFrame:
-    """``machine_id, hour_ts, kwh, anomaly_score, is_anomaly`` + model columns.
+    """``machine_id, hour_ts, kwh, anomaly_score, is_anomaly`` + model columns. The
+    model gets the columns of its signature (the supervised and the label-free
+    detectors take different ones).
 
     Not ``spark_udf`` here: with a struct result type (score and flag) the embedded
     engine (Sail 0.7.2) fails in its pandas batch iterator (``'NoneType' object has no
     attribute 'copy'``), while the scalar forecast UDF works. The same pyfunc model runs
     on pandas batches through ``mapInPandas`` instead, which works on every engine."""
+    import sys
+
     import mlflow.pyfunc
 
+    from lakehouse.ml.model_code import pickle_by_value
+
     pyfunc = mlflow.pyfunc.load_model(model.uri)  # shipped to the workers with the function
-    columns = dict.fromkeys(["machine_id", "hour_ts", "kwh", *ANOMALY_FEATURES])
+    pickle_by_value(sys.modules[type(pyfunc.unwrap_python_model()).__module__])  # ml/models/ code
+    model_columns = list(pyfunc.metadata.get_input_schema().input_names())
+    text = ("machine_id", "machine_type")
+    columns = dict.fromkeys(["machine_id", "hour_ts", "kwh", *model_columns])
     inputs = features.select(
         *[
-            F.col(c).cast("string" if c in ("machine_id", "machine_type") else "double").alias(c)
-            if c != "hour_ts"
-            else F.col(c)
+            F.col(c).cast("string" if c in text else "double").alias(c) if c != "hour_ts" else F.col(c)
             for c in columns
         ]
     )
@@ -151,7 +158,10 @@ def score_anomalies(features: DataFrame, model: ChampionModel, scored_at: dt.dat
         for batch in batches:
             if batch.empty:
                 continue
-            design = batch[list(ANOMALY_FEATURES)].astype({"machine_type": str}).reset_index(drop=True)
+            design = batch[model_columns].reset_index(drop=True)
+            for column in text:
+                if column in design:
+                    design[column] = design[column].astype(str)
             result = pyfunc.predict(design)
             yield pd.DataFrame(
                 {
@@ -185,6 +195,8 @@ class ScoringResult:
     forecast_model: ChampionModel
     anomaly_model: ChampionModel
     fact_rows_updated: int = 0  # fact_consommation_energie rows of the scored hours
+    first_day: dt.date | None = None  # the days scored: first_day .. the run date
+    last_day: dt.date | None = None
 
 
 def score_run_date(
@@ -192,11 +204,23 @@ def score_run_date(
 ) -> ScoringResult:
     """Anomaly scores for the hours of ``run_date`` and the forecast of the next 24
     hours, from silver, with the champions; written to gold (see the module doc)."""
+    return score_days(spark, lake, run_date, run_date, scored_at)
+
+
+def score_days(
+    spark: SparkSession, lake: Lake, first_day: dt.date, run_date: dt.date, scored_at: dt.datetime
+) -> ScoringResult:
+    """``score_run_date`` for every day from ``first_day`` to ``run_date`` in one pass:
+    the anomaly scores of their hours, and each day's forecast of the next 24 hours
+    (for the days scored late, a forecast made only from what was known the day
+    before, against an actual already in silver)."""
     from lakehouse.ml.training import spark_features
 
+    if first_day > run_date:
+        raise ValueError(f"first day {first_day} is after the run date {run_date}")
     forecast_model, anomaly_model = champion(FORECAST_MODEL), champion(ANOMALY_MODEL)
-    day_start = dt.datetime.combine(run_date, dt.time())
-    day_end = day_start + dt.timedelta(days=1)
+    day_start = dt.datetime.combine(first_day, dt.time())
+    day_end = dt.datetime.combine(run_date, dt.time()) + dt.timedelta(days=1)
     horizon_end = day_end + dt.timedelta(hours=HORIZON_HOURS)
     hourly = read_delta(spark, lake.silver("energy", "iot_readings_hourly"))
     history = hourly.where(F.col("hour_ts") < F.lit(day_end))
@@ -206,10 +230,13 @@ def score_run_date(
 
     forecast_path = lake.gold("energy", "prediction", FORECAST_TABLE)
     anomaly_path = lake.gold("energy", "prediction", ANOMALY_TABLE)
+    # Each scored day forecasts the next one: the run date's forecast is the 24 hours
+    # after it, a day scored late forecasts a day whose actual is already known.
+    forecast_start = day_start + dt.timedelta(days=1)
     forecast = predict_consumption(
-        features.where(F.col("hour_ts") >= F.lit(day_end)), forecast_model, scored_at
+        features.where(F.col("hour_ts") >= F.lit(forecast_start)), forecast_model, scored_at
     )
-    _write_window(forecast, forecast_path, day_end, horizon_end)
+    _write_window(forecast, forecast_path, forecast_start, horizon_end)
     scored_hours = features.where(
         (F.col("hour_ts") >= F.lit(day_start)) & (F.col("hour_ts") < F.lit(day_end))
     )
@@ -225,6 +252,8 @@ def score_run_date(
         forecast_model=forecast_model,
         anomaly_model=anomaly_model,
         fact_rows_updated=fact_rows,
+        first_day=first_day,
+        last_day=run_date,
     )
 
 
@@ -291,13 +320,30 @@ def configure_and_score(
     *,
     if_no_champion: Literal["fail", "skip"] = "fail",
 ) -> ScoringResult | None:
-    """``score_run_date`` on the lake and run date of ``settings``, with its MLflow
-    store. ``if_no_champion="skip"`` (the daily job on a lake no model was trained for
-    yet) returns None instead of failing when a model has no champion."""
+    """Score the run date of ``settings`` and the days before it that were never scored
+    (at most ``ml.catch_up_days``, e.g. after the first training or an outage), with
+    its MLflow store. ``if_no_champion="skip"`` (the daily job on a lake no model was
+    trained for yet) returns None instead of failing when a model has no champion."""
     tracking.configure(settings)
     if if_no_champion == "skip":
         missing = [m for m in (FORECAST_MODEL, ANOMALY_MODEL) if tracking.champion_version(m) is None]
         if missing:
             print(f"not scored: no champion for {', '.join(missing)} yet (run the ml_training_weekly job)")
             return None
-    return score_run_date(spark, Lake(settings.lake_root), settings.run_date, scored_at)
+    lake = Lake(settings.lake_root)
+    first_day = first_unscored_day(spark, lake, settings.run_date, settings.ml.catch_up_days)
+    return score_days(spark, lake, first_day, settings.run_date, scored_at)
+
+
+def first_unscored_day(spark: SparkSession, lake: Lake, run_date: dt.date, catch_up_days: int) -> dt.date:
+    """The day after the last day with anomaly scores before ``run_date``, no earlier
+    than ``catch_up_days`` - 1 days before it; the run date itself at the latest."""
+    earliest = run_date - dt.timedelta(days=catch_up_days - 1)
+    path = lake.gold("energy", "prediction", ANOMALY_TABLE)
+    if not delta_exists(path):
+        return earliest
+    before = read_delta(spark, path).where(F.col("hour_ts") < F.lit(dt.datetime.combine(run_date, dt.time())))
+    last = before.agg(F.max("hour_ts").alias("last")).first()["last"]
+    if last is None:
+        return earliest
+    return min(run_date, max(earliest, last.date() + dt.timedelta(days=1)))

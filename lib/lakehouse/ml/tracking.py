@@ -31,6 +31,11 @@ def artifact_root(settings: Settings) -> str:
     return settings.ml.artifact_root or str(settings.var_dir / "mlflow" / "artifacts")
 
 
+def run_url(settings: Settings, experiment: str, run_id: str) -> str:
+    """Where the MLflow UI (``make mlflow-ui``, ``ml.ui_url``) shows a run."""
+    return f"{settings.ml.ui_url.rstrip('/')}/#/experiments/{experiment}/runs/{run_id}"
+
+
 def configure(settings: Settings) -> str:
     """Point MLflow at the project's store (no telemetry); returns the tracking URI."""
     import mlflow

@@ -20,7 +20,7 @@ from pyspark.sql import functions as F
 from lakehouse.config import Settings
 from lakehouse.lake import Lake, read_delta
 from lakehouse.ml import models, tracking
-from lakehouse.ml.features import ANOMALY_FEATURES, FORECAST_FEATURES, KEYS, TARGET, build_hourly_features
+from lakehouse.ml.features import FORECAST_FEATURES, KEYS, TARGET, build_hourly_features
 from lakehouse.ml.metrics import detection_metrics, event_recall, forecast_metrics, skill
 from lakehouse.ml.tracking import ANOMALY_MODEL, FORECAST_MODEL
 
@@ -66,10 +66,11 @@ def to_pandas(features: DataFrame) -> pd.DataFrame:
 
 
 def model_input(frame: pd.DataFrame, columns: tuple[str, ...]) -> pd.DataFrame:
-    """The columns a registered model takes: numbers as float64, machine_type as str."""
+    """The columns a registered model takes: numbers as float64, machine_type and
+    machine_id as str."""
     design = frame.loc[:, list(columns)].copy()
     for column in columns:
-        if column == "machine_type":
+        if column in ("machine_type", "machine_id"):
             design[column] = design[column].astype(str)
         else:
             design[column] = pd.to_numeric(design[column], errors="coerce").astype("float64")
@@ -79,7 +80,8 @@ def model_input(frame: pd.DataFrame, columns: tuple[str, ...]) -> pd.DataFrame:
 def _requirements() -> list[str]:
     from importlib.metadata import version
 
-    return [f"{p}=={version(p)}" for p in ("mlflow", "scikit-learn", "pandas", "numpy", "lakehouse")]
+    packages = ("mlflow", "scikit-learn", "skops", "pandas", "numpy", "lakehouse")
+    return [f"{p}=={version(p)}" for p in packages]
 
 
 def _log_evaluated_model(name: str, model, example: pd.DataFrame, *, metrics, plot, decision) -> str:
@@ -99,18 +101,24 @@ def _log_evaluated_model(name: str, model, example: pd.DataFrame, *, metrics, pl
 
 
 def _log_model(name: str, model, example: pd.DataFrame) -> tuple[str, str]:
+    """Log ``model`` as a model from code: its definition file of ``ml/models/`` and
+    its estimator's files (``model.save``), not a pickle of the object."""
     import mlflow
     from mlflow.models import infer_signature
 
+    from lakehouse.ml.model_code import code_path, definition_name
+
     signature = infer_signature(example, model.predict(None, example))
-    info = mlflow.pyfunc.log_model(
-        name="model",
-        python_model=model,
-        signature=signature,
-        input_example=example.head(5),
-        registered_model_name=name,
-        pip_requirements=_requirements(),  # inferring them imports the model in a subprocess: slow
-    )
+    with tempfile.TemporaryDirectory() as folder:
+        info = mlflow.pyfunc.log_model(
+            name="model",
+            python_model=str(code_path(definition_name(model))),
+            artifacts=model.save(Path(folder)),
+            signature=signature,
+            input_example=example.head(5),
+            registered_model_name=name,
+            pip_requirements=_requirements(),  # inferring them imports the model in a subprocess: slow
+        )
     return str(info.registered_model_version), info.model_id
 
 
@@ -120,7 +128,8 @@ def _champion_predictions(model_name: str, frame: pd.DataFrame) -> pd.DataFrame 
     if tracking.champion_version(model_name) is None:
         return None
     champion = mlflow.pyfunc.load_model(f"models:/{model_name}@{tracking.CHAMPION}")
-    return champion.predict(frame)
+    columns = tuple(champion.metadata.get_input_schema().input_names())  # its own inputs
+    return champion.predict(model_input(frame, columns))
 
 
 def _forecast_plot(holdout: pd.DataFrame, predicted: np.ndarray, path: Path) -> Path:
@@ -194,7 +203,7 @@ def train_forecast_model(
         **{f"baseline_{k}": v for k, v in naive.items()},
         "skill_mae": skill(ours["mae"], naive["mae"]),
     }
-    champion = _champion_predictions(FORECAST_MODEL, x_holdout)
+    champion = _champion_predictions(FORECAST_MODEL, holdout)
     champion_mae = None if champion is None else forecast_metrics(actual, np.asarray(champion, float))["mae"]
     decision = tracking.promotion_decision(
         "mae", ours["mae"], naive["mae"], champion_mae, higher_is_better=False
@@ -233,98 +242,227 @@ def _flatten(prefix: str, scores: dict[str, dict[str, float]]) -> dict[str, floa
     }
 
 
-def train_anomaly_model(
-    settings: Settings, features: pd.DataFrame, events: pd.DataFrame, *, max_iter: int = 300
+def _detector_metrics(holdout: pd.DataFrame, flagged: pd.Series, events: pd.DataFrame, cutoff) -> tuple:
+    """(F1 & co per type, event recall) of ``flagged`` hold-out hours."""
+    in_holdout = events[(events["end_ts"] > cutoff) & (events["start_ts"] <= holdout["hour_ts"].max())]
+    scores = detection_metrics(flagged, holdout["anomaly_type"])
+    recall = event_recall(holdout.loc[flagged.to_numpy(bool), ["machine_id", "hour_ts"]], in_holdout)
+    return scores, recall, len(in_holdout)
+
+
+def _label_free_decision(holdout: pd.DataFrame, model) -> tracking.Decision:
+    """Without labels no detector can be judged on F1: a label-free detector replaces
+    no champion but a label-free one whose expected kWh is worse on the hold-out
+    (MAE); the first one is promoted when no champion exists."""
+    import mlflow
+
+    rows = holdout[holdout[TARGET].notna()]
+    actual = rows[TARGET].to_numpy(float)
+    ours = forecast_metrics(actual, model.expected_kwh(rows))["mae"]
+    if tracking.champion_version(ANOMALY_MODEL) is None:
+        return tracking.Decision(
+            True, "no labels; first detector: promoted", "expected_kwh_mae", ours, ours, None
+        )
+    champion = mlflow.pyfunc.load_model(f"models:/{ANOMALY_MODEL}@{tracking.CHAMPION}").unwrap_python_model()
+    if not hasattr(champion, "expected_kwh"):
+        reason = "no labels to compare with the champion (trained on labels): champion kept"
+        return tracking.Decision(False, reason, "expected_kwh_mae", ours, ours, None)
+    theirs = forecast_metrics(actual, champion.expected_kwh(rows))["mae"]
+    return tracking.promotion_decision("expected_kwh_mae", ours, float("inf"), theirs, higher_is_better=False)
+
+
+def _train_detector(
+    settings: Settings,
+    features: pd.DataFrame,
+    events: pd.DataFrame | None,
+    *,
+    label_free: bool,
+    max_iter: int,
 ) -> TrainingResult:
-    """Fit the detector on labelled history, compare with the robust z-score baseline
-    on the hold-out (per type, and per event), log, register, maybe promote."""
+    """Fit one anomaly detector (supervised on ``events``, or label-free), evaluate it
+    on the hold-out against the robust z-score baseline (per type and per event) when
+    labels exist, log, register, maybe promote."""
     import mlflow
 
     started = time.perf_counter()
     baseline = models.robust_zscore_baseline(features)
-    labelled = features.assign(anomaly_type=models.label_hours(features, events), **baseline)
+    labels = models.label_hours(features, events) if events is not None else "normal"
+    labelled = features.assign(anomaly_type=labels, **baseline)
     split = models.time_split(labelled, settings.ml.holdout_days)
     is_anomaly = split.train["anomaly_type"] != "normal"
-    if not is_anomaly.any() or is_anomaly.all():
-        raise ValueError("the training hours need both normal and anomalous hours (see energy_anomalies.csv)")
-    model = models.train_anomaly(
-        split.train,
-        is_anomaly,
-        seed=settings.ml.seed,
-        threshold=settings.ml.anomaly_threshold,
-        max_iter=max_iter,
-    )
+    seed = settings.ml.seed
+    if label_free:
+        model = models.train_label_free(split.train, seed=seed, max_iter=max_iter)
+        columns, estimator = (
+            model.input_columns,
+            "label-free: residual of the day-ahead forecast, per-machine MAD",
+        )
+    else:
+        if not is_anomaly.any() or is_anomaly.all():
+            raise ValueError(
+                "the training hours need both normal and anomalous hours (see energy_anomalies.csv)"
+            )
+        model = models.train_anomaly(
+            split.train, is_anomaly, seed=seed, threshold=settings.ml.anomaly_threshold, max_iter=max_iter
+        )
+        columns, estimator = model.input_columns, "HistGradientBoostingClassifier"
     holdout = split.holdout
-    x_holdout = model_input(holdout, ANOMALY_FEATURES)
+    x_holdout = model_input(holdout, columns)
     scored = model.predict(None, x_holdout)
-    ours = detection_metrics(scored["is_anomaly"], holdout["anomaly_type"])
-    theirs = detection_metrics(holdout["baseline_flag"], holdout["anomaly_type"])
-    in_holdout = events[(events["end_ts"] > split.cutoff) & (events["start_ts"] <= holdout["hour_ts"].max())]
-    flagged = holdout.loc[scored["is_anomaly"].to_numpy(), ["machine_id", "hour_ts"]]
-    ours_events = event_recall(flagged, in_holdout)
-    theirs_events = event_recall(
-        holdout.loc[holdout["baseline_flag"].to_numpy(), ["machine_id", "hour_ts"]], in_holdout
-    )
-    metrics = {
-        **_flatten("", ours),
-        **_flatten("baseline_", theirs),
-        **{f"event_recall_{k}": v for k, v in ours_events.items()},
-        **{f"baseline_event_recall_{k}": v for k, v in theirs_events.items()},
-    }
-    champion = _champion_predictions(ANOMALY_MODEL, x_holdout)
-    champion_f1 = None
-    if champion is not None:
-        champion_f1 = detection_metrics(champion["is_anomaly"], holdout["anomaly_type"])["overall"]["f1"]
-    decision = tracking.promotion_decision(
-        "f1", ours["overall"]["f1"], theirs["overall"]["f1"], champion_f1, higher_is_better=True
-    )
+    metrics, details, logged_only = {}, {}, {}
+    if events is not None:
+        ours, ours_events, n_events = _detector_metrics(holdout, scored["is_anomaly"], events, split.cutoff)
+        theirs, theirs_events, _ = _detector_metrics(holdout, holdout["baseline_flag"], events, split.cutoff)
+        metrics = {
+            **_flatten("", ours),
+            **_flatten("baseline_", theirs),
+            **{f"event_recall_{k}": v for k, v in ours_events.items()},
+            **{f"baseline_event_recall_{k}": v for k, v in theirs_events.items()},
+        }
+        details = {"model": ours, "baseline": theirs, "event_recall": ours_events,
+                   "baseline_event_recall": theirs_events}  # fmt: skip
+        champion = _champion_predictions(ANOMALY_MODEL, holdout)
+        champion_f1 = None
+        if champion is not None:
+            champion_f1 = detection_metrics(champion["is_anomaly"], holdout["anomaly_type"])["overall"]["f1"]
+            logged_only["champion_f1_overall"] = champion_f1
+        decision = tracking.promotion_decision(
+            "f1", ours["overall"]["f1"], theirs["overall"]["f1"], champion_f1, higher_is_better=True
+        )
+    else:
+        n_events = 0
+        decision = _label_free_decision(holdout, model)
+    metrics["flagged_share"] = float(scored["is_anomaly"].mean())
 
     tracking.configure(settings)
     with mlflow.start_run(experiment_id=tracking.experiment_id(settings, ANOMALY_EXPERIMENT)) as run:
         mlflow.log_params(
             {
-                "estimator": "HistGradientBoostingClassifier",
+                "estimator": estimator,
+                "detector": models.definition_name_of(model),
+                "labels": "ground truth" if events is not None else "none",
                 "max_iter": max_iter,
-                "seed": settings.ml.seed,
-                "threshold": settings.ml.anomaly_threshold,
+                "seed": seed,
+                "threshold": getattr(model, "threshold", "per machine"),
                 "holdout_days": settings.ml.holdout_days,
                 "holdout_start": split.cutoff.isoformat(),
                 "train_rows": len(split.train),
-                "train_anomalous_rows": int(is_anomaly.sum()),
+                "train_anomalous_rows": int(is_anomaly.sum()) if events is not None else "unknown",
                 "holdout_rows": len(holdout),
-                "holdout_events": len(in_holdout),
+                "holdout_events": n_events,
                 "baseline": f"robust z-score > {models.BASELINE_Z}, same hour of the previous 7 days",
-                "features": ",".join(ANOMALY_FEATURES),
+                "features": ",".join(columns),
             }
+        )
+        plot = (
+            (lambda folder: _f1_plot(details["model"], details["baseline"], folder / "anomaly_f1.png"))
+            if details
+            else (lambda folder: _score_plot(holdout, scored, folder / "anomaly_scores.png"))
         )
         version = _log_evaluated_model(
             ANOMALY_MODEL,
             model,
-            model_input(split.train, ANOMALY_FEATURES).head(200),
-            metrics={**metrics, **({"champion_f1_overall": champion_f1} if champion_f1 is not None else {})},
-            plot=lambda folder: _f1_plot(ours, theirs, folder / "anomaly_f1.png"),
+            model_input(split.train, columns).head(200),
+            metrics={**metrics, **logged_only},
+            plot=plot,
             decision=decision,
         )
-    details = {
-        "model": ours,
-        "baseline": theirs,
-        "event_recall": ours_events,
-        "baseline_event_recall": theirs_events,
-    }
     return TrainingResult(
         ANOMALY_MODEL, version, run.info.run_id, metrics, decision, time.perf_counter() - started, details
     )
 
 
+def train_anomaly_model(
+    settings: Settings, features: pd.DataFrame, events: pd.DataFrame, *, max_iter: int = 300
+) -> TrainingResult:
+    """The supervised detector (ml/models/energy_anomaly.py) on labelled history."""
+    return _train_detector(settings, features, events, label_free=False, max_iter=max_iter)
+
+
+def train_label_free_model(
+    settings: Settings, features: pd.DataFrame, events: pd.DataFrame | None = None, *, max_iter: int = 300
+) -> TrainingResult:
+    """The label-free detector (ml/models/energy_anomaly_label_free.py); ``events``, when
+    given, only evaluate it (F1 per type beside the supervised one and the baseline)."""
+    return _train_detector(settings, features, events, label_free=True, max_iter=max_iter)
+
+
+def _score_plot(holdout: pd.DataFrame, scored: pd.DataFrame, path: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 4))
+    ax.hist(scored["anomaly_score"], bins=40)
+    ax.axvline(0.5, color="red", ls=":", label="flag")
+    ax.set(title=f"Hold-out anomaly scores ({int(scored['is_anomaly'].sum())} hours flagged)", yscale="log")
+    ax.legend()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+    return path
+
+
+def read_labels(path: str | Path) -> pd.DataFrame | None:
+    """Incident labels (``energy_anomalies.csv``), or None when there are none: no file,
+    or a file without rows."""
+    if not Path(path).is_file():
+        return None
+    events = models.read_events(path)
+    return events if len(events) else None
+
+
 def train_all(
     spark: SparkSession, settings: Settings, *, events_path: str | Path | None = None, max_iter: int = 300
 ) -> list[TrainingResult]:
-    """Both models from the lake of ``settings`` up to its run date."""
+    """The forecast and the anomaly detectors from the lake of ``settings`` up to its
+    run date. With incident labels, the supervised detector first, then the label-free
+    one (promoted only if its F1 is better); without labels, the label-free one alone."""
     lake = Lake(settings.lake_root)
     end = pd.Timestamp(settings.run_date) + pd.Timedelta(days=1)
     features = to_pandas(spark_features(spark, lake).where(F.col("hour_ts") < F.lit(end.to_pydatetime())))
-    events = models.read_events(events_path or settings.ground_truth_dir / "energy_anomalies.csv")
-    return [
-        train_forecast_model(settings, features, max_iter=max_iter),
-        train_anomaly_model(settings, features, events, max_iter=max_iter),
-    ]
+    events = read_labels(events_path or settings.ground_truth_dir / "energy_anomalies.csv")
+    results = [train_forecast_model(settings, features, max_iter=max_iter)]
+    if events is not None:
+        results.append(train_anomaly_model(settings, features, events, max_iter=max_iter))
+    results.append(train_label_free_model(settings, features, events, max_iter=max_iter))
+    return results
+
+
+def missing_champions() -> list[str]:
+    """The registered models (forecast, anomaly) without a ``champion`` yet."""
+    return [m for m in (FORECAST_MODEL, ANOMALY_MODEL) if tracking.champion_version(m) is None]
+
+
+HEADLINE_METRICS = {
+    FORECAST_MODEL: ("skill_mae", "mae", "cv_rmse", "nmbe"),
+    ANOMALY_MODEL: ("f1_overall", "baseline_f1_overall", "event_recall_overall", "flagged_share"),
+}
+
+
+def summary(results: list[TrainingResult], settings: Settings) -> pd.DataFrame:
+    """One row per trained model: version, whether it became champion and why, its
+    headline hold-out metrics, and the link to its MLflow run (``make mlflow-ui``)."""
+    import mlflow
+
+    rows = []
+    for result in results:
+        run = mlflow.get_run(result.run_id)
+        metrics = {
+            k: round(result.metrics[k], 4) for k in HEADLINE_METRICS[result.model_name] if k in result.metrics
+        }
+        rows.append(
+            {
+                "model": result.model_name,
+                "detector": run.data.params.get("detector", "energy_forecast"),
+                "version": result.version,
+                "champion": result.decision.promote,
+                "why": result.decision.reason,
+                "metrics": ", ".join(f"{k} {v}" for k, v in metrics.items()),
+                "seconds": round(result.seconds, 1),
+                "run": tracking.run_url(settings, run.info.experiment_id, result.run_id),
+            }
+        )
+    return pd.DataFrame(
+        rows, columns=["model", "detector", "version", "champion", "why", "metrics", "seconds", "run"]
+    )
