@@ -155,6 +155,21 @@ def test_spring_forward_has_no_fake_gap_naive_or_with_offsets(tmp_path):
         assert meter_features(series.hourly, PARIS)["hour_of_day"].tolist() == [0, 1, 3, 4]
 
 
+def test_a_lone_fall_back_hour_is_taken_as_summer_time(tmp_path):
+    path = write_csv(
+        tmp_path / "fall.csv", ["2026-10-25 01:00", "2026-10-25 02:00", "2026-10-25 03:00"], [1, 2, 3]
+    )
+    hourly = read_meter_csv(path).hourly
+    assert hourly["hour_ts"].dt.strftime("%d %H:%M").tolist() == [
+        "24 23:00",
+        "25 00:00",
+        "25 01:00",
+        "25 02:00",
+    ]
+    assert hourly["kwh"].tolist()[::3] == [1.0, 3.0] and hourly["kwh"].iloc[1] == 2.0
+    assert math.isnan(hourly["kwh"].iloc[2])  # 02:00 winter time: missing
+
+
 def test_lags_across_a_gap_are_nan_not_the_neighbours_value(meter_csv):
     features = meter_features(read_meter_csv(meter_csv).hourly, PARIS).set_index("hour_ts")
     kwh = features["kwh"]
@@ -257,6 +272,13 @@ def test_a_duplicate_utc_hour_is_an_error_unless_identical(tmp_path):
     assert identical.duplicate_rows == 1 and identical.hourly["kwh"].tolist() == [1.0, 2.0, 3.0]
 
 
+def test_a_file_that_is_not_utf8_text_is_a_clear_error(tmp_path):
+    path = tmp_path / "latin1.csv"
+    path.write_bytes("timestamp,kWh,relevé\n2026-01-05 00:00,1.5,été\n".encode("latin-1"))
+    with pytest.raises(MeterDataError, match=f"{path}: not a UTF-8 CSV text file"):
+        read_meter_csv(path)
+
+
 def test_semicolons_and_decimal_commas(tmp_path):
     path = tmp_path / "enedis.csv"
     path.write_text(
@@ -338,6 +360,13 @@ def test_registered_model_loads_and_predicts(trained, meter_csv, store):
     holdout = features[features["hour_ts"].isin(trained.predictions["hour_ts"])]
     predicted = model.predict(holdout)  # extra columns (hour_ts, kwh...) are ignored
     np.testing.assert_allclose(np.asarray(predicted, float), trained.predictions["predicted_kwh"], rtol=1e-9)
+    # every hour, including the first week and the gaps (NaN lags)
+    everything = np.asarray(model.predict(features), float)
+    assert everything.shape == (841,) and np.isfinite(everything).all() and (everything >= 0).all()
+    # logged as a model from code: the MLmodel points at the code file, the estimator is an artifact
+    flavor = mlflow.models.get_model_info("models:/meter_forecast_atelier_b/1").flavors["python_function"]
+    assert flavor["model_code_path"].endswith("meter_model.py")
+    assert list(flavor["artifacts"]) == ["estimator"]
 
 
 def test_cli_trains_prints_the_table_and_registers(meter_csv, trained, tmp_path):

@@ -142,6 +142,43 @@ def _parse_timestamp(text: str) -> dt.datetime | str:
     return stamp
 
 
+def _read_rows(handle, path: Path) -> tuple[int, list[int], list[dt.datetime], list[float], list[BadRow]]:
+    """Data rows, and the line, timestamp and kWh of each readable one; bad rows."""
+    first_line = handle.readline()
+    delimiter = ";" if first_line.count(";") > first_line.count(",") else ","
+    handle.seek(0)
+    reader = csv.reader(handle, delimiter=delimiter)
+    header = next(reader, None)
+    names = [name.strip().lower() for name in header or []]
+    if "timestamp" not in names or "kwh" not in names:
+        raise MeterDataError(
+            f"{path}, line 1: expected a header with columns timestamp and kWh, found {header or 'nothing'}"
+        )
+    ts_col, kwh_col = names.index("timestamp"), names.index("kwh")
+    lines: list[int] = []
+    stamps: list[dt.datetime] = []
+    values: list[float] = []
+    bad: list[BadRow] = []
+    rows = 0
+    for record in reader:
+        if not any(field.strip() for field in record):
+            continue
+        rows += 1
+        line = reader.line_num
+        if len(record) <= max(ts_col, kwh_col):
+            bad.append(BadRow(line, f"{len(record)} fields, expected at least {max(ts_col, kwh_col) + 1}"))
+            continue
+        stamp = _parse_timestamp(record[ts_col])
+        value = _parse_kwh(record[kwh_col], decimal_comma=delimiter == ";")
+        if isinstance(stamp, str) or isinstance(value, str):
+            bad.append(BadRow(line, stamp if isinstance(stamp, str) else str(value)))
+            continue
+        lines.append(line)
+        stamps.append(stamp)
+        values.append(value)
+    return rows, lines, stamps, values, bad
+
+
 def _to_utc(naive: list[dt.datetime], zone: ZoneInfo) -> pd.DatetimeIndex:
     """Local wall-clock times to UTC-naive; a time that does not exist gives NaT. An
     ambiguous time (fall back) is summer time at its first occurrence, winter time at
@@ -159,44 +196,12 @@ def read_meter_csv(
     path = Path(path)
     zone = _zone(timezone)
     try:
-        handle = path.open(newline="", encoding="utf-8-sig")
+        with path.open(newline="", encoding="utf-8-sig") as handle:
+            rows, lines, stamps, values, bad = _read_rows(handle, path)
     except OSError as exc:
         raise MeterDataError(f"{path}: cannot read the file ({exc.strerror})") from exc
-    with handle:
-        first_line = handle.readline()
-        delimiter = ";" if first_line.count(";") > first_line.count(",") else ","
-        handle.seek(0)
-        reader = csv.reader(handle, delimiter=delimiter)
-        header = next(reader, None)
-        names = [name.strip().lower() for name in header or []]
-        if "timestamp" not in names or "kwh" not in names:
-            raise MeterDataError(
-                f"{path}, line 1: expected a header with columns timestamp and kWh, found {header or 'nothing'}"
-            )
-        ts_col, kwh_col = names.index("timestamp"), names.index("kwh")
-        lines: list[int] = []
-        stamps: list[dt.datetime] = []
-        values: list[float] = []
-        bad: list[BadRow] = []
-        rows = 0
-        for record in reader:
-            if not any(field.strip() for field in record):
-                continue
-            rows += 1
-            line = reader.line_num
-            if len(record) <= max(ts_col, kwh_col):
-                bad.append(
-                    BadRow(line, f"{len(record)} fields, expected at least {max(ts_col, kwh_col) + 1}")
-                )
-                continue
-            stamp = _parse_timestamp(record[ts_col])
-            value = _parse_kwh(record[kwh_col], decimal_comma=delimiter == ";")
-            if isinstance(stamp, str) or isinstance(value, str):
-                bad.append(BadRow(line, stamp if isinstance(stamp, str) else str(value)))
-                continue
-            lines.append(line)
-            stamps.append(stamp)
-            values.append(value)
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise MeterDataError(f"{path}: not a UTF-8 CSV text file ({exc})") from exc
 
     utc = np.empty(len(stamps), dtype="datetime64[ns]")
     naive = [i for i, s in enumerate(stamps) if s.tzinfo is None]
