@@ -8,10 +8,13 @@ import shutil
 import tempfile
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 
 from lakehouse.bi.dashboards import DASHBOARDS, build_dashboards
 from lakehouse.bi.gold import discover_gold_tables
+
+from .conftest import write_gold
 
 GENERATED = dt.datetime(2026, 11, 26, 7, 15, tzinfo=dt.UTC)
 CHROMIUM = "/usr/bin/chromium"
@@ -22,7 +25,24 @@ CHROMIUM_ARGS = [
 SLUGS = [d.slug for d in DASHBOARDS]
 
 
+def consumption_forecast() -> pa.Table:
+    """Hours 3-5 of the 26th, whose actual is known (M001 forecast 2 kWh over, M002 4
+    under), and hours 6-8 ahead (M001 10 kWh, M002 20 kWh each)."""
+    actual = {"M001": [40.0, 50.0, 60.0], "M002": [103.0, 104.0, 105.0]}
+    rows = [
+        {"machine_id": m, "hour_ts": dt.datetime(2026, 11, 26, 3 + i, tzinfo=dt.UTC),
+         "predicted_kwh": kwh + (2.0 if m == "M001" else -4.0)}
+        for m, values in actual.items() for i, kwh in enumerate(values)
+    ] + [
+        {"machine_id": m, "hour_ts": dt.datetime(2026, 11, 26, h, tzinfo=dt.UTC), "predicted_kwh": v}
+        for m, v in (("M001", 10.0), ("M002", 20.0)) for h in (6, 7, 8)
+    ]  # fmt: skip
+    table = pa.Table.from_pylist(rows)
+    return table.append_column("model_version", pa.array(["3"] * len(rows)))
+
+
 def _build(gold_lake, out: Path, **drop):
+    write_gold(gold_lake, "energy", "prediction", "consumption_forecast", consumption_forecast())
     tables = [t for t in discover_gold_tables(gold_lake) if t.name not in drop.get("without", ())]
     return build_dashboards(tables, out, generated_at=GENERATED)
 
@@ -45,7 +65,11 @@ def test_pages_show_their_data_date_headlines_and_embed_plotly(gold_lake, tmp_pa
         "pharma_delivery_performance": "2026-11-25",
         "energy_realtime_consumption": "2026-11-26",
         "energy_machine_anomalies": "2026-11-26",
+        "energy_forecast_vs_actual": "2026-11-26",
     }
+    # MAE (3 x 2 + 3 x 4) / 6 = 3.00 kWh/h on the 6 hours with an actual; 3 x (10 + 20) ahead
+    forecast = html["energy_forecast_vs_actual"]
+    assert ">3.00 kWh/h<" in forecast and ">6<" in forecast and ">90 kWh<" in forecast and ">3<" in forecast
     # last day: (0 + 3) / (20 + 10) = 10.0 % out of stock, (1 + 4) / 30 = 16.7 % below safety stock
     assert ">10.0%<" in html["pharma_stockout_rate"] and ">16.7%<" in html["pharma_stockout_rate"]
     # OTIF (8 + 8 + 4 + 2) / (10 + 8 + 5 + 4) = 22 / 27 = 81.5 %; late 1 + 1 + 2 = 4; pending 4 + 1 + 2 = 7
@@ -105,7 +129,7 @@ def test_each_dashboard_renders_in_headless_chromium_without_errors(gold_lake, t
                         "() => Array.from(document.querySelectorAll('.js-plotly-plot')).map(e => (e.data || []).length)"
                     )
                     if slug == "index":
-                        assert traces == [] and page.locator("a[href$='.html']").count() == 4
+                        assert traces == [] and page.locator("a[href$='.html']").count() == len(SLUGS)
                     else:
                         assert len(traces) == 2 and min(traces) > 0, f"{slug}: traces per chart {traces}"
                         assert page.locator(".plotly .main-svg").count() >= 2
@@ -115,3 +139,34 @@ def test_each_dashboard_renders_in_headless_chromium_without_errors(gold_lake, t
                 browser.close()
     finally:
         shutil.rmtree(profile, ignore_errors=True)
+
+
+def test_model_outputs_on_the_energy_pages(gold_lake, tmp_path: Path):
+    """The anomaly page shows the model's scores when the fact carries them; the
+    forecast page says when no forecast was scored yet."""
+    from deltalake import DeltaTable
+
+    from lakehouse.bi.dashboards import anomalies_page, forecast_page
+
+    frames = {n: DeltaTable(gold_lake.gold("energy", "star", n)).to_pandas()
+              for n in ("fact_consommation_energie", "dim_machine")}  # fmt: skip
+    frames["dim_site"] = DeltaTable(gold_lake.gold("pharma", "star", "dim_site")).to_pandas()
+    fact = frames["fact_consommation_energie"]
+    fact["rule_anomaly_class"] = fact["anomaly_class"]
+    fact["model_anomaly_score"] = [0.9, 0.1, None, None, None, None] + [0.2] * 6
+    fact.loc[0, "anomaly_class"] = "warning"  # M001 hour 0, flagged by the model
+    page = anomalies_page(frames)
+    cards = {c.label: c.value for c in page.cards}
+    assert cards["Hours raised by the anomaly model"] == "1 of 8 scored"
+    assert len(page.figures) == 3 and page.figures[2].data[0].type == "heatmap"
+    assert page.figures[2].data[0].z.shape == (2, 6)
+
+    empty = forecast_page(frames)
+    assert [(c.label, c.value) for c in empty.cards] == [
+        ("Forecast", "not scored yet (the ml_scoring_daily job writes it)")
+    ]
+    frames["consumption_forecast"] = consumption_forecast().to_pandas()
+    page = forecast_page(frames)
+    menu = page.figures[1].layout.updatemenus[0]
+    assert [b.label for b in menu.buttons] == ["M001", "M002"]
+    assert menu.buttons[1].args[0]["visible"] == [False, False, True, True]

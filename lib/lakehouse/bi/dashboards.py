@@ -49,6 +49,7 @@ class Dashboard:
     description: str
     needs: tuple[str, ...]
     build: Callable[[Frames], Page]
+    optional: tuple[str, ...] = ()  # read when they exist (model outputs, say)
 
 
 @dataclass(frozen=True)
@@ -77,7 +78,8 @@ def build_dashboards(
         if missing:
             skipped[dashboard.slug] = f"gold table(s) {', '.join(missing)} not built yet"
             continue
-        page = dashboard.build({n: by_name[n].read().to_pandas() for n in dashboard.needs})
+        names = [*dashboard.needs, *(n for n in dashboard.optional if n in by_name)]
+        page = dashboard.build({n: by_name[n].read().to_pandas() for n in names})
         html = env.get_template("dashboard.html.j2").render(
             dashboard=dashboard,
             page=page,
@@ -336,7 +338,106 @@ def anomalies_page(frames: Frames) -> Page:
         xaxis_tickangle=-45,
         showlegend=True,
     )
-    return Page(fact["hour_ts"].max().date(), cards, [timeline, per_machine])
+    figures = [timeline, per_machine]
+    scored = fact[fact["model_anomaly_score"].notna()] if "model_anomaly_score" in fact else fact.iloc[0:0]
+    if not scored.empty:
+        raised = scored["anomaly_class"].ne(scored["rule_anomaly_class"].fillna("normal"))
+        cards.append(
+            Card("Hours raised by the anomaly model", f"{int(raised.sum()):,} of {len(scored):,} scored")
+        )
+        figures.append(_model_scores(scored))
+    return Page(fact["hour_ts"].max().date(), cards, figures)
+
+
+def _model_scores(scored: pd.DataFrame) -> go.Figure:
+    """The anomaly model's score of every scored machine-hour (0-1; flagged from 0.5)."""
+    grid = scored.pivot_table(
+        index="machine_id", columns="hour_ts", values="model_anomaly_score", aggfunc="max"
+    )
+    figure = go.Figure(
+        go.Heatmap(
+            z=grid.to_numpy(),
+            x=grid.columns,
+            y=grid.index,
+            zmin=0,
+            zmax=1,
+            colorscale=[[0, "#f1faee"], [0.5, "#f0a202"], [1, "#d1495b"]],
+            colorbar={"title": "score"},
+            hovertemplate="%{y} %{x}<br>anomaly score %{z:.2f}<extra></extra>",
+        )
+    )
+    figure.update_layout(
+        title="Anomaly model score per machine and hour (UTC; flagged from 0.5)",
+        height=max(380, 22 * len(grid) + 120),
+        yaxis={"type": "category", "categoryorder": "category descending", "dtick": 1},
+    )
+    return figure
+
+
+def forecast_page(frames: Frames) -> Page:
+    """Forecast against metered kWh: the fleet per hour, and each machine (menu)."""
+    fact = _energy(frames)
+    forecast = frames.get("consumption_forecast")
+    if fact.empty:
+        return Page(None)
+    actual = fact[["machine_id", "hour_ts", "kwh"]]
+    if forecast is None or forecast.empty:
+        cards = [Card("Forecast", "not scored yet (the ml_scoring_daily job writes it)")]
+        return Page(fact["hour_ts"].max().date(), cards, [])
+    forecast = forecast.assign(hour_ts=pd.to_datetime(forecast["hour_ts"], utc=True).dt.tz_localize(None))
+    first = forecast["hour_ts"].min()
+    both = forecast[["machine_id", "hour_ts", "predicted_kwh", "model_version"]].merge(
+        actual[actual["hour_ts"] >= first], on=["machine_id", "hour_ts"], how="outer"
+    )
+    known = both.dropna(subset=["kwh", "predicted_kwh"])
+    ahead = both[both["kwh"].isna()]
+    mae = (known["kwh"] - known["predicted_kwh"]).abs().mean()
+    cards = [
+        Card("Forecast error (MAE) where the actual is known", "n/a" if known.empty else f"{mae:,.2f} kWh/h"),
+        Card("Hours compared", f"{len(known):,}"),
+        Card("Forecast of the hours ahead (fleet)", f"{ahead['predicted_kwh'].sum():,.0f} kWh"),
+        Card("Model version", ", ".join(sorted(forecast["model_version"].dropna().astype(str).unique()))),
+    ]
+    fleet = both.groupby("hour_ts", as_index=False)[["kwh", "predicted_kwh"]].sum(min_count=1)
+    total = go.Figure(
+        [
+            go.Scatter(x=fleet["hour_ts"], y=fleet["kwh"], name="actual", mode="lines"),
+            go.Scatter(
+                x=fleet["hour_ts"],
+                y=fleet["predicted_kwh"],
+                name="forecast",
+                mode="lines",
+                line={"dash": "dot"},
+            ),
+        ]  # fmt: skip
+    )
+    total.update_layout(title="Fleet consumption per hour: actual and day-ahead forecast (kWh, UTC)")
+    return Page(fact["hour_ts"].max().date(), cards, [total, _per_machine_forecast(both)])
+
+
+def _per_machine_forecast(both: pd.DataFrame) -> go.Figure:
+    """Actual and forecast of one machine at a time, chosen from a menu."""
+    machines = sorted(both["machine_id"].unique())
+    figure = go.Figure()
+    for i, machine in enumerate(machines):
+        mine = both[both["machine_id"] == machine].sort_values("hour_ts")
+        figure.add_scatter(x=mine["hour_ts"], y=mine["kwh"], name=f"{machine} actual", visible=i == 0)
+        figure.add_scatter(x=mine["hour_ts"], y=mine["predicted_kwh"], name=f"{machine} forecast",
+                           line={"dash": "dot"}, visible=i == 0)  # fmt: skip
+    buttons = [
+        {
+            "label": machine,
+            "method": "update",
+            "args": [{"visible": [j // 2 == i for j in range(2 * len(machines))]}, {"title.text": f"{machine}: actual and forecast (kWh per hour, UTC)"}],
+        }
+        for i, machine in enumerate(machines)
+    ]  # fmt: skip
+    figure.update_layout(
+        title=f"{machines[0]}: actual and forecast (kWh per hour, UTC)" if machines else "No machine",
+        updatemenus=[{"buttons": buttons, "x": 1.0, "xanchor": "right", "y": 1.15, "yanchor": "top"}],
+        showlegend=True,
+    )
+    return figure
 
 
 DASHBOARDS = (
@@ -350,6 +451,10 @@ DASHBOARDS = (
               "Hourly machine consumption of the last week, per site and per machine.",
               ("fact_consommation_energie", "dim_machine", "dim_site"), consumption_page),
     Dashboard("energy_machine_anomalies", "Energy: machine anomalies",
-              "Machine-hours classed warning or critical (vibration, load), when and where.",
+              "Machine-hours classed warning or critical (vibration, load, the anomaly model), when and where.",
               ("fact_consommation_energie", "dim_machine", "dim_site"), anomalies_page),
+    Dashboard("energy_forecast_vs_actual", "Energy: forecast against actual",
+              "The consumption model's day-ahead forecast beside the metered kWh, for the fleet and per machine.",
+              ("fact_consommation_energie", "dim_machine", "dim_site"), forecast_page,
+              optional=("consumption_forecast",)),
 )  # fmt: skip
