@@ -367,6 +367,7 @@ def test_registered_model_loads_and_predicts(trained, meter_csv, store):
     flavor = mlflow.models.get_model_info("models:/meter_forecast_atelier_b/1").flavors["python_function"]
     assert flavor["model_code_path"].endswith("meter_model.py")
     assert list(flavor["artifacts"]) == ["estimator"]
+    assert flavor["artifacts"]["estimator"]["path"].endswith("estimator.skops")  # no pickle
 
 
 def test_cli_trains_prints_the_table_and_registers(meter_csv, trained, tmp_path):

@@ -352,7 +352,7 @@ class MeterResult:
 def _requirements() -> list[str]:
     from importlib.metadata import version
 
-    packages = ("mlflow", "scikit-learn", "pandas", "numpy", "joblib", "threadpoolctl")
+    packages = ("mlflow", "scikit-learn", "pandas", "numpy", "skops", "threadpoolctl")
     return [f"{package}=={version(package)}" for package in packages]
 
 
@@ -398,8 +398,8 @@ def train_meter_forecast(
             f"{last:%Y-%m-%d %H:%M}Z); a {holdout_days}-day hold-out needs at least {needed} days "
             f"({holdout_days} to evaluate + {TRAIN_DAYS} to train, the first week of which only feeds the lags)"
         )
-    import joblib
     import mlflow
+    import skops.io
     from mlflow.models import infer_signature
     from sklearn.ensemble import HistGradientBoostingRegressor
     from threadpoolctl import threadpool_limits
@@ -472,8 +472,8 @@ def train_meter_forecast(
                 str(_plot(predictions, meter, series.timezone, Path(folder) / "meter_holdout.png")),
                 "evaluation",
             )
-            estimator_path = Path(folder) / "estimator.joblib"
-            joblib.dump(estimator, estimator_path)
+            estimator_path = Path(folder) / "estimator.skops"
+            skops.io.dump(estimator, estimator_path)
             with threadpool_limits(THREADS):
                 example_output = pd.Series(
                     np.clip(estimator.predict(example), 0.0, None), name="predicted_kwh"
