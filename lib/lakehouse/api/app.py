@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import functools
 import json
 import logging
 from collections.abc import AsyncIterator
@@ -24,7 +25,7 @@ from typing import Annotated, Any
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
@@ -182,10 +183,26 @@ def docs_static_dir() -> Path:
     return Path(fastapi_offline.__file__).parent / "static"
 
 
+# ReDoc's sidebar shows the Redocly logo from a CDN whatever the options: served here
+# with that one URL replaced by a blank image, so /redoc fetches nothing from elsewhere.
+_REDOC_CDN_LOGO = b"https://cdn.redoc.ly/redoc/logo-mini.svg"
+_BLANK_IMAGE = b"data:image/gif;base64,R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7"
+
+
+@functools.cache
+def _redoc_offline_js() -> bytes:
+    return (docs_static_dir() / "redoc.standalone.js").read_bytes().replace(_REDOC_CDN_LOGO, _BLANK_IMAGE)
+
+
 def _add_docs_routes(app: FastAPI) -> None:
     """FastAPI's "self-hosting JavaScript and CSS for docs" pattern: the pages load only
     URLs of this server. They need no token (they hold no data); "Authorize" in /docs
     takes a bearer token for "Try it out", as declared by the OpenAPI document."""
+
+    @app.get(f"{DOCS_STATIC_URL}/redoc.standalone.js", include_in_schema=False)
+    def redoc_js() -> Response:  # declared before the mount, so it wins over the file
+        return Response(_redoc_offline_js(), media_type="text/javascript; charset=utf-8")
+
     app.mount(DOCS_STATIC_URL, StaticFiles(directory=docs_static_dir()), name="docs-static")
     oauth2_redirect_url = app.swagger_ui_oauth2_redirect_url or "/docs/oauth2-redirect"
 
