@@ -62,17 +62,20 @@ def test_quickstart_rejects_an_impossible_scale_before_doing_anything(tmp_path, 
 
 @pytest.mark.slow
 def test_quickstart_generates_runs_and_prints_where_things_are(tmp_path, monkeypatch):
-    """The README's `make run`, on a tiny scale, in temporary folders."""
+    """The README's `make run`, on a tiny scale, in temporary folders: 11 days, enough
+    to bootstrap the energy models with a 3-day hold-out."""
     for name, folder in (("LAKE_ROOT", "lake"), ("VAR_DIR", "var"), ("RUNS_DIR", "runs")):
         monkeypatch.setenv(f"LAKEHOUSE_{name}", str(tmp_path / folder))
+    monkeypatch.setenv("LAKEHOUSE_ML__HOLDOUT_DAYS", "3")
     result = CliRunner().invoke(
-        main, ["quickstart", "--scale", "0.05", "--days", "2", "--run-date", "2026-11-26"]
+        main, ["quickstart", "--scale", "0.05", "--days", "11", "--run-date", "2026-11-26"]
     )
     assert result.exit_code == 0, result.output
     assert "gold.pharma.star.fact_ventes" in result.output
     assert "Executed notebooks:" in result.output and "run.json" in result.output
     executed = sorted(p.name for p in (tmp_path / "runs").rglob("*.ipynb"))
     assert executed == [
+        "bootstrap_models.ipynb",
         "bronze_erp.ipynb",
         "bronze_iot.ipynb",
         "bronze_referential.ipynb",
@@ -90,6 +93,20 @@ def test_quickstart_generates_runs_and_prints_where_things_are(tmp_path, monkeyp
         "silver_energy.ipynb",
         "silver_pharma.ipynb",
     ]
+    # make run alone delivers the models: trained, registered, scoring into gold
+    from deltalake import DeltaTable
+
+    gold = tmp_path / "lake" / "gold" / "domain=energy" / "model=prediction"
+    for table in ("consumption_forecast", "anomaly_scores"):
+        rows = DeltaTable(str(gold / f"table={table}")).to_pandas()
+        assert len(rows) > 0, table
+        assert rows[["model_name", "model_version", "model_run_id"]].notna().all().all(), table
+    assert "energy_consumption_forecast v1 (energy_forecast): skill_mae" in result.output
+    dashboards = tmp_path / "var" / "bi" / "dashboards"
+    assert "Hours raised by the anomaly model" in (dashboards / "energy_machine_anomalies.html").read_text()
+    assert "Forecast error (MAE) where the actual is known" in (
+        dashboards / "energy_forecast_vs_actual.html"
+    ).read_text()
 
 
 def test_pipeline_lineage_as_svg_names_every_dataset(tmp_path):

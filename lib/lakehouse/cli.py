@@ -117,7 +117,9 @@ def quickstart(scale: float | None, days: int | None, run_date: str | None, max_
     console.print(f"Lake:                {settings.lake_root}")
     notebooks = executed_notebooks(run)
     folders = sorted({str(path.parent) for path in notebooks})
-    console.print(f"Executed notebooks:  {len(notebooks)} in {len(folders)} run folders under {settings.runs_dir}")
+    console.print(
+        f"Executed notebooks:  {len(notebooks)} in {len(folders)} run folders under {settings.runs_dir}"
+    )
     for folder in folders:
         console.print(f"                     {folder}")
     console.print(f"Run record:          {run.run_dir}/run.json")
@@ -137,9 +139,14 @@ def _print_outputs(settings) -> None:
     console.print(f"Tableau extracts:    {tableau_dir(settings)}/*.hyper")
     console.print("BI views:            schema bi of PostgreSQL (`lakehouse postgres psql`)")
     console.print(f"Quality summary:     {settings.runs_dir / settings.quality.docs_dir / 'summary.html'}")
+    from lakehouse.ml.tracking import champion_lines
+
+    console.print("Energy models:       champions of the MLflow registry (runs: make mlflow-ui)")
+    for line in champion_lines(settings):
+        console.print(f"                     {line}")
     console.print(
-        "Energy models:       `lakehouse jobs run ml_training_weekly`, then "
-        "`lakehouse jobs run ml_scoring_daily` (MLflow UI: make mlflow-ui)"
+        f"Model outputs:       {settings.lake_root}/gold/domain=energy/model=prediction/"
+        "table={consumption_forecast,anomaly_scores}"
     )
 
 
@@ -253,7 +260,9 @@ def pipeline_events(run_id: str | None) -> None:
         expectations_failed=rows["expectations"].map(
             lambda items: ", ".join(f"{e['name']}={e['failed']}" for e in items if e["failed"])
         ),
-        skipped_because=[d if s == "SKIPPED" else "" for s, d in zip(rows["status"], rows["details"], strict=True)],
+        skipped_because=[
+            d if s == "SKIPPED" else "" for s, d in zip(rows["status"], rows["details"], strict=True)
+        ],
     )
     columns = [
         "dataset",

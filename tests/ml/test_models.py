@@ -119,3 +119,46 @@ def test_threshold_tuned_out_of_fold_separates_a_clean_signal():
 def test_threshold_falls_back_to_one_half_without_labels_in_every_fit():
     frame, labels = _labelled_hours(12, {1, 2})  # only the first third has anomalies
     assert models.tune_threshold(frame, labels, seed=1, max_iter=30) == 0.5
+
+
+def _forecast_frame(days: int, machines=("M1", "M2")) -> pd.DataFrame:
+    """A noise-free daily profile per machine (M2 twice M1) with every forecast feature;
+    the week-old lag is missing everywhere (a history shorter than a week)."""
+    from lakehouse.ml.features import FORECAST_FEATURES
+
+    frames = []
+    for k, machine in enumerate(machines):
+        frame = _hours(days * 24, np.tile(np.arange(24, dtype=float), days) * (k + 1), machine)
+        for column in FORECAST_FEATURES:
+            if column not in frame:
+                frame[column] = np.nan if column == "kwh_lag_168" else 0.0
+        frame["machine_type"] = "press"
+        frame["kwh_lag_24"] = frame["kwh"]  # the same hour the day before: the same value
+        frame["is_flat_hour"] = 0
+        frames.append(frame)
+    return pd.concat(frames, ignore_index=True)
+
+
+def test_a_feature_without_any_value_is_fitted_as_a_constant():
+    frame = _forecast_frame(3)
+    model = models.train_forecast(frame, seed=1, max_iter=20)
+    assert model.predict(None, frame).notna().all()
+
+
+def test_label_free_detector_flags_a_residual_far_outside_the_machines_own_spread():
+    frame = _forecast_frame(6)
+    model = models.train_label_free(frame, seed=1, max_iter=300)
+    assert set(model.residuals) == {"M1", "M2", "*"}
+    test = frame[frame["hour_ts"] >= frame["hour_ts"].max().normalize()].reset_index(drop=True)
+    # M1 at 12:00 draws 12 + 40 kWh: 40 % of rated power, 20x the 2 % floor of the scale.
+    spike = test.index[(test["machine_id"] == "M1") & (test["hour_of_day"] == 12)][0]
+    test.loc[spike, "kwh"] += 40.0
+    # M2 at 03:00: a stuck meter (flat hour while drawing power) scores 1.
+    stuck = test.index[(test["machine_id"] == "M2") & (test["hour_of_day"] == 3)][0]
+    test.loc[stuck, "is_flat_hour"] = 1
+    scored = model.predict(None, test)
+    assert scored.loc[spike, "anomaly_score"] > 0.8 and scored.loc[stuck, "anomaly_score"] == 1.0
+    assert sorted(scored.index[scored["is_anomaly"]]) == sorted([spike, stuck])
+    # A machine never seen in training falls back to the fleet's spread.
+    unseen = test[test["machine_id"] == "M1"].assign(machine_id="M9")
+    assert not model.predict(None, unseen.reset_index(drop=True))["anomaly_score"].isna().any()

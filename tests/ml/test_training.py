@@ -145,3 +145,23 @@ def test_scoring_without_a_champion_says_what_to_do_or_skips(spark, tmp_path, ti
         assert "no champion for energy_consumption_forecast, energy_anomaly_detector" in capsys.readouterr().out
     finally:
         tracking.configure(store)
+
+
+def test_without_labels_the_label_free_detector_is_trained_alone_and_serves(spark, tiny_lake, tmp_path):
+    import mlflow
+
+    settings = tiny_lake.settings(
+        tracking_uri=f"sqlite:///{tmp_path / 'nolabels.db'}", artifact_root=str(tmp_path / "artifacts")
+    )
+    tracking.configure(settings)
+    results = train_all(spark, settings, events_path=tmp_path / "no_labels.csv", max_iter=MAX_ITER)
+    assert [r.model_name for r in results] == [tracking.FORECAST_MODEL, tracking.ANOMALY_MODEL]
+    detector = results[1]
+    assert detector.decision.promote and detector.decision.reason == "no labels; first detector: promoted"
+    assert tracking.champion_version(tracking.ANOMALY_MODEL) == detector.version == "1"
+    params = mlflow.get_run(detector.run_id).data.params
+    assert (params["detector"], params["labels"]) == ("energy_anomaly_label_free", "none")
+    assert not any(k.startswith("f1") for k in detector.metrics), "no labels, no F1"
+    # Retrained on the same data: the same expected kWh, so the champion stays.
+    again = train_all(spark, settings, events_path=tmp_path / "no_labels.csv", max_iter=MAX_ITER)[1]
+    assert not again.decision.promote and "does not beat the champion" in again.decision.reason

@@ -184,3 +184,145 @@ def meter_train(
         f"MLflow run {result.run_id} (experiment meter_forecast, store {tracking.tracking_uri(settings)})"
     )
     console.print(f"registered model {result.model_name} version {result.version}")
+
+
+def _f1_cell(scores: dict | None) -> str:
+    if not scores:
+        return "-"
+    return f"{scores['f1']:.3f} ({scores['precision']:.2f}/{scores['recall']:.2f})"
+
+
+def _forecast_cells(m: dict, prefix: str = "") -> list[str]:
+    return [
+        f"{m[prefix + 'mae']:.3f}",
+        f"{m['skill_mae'] if not prefix else 0.0:.1%}",
+        f"{m[prefix + 'cv_rmse']:.1f}",
+        f"{m[prefix + 'nmbe']:.2f}",
+        f"{m[prefix + 'mape']:.1f}",
+    ]
+
+
+def _print_forecasts(evaluations) -> None:
+    if not evaluations:
+        return
+    table = Table(title="Forecast on the hold-out (kWh per machine-hour)")
+    for column in ("model", "hours", "MAE", "skill on MAE", "CV(RMSE) %", "NMBE %", "MAPE %"):
+        table.add_column(column, justify="left" if column == "model" else "right")
+    for e in evaluations:
+        table.add_row(e.model.label, str(e.rows), *_forecast_cells(e.metrics))
+    last = evaluations[-1]
+    table.add_row("same hour last week", str(last.rows), *_forecast_cells(last.metrics, "baseline_"))
+    console.print(table)
+
+
+def _print_detectors(evaluations, baseline_share: float) -> None:
+    labelled = [e for e in evaluations if e.details]
+    for e in evaluations:
+        if not e.details:
+            console.print(f"{e.model.label}: no labels, flagged share {e.metrics['flagged_share']:.2%}")
+    if not labelled:
+        return
+    kinds = [k for k in labelled[0].details["baseline"] if k != "overall"]
+    first = labelled[0]
+    rows = [
+        *[
+            (e.model.label, e.details["model"], e.details["event_recall"], e.metrics["flagged_share"])
+            for e in labelled
+        ],
+        (
+            "robust z-score (MAD)",
+            first.details["baseline"],
+            first.details["baseline_event_recall"],
+            baseline_share,
+        ),
+    ]
+    table = Table(title="Anomaly detection on the hold-out: F1 (precision/recall) per machine-hour")
+    for column in ("detector", "overall", *kinds, "hours flagged"):
+        table.add_column(column, justify="left" if column == "detector" else "right")
+    for label, scores, _, share in rows:
+        table.add_row(label, *[_f1_cell(scores.get(k)) for k in ("overall", *kinds)], f"{share:.1%}")
+    console.print(table)
+    events = Table(title="Event recall (share of events with a flagged hour)")
+    for column in ("detector", "overall", *kinds):
+        events.add_column(column, justify="left" if column == "detector" else "right")
+    for label, _, recall, _ in rows:
+        events.add_row(label, *[f"{recall[k]:.2f}" if k in recall else "-" for k in ("overall", *kinds)])
+    console.print(events)
+
+
+@ml_cli.command("evaluate")
+@click.option("--run-date", default=None, help="Hold-out ends on this date (YYYY-MM-DD); default today.")
+@click.option(
+    "--lake-root", default=None, help="Lake to evaluate on; default lake_root of the configuration."
+)
+@click.option(
+    "--truth",
+    "truth_path",
+    default=None,
+    help="Anomaly labels CSV of that lake; default var/ground_truth/energy_anomalies.csv.",
+)
+@click.option(
+    "--tracking-uri", default=None, help="MLflow store holding the models; default ml.tracking_uri."
+)
+@click.option(
+    "--model",
+    "model_uris",
+    multiple=True,
+    metavar="MODEL_URI",
+    help="models:/<name>/<version> or models:/<name>@<alias>; repeatable. Default: both champions "
+    "and the latest supervised and label-free detectors.",
+)
+@click.option(
+    "--json",
+    "json_path",
+    default=None,
+    type=click.Path(dir_okay=False),
+    help="Write the figures to this file.",
+)
+def evaluate(
+    run_date: str | None,
+    lake_root: str | None,
+    truth_path: str | None,
+    tracking_uri: str | None,
+    model_uris: tuple[str, ...],
+    json_path: str | None,
+) -> None:
+    """Evaluate registered models on a lake's hold-out (the last ml.holdout_days days up
+    to the run date) without retraining: forecast MAE, skill over the same hour last
+    week, CV(RMSE), NMBE; anomaly precision/recall/F1 overall and per type and event
+    recall, beside the robust z-score baseline.
+
+    \b
+    Examples:
+      lakehouse ml evaluate --run-date 2026-12-06
+      lakehouse ml evaluate --lake-root /data/other/lake --truth /data/other/energy_anomalies.csv \\
+          --run-date 2026-12-06 --model models:/energy_anomaly_detector/2 --json figures.json
+    """
+    import json
+    from pathlib import Path
+
+    from lakehouse.engine import get_spark
+    from lakehouse.ml.evaluation import evaluate_models
+
+    settings = _settings(run_date, lake_root)
+    if tracking_uri:
+        settings.ml = settings.ml.model_copy(update={"tracking_uri": tracking_uri})
+    try:
+        with console.status("building features and evaluating"):
+            report = evaluate_models(
+                get_spark(settings, app_name="ml_evaluate"), settings, model_uris, events_path=truth_path
+            )
+    except (LookupError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    events = "no labels" if report.holdout_events is None else f"{report.holdout_events} events"
+    console.print(
+        f"lake {report.lake_root}, hold-out {report.holdout_start[:10]} .. {report.holdout_end[:10]} "
+        f"({report.holdout_rows} machine-hours, {events}); store {report.tracking_uri}"
+    )
+    _print_forecasts([e for e in report.evaluations if e.kind == "forecast"])
+    _print_detectors([e for e in report.evaluations if e.kind == "anomaly"], report.baseline_flagged_share)
+    timing = ", ".join(f"{e.model.label} {e.seconds:.1f} s" for e in report.evaluations)
+    console.print(f"{report.seconds:.1f} s in all (per model: {timing})")
+    if json_path:
+        Path(json_path).write_text(json.dumps(report.as_dict(), indent=2) + "\n", encoding="utf-8")
+        console.print(f"figures written to {json_path}")

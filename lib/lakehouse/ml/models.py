@@ -78,6 +78,16 @@ def design(frame: pd.DataFrame, columns: tuple[str, ...], categories: list[str])
     return design
 
 
+def fit_design(frame: pd.DataFrame, columns: tuple[str, ...], categories: list[str]) -> pd.DataFrame:
+    """``design`` for fitting: a column with no value at all (a lag longer than a young
+    history) becomes 0.0, a constant the trees never split on. scikit-learn 1.9.1's
+    binning fails on an all-missing column ("window shape cannot be larger than input
+    array shape")."""
+    frame = design(frame, columns, categories)
+    empty = [c for c in columns if c != "machine_type" and frame[c].isna().all()]
+    return frame.assign(**dict.fromkeys(empty, 0.0)) if empty else frame
+
+
 def definition(name: str):
     """The module of ``ml/models/<name>.py`` (see ``lakehouse.ml.model_code``)."""
     from lakehouse.ml.model_code import load_definition
@@ -106,7 +116,7 @@ def _forecast_estimator(
         random_state=seed,
     )
     with threadpool_limits(THREADS):
-        estimator.fit(design(rows, FORECAST_FEATURES, categories), rows[TARGET].to_numpy(float))
+        estimator.fit(fit_design(rows, FORECAST_FEATURES, categories), rows[TARGET].to_numpy(float))
     return estimator
 
 
@@ -137,7 +147,7 @@ def _anomaly_estimator(
         random_state=seed,
     )
     with threadpool_limits(THREADS):
-        estimator.fit(design(train, ANOMALY_FEATURES, categories), labels.to_numpy(int))
+        estimator.fit(fit_design(train, ANOMALY_FEATURES, categories), labels.to_numpy(int))
     return estimator
 
 

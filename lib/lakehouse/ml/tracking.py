@@ -41,6 +41,7 @@ def configure(settings: Settings) -> str:
     import mlflow
 
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # bars flood job logs
     uri = tracking_uri(settings)
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
@@ -109,3 +110,33 @@ def set_champion(model_name: str, version: str) -> None:
     from mlflow import MlflowClient
 
     MlflowClient().set_registered_model_alias(model_name, CHAMPION, version)
+
+
+CHAMPION_METRICS = {
+    FORECAST_MODEL: ("skill_mae", "mae", "cv_rmse", "nmbe"),
+    ANOMALY_MODEL: ("f1_overall", "baseline_f1_overall", "flagged_share"),
+}
+
+
+def champion_lines(settings: Settings) -> list[str]:
+    """One line per registered model: its champion version, the detector, headline
+    hold-out metrics and the link to its MLflow run; or that it has none yet."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    configure(settings)
+    client, lines = MlflowClient(), []
+    for name, wanted in CHAMPION_METRICS.items():
+        try:
+            version = client.get_model_version_by_alias(name, CHAMPION)
+        except MlflowException:
+            lines.append(f"{name}: no champion yet")
+            continue
+        run = client.get_run(version.run_id)
+        metrics = ", ".join(f"{k} {run.data.metrics[k]:.3g}" for k in wanted if k in run.data.metrics)
+        detector = run.data.params.get("detector", "")
+        lines.append(
+            f"{name} v{version.version}{f' ({detector})' if detector else ''}: {metrics}; "
+            f"{run_url(settings, run.info.experiment_id, run.info.run_id)}"
+        )
+    return lines

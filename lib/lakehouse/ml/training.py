@@ -310,7 +310,8 @@ def _train_detector(
     x_holdout = model_input(holdout, columns)
     scored = model.predict(None, x_holdout)
     metrics, details, logged_only = {}, {}, {}
-    if events is not None:
+    holdout_labelled = events is not None and bool((holdout["anomaly_type"] != "normal").any())
+    if holdout_labelled:
         ours, ours_events, n_events = _detector_metrics(holdout, scored["is_anomaly"], events, split.cutoff)
         theirs, theirs_events, _ = _detector_metrics(holdout, holdout["baseline_flag"], events, split.cutoff)
         metrics = {
@@ -329,9 +330,13 @@ def _train_detector(
         decision = tracking.promotion_decision(
             "f1", ours["overall"]["f1"], theirs["overall"]["f1"], champion_f1, higher_is_better=True
         )
-    else:
-        n_events = 0
+    elif label_free:
+        n_events = 0  # no labelled hour in the hold-out: F1 cannot judge
         decision = _label_free_decision(holdout, model)
+    else:
+        raise ValueError(
+            "the hold-out has no labelled anomalous hour: F1 cannot judge the supervised detector"
+        )
     metrics["flagged_share"] = float(scored["is_anomaly"].mean())
 
     tracking.configure(settings)
@@ -421,23 +426,40 @@ def train_all(
     lake = Lake(settings.lake_root)
     end = pd.Timestamp(settings.run_date) + pd.Timedelta(days=1)
     features = to_pandas(spark_features(spark, lake).where(F.col("hour_ts") < F.lit(end.to_pydatetime())))
+    check_history(features, settings.ml.holdout_days)
     events = read_labels(events_path or settings.ground_truth_dir / "energy_anomalies.csv")
     results = [train_forecast_model(settings, features, max_iter=max_iter)]
     if events is not None:
-        results.append(train_anomaly_model(settings, features, events, max_iter=max_iter))
+        try:
+            results.append(train_anomaly_model(settings, features, events, max_iter=max_iter))
+        except ValueError as exc:  # labels, but none in the training or hold-out hours
+            print(f"supervised anomaly detector not trained: {exc}; the label-free one alone")
     results.append(train_label_free_model(settings, features, events, max_iter=max_iter))
     return results
+
+
+class NotEnoughHistory(ValueError):
+    """Too few days in silver to train and evaluate the models."""
+
+
+def history_days_needed(holdout_days: int) -> int:
+    """The hold-out, a week before it (the seasonal naive forecast) and a training day."""
+    return holdout_days + 8
+
+
+def check_history(features: pd.DataFrame, holdout_days: int) -> None:
+    days = features["hour_ts"].dt.normalize().nunique() if len(features) else 0
+    needed = history_days_needed(holdout_days)
+    if days < needed:
+        raise NotEnoughHistory(
+            f"silver iot_readings_hourly holds {days} days up to the run date; training needs at least "
+            f"{needed} (ml.holdout_days {holdout_days} + a week for the seasonal naive forecast + a training day)"
+        )
 
 
 def missing_champions() -> list[str]:
     """The registered models (forecast, anomaly) without a ``champion`` yet."""
     return [m for m in (FORECAST_MODEL, ANOMALY_MODEL) if tracking.champion_version(m) is None]
-
-
-HEADLINE_METRICS = {
-    FORECAST_MODEL: ("skill_mae", "mae", "cv_rmse", "nmbe"),
-    ANOMALY_MODEL: ("f1_overall", "baseline_f1_overall", "event_recall_overall", "flagged_share"),
-}
 
 
 def summary(results: list[TrainingResult], settings: Settings) -> pd.DataFrame:
@@ -449,7 +471,9 @@ def summary(results: list[TrainingResult], settings: Settings) -> pd.DataFrame:
     for result in results:
         run = mlflow.get_run(result.run_id)
         metrics = {
-            k: round(result.metrics[k], 4) for k in HEADLINE_METRICS[result.model_name] if k in result.metrics
+            k: round(result.metrics[k], 4)
+            for k in tracking.CHAMPION_METRICS[result.model_name]
+            if k in result.metrics
         }
         rows.append(
             {
