@@ -52,19 +52,29 @@ class Visit:
     screenshot: Path
     errors: list[str] = field(default_factory=list)  # console errors and uncaught exceptions
     external: list[str] = field(default_factory=list)  # requests to other hosts (aborted)
+    http_errors: list[str] = field(default_factory=list)  # "404 http://127.0.0.1:.../x", to explain errors
 
-    def check(self, main: str, *, min_chars: int = 20, allow_errors: tuple[str, ...] = ()) -> str:
-        """Fails on an external request, a console error (unless it contains one of
-        ``allow_errors``) or ``main`` (a CSS selector) with fewer than ``min_chars``
-        characters of text; saves the screenshot and returns the main text."""
+    def check(self, main: str, *, min_chars: int = 20, allow_http: tuple[str, ...] = ()) -> str:
+        """Fails on an external request, a console error, a local response >= 400 (unless
+        its URL contains one of ``allow_http``: then the browser's "Failed to load
+        resource" line for it is not an error either), or ``main`` (a CSS selector) with
+        fewer than ``min_chars`` characters of text. Saves the screenshot; returns the text."""
         page = self.page
         page.locator(main).first.wait_for(state="visible")
         text = page.locator(main).first.inner_text()
         page.screenshot(path=str(self.screenshot), full_page=True)
         print(f"screenshot of {self.name}: {self.screenshot}")
         assert self.external == [], f"{self.name} tried to reach other hosts: {self.external}"
-        errors = [e for e in self.errors if not any(a in e for a in allow_errors)]
-        assert errors == [], f"{self.name} logged errors: {errors}"
+        errors, http_errors = list(self.errors), []
+        for failure in self.http_errors:
+            status, url = failure.split(" ", 1)
+            if not any(a in url for a in allow_http):
+                http_errors.append(failure)
+                continue
+            line = f"console: Failed to load resource: the server responded with a status of {status}"
+            errors.remove(next(e for e in errors if e.startswith(line)))
+        assert errors == [], f"{self.name} logged errors: {errors} (HTTP errors: {self.http_errors})"
+        assert http_errors == [], f"{self.name} got HTTP errors: {http_errors}"
         assert len(text.strip()) >= min_chars, f"{self.name}: {main} is empty ({text!r})"
         return text
 
@@ -92,6 +102,9 @@ class OfflineBrowser:
         page.route("**/*", route)
         page.on("console", lambda m: visit.errors.append(f"console: {m.text}") if m.type == "error" else None)
         page.on("pageerror", lambda e: visit.errors.append(f"exception: {e}"))
+        page.on(
+            "response", lambda r: visit.http_errors.append(f"{r.status} {r.url}") if r.status >= 400 else None
+        )
         page.on("websocket", lambda ws: None if is_local(ws.url) else visit.external.append(ws.url))
         page.goto(url, wait_until=wait_until)
         return visit
