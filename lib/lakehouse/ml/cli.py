@@ -189,7 +189,8 @@ def meter_train(
 def _f1_cell(scores: dict | None) -> str:
     if not scores:
         return "-"
-    return f"{scores['f1']:.3f} ({scores['precision']:.2f}/{scores['recall']:.2f})"
+    p, r = (f"{scores[k]:.2f}".removeprefix("0") for k in ("precision", "recall"))
+    return f"{scores['f1']:.3f} ({p}/{r})"
 
 
 def _forecast_cells(m: dict, prefix: str = "") -> list[str]:
@@ -238,7 +239,9 @@ def _print_detectors(evaluations, baseline_share: float) -> None:
     ]
     table = Table(title="Anomaly detection on the hold-out: F1 (precision/recall) per machine-hour")
     for column in ("detector", "overall", *kinds, "hours flagged"):
-        table.add_column(column, justify="left" if column == "detector" else "right")
+        table.add_column(
+            column, justify="left" if column == "detector" else "right", no_wrap=column == "detector"
+        )
     for label, scores, _, share in rows:
         table.add_row(label, *[_f1_cell(scores.get(k)) for k in ("overall", *kinds)], f"{share:.1%}")
     console.print(table)
