@@ -101,7 +101,8 @@ def test_quickstart_generates_runs_and_prints_where_things_are(tmp_path, monkeyp
         rows = DeltaTable(str(gold / f"table={table}")).to_pandas()
         assert len(rows) > 0, table
         assert rows[["model_name", "model_version", "model_run_id"]].notna().all().all(), table
-    assert "energy_consumption_forecast v1 (energy_forecast): skill_mae" in result.output
+    assert "energy_consumption_forecast v1: skill_mae" in result.output
+    assert "energy_anomaly_detector v1 (energy_anomaly): f1_overall" in result.output
     dashboards = tmp_path / "var" / "bi" / "dashboards"
     assert "Hours raised by the anomaly model" in (dashboards / "energy_machine_anomalies.html").read_text()
     assert "Forecast error (MAE) where the actual is known" in (

@@ -119,8 +119,8 @@ CHAMPION_METRICS = {
 
 
 def champion_lines(settings: Settings) -> list[str]:
-    """One line per registered model: its champion version, the detector, headline
-    hold-out metrics and the link to its MLflow run; or that it has none yet."""
+    """Per registered model: its champion version, the detector, headline hold-out
+    metrics, and a second line with the link to its MLflow run; or that it has none."""
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
@@ -135,8 +135,6 @@ def champion_lines(settings: Settings) -> list[str]:
         run = client.get_run(version.run_id)
         metrics = ", ".join(f"{k} {run.data.metrics[k]:.3g}" for k in wanted if k in run.data.metrics)
         detector = run.data.params.get("detector", "")
-        lines.append(
-            f"{name} v{version.version}{f' ({detector})' if detector else ''}: {metrics}; "
-            f"{run_url(settings, run.info.experiment_id, run.info.run_id)}"
-        )
+        lines.append(f"{name} v{version.version}{f' ({detector})' if detector else ''}: {metrics}")
+        lines.append(f"  run {run_url(settings, run.info.experiment_id, run.info.run_id)}")
     return lines
