@@ -137,3 +137,22 @@ def test_without_a_champion_it_says_what_to_run(spark, tiny_lake, store, tmp_pat
         assert "has no 'champion' version: run `lakehouse ml train` first" in result.output
     finally:
         tracking.configure(store)
+
+
+def test_without_labelled_hours_in_the_hold_out_only_the_flagged_share(
+    spark, tiny_lake, store, trained, tmp_path
+):
+    import pandas as pd
+
+    events = pd.read_csv(tiny_lake.truth)
+    before = events[pd.to_datetime(events["end_ts"], utc=True) < pd.Timestamp("2026-11-24", tz="UTC")]
+    truth = tmp_path / "old_anomalies.csv"
+    before.to_csv(truth, index=False)
+    assert 0 < len(before) < len(events)
+    report = evaluate_models(spark, store, events_path=truth)
+    forecast, supervised, label_free = report.evaluations
+    assert report.holdout_events == 0
+    assert forecast.metrics == trained[0].metrics
+    assert supervised.metrics == {"flagged_share": trained[1].metrics["flagged_share"]}
+    assert label_free.metrics == {"flagged_share": trained[2].metrics["flagged_share"]}
+    assert supervised.details == label_free.details == {}

@@ -220,7 +220,10 @@ def _print_detectors(evaluations, baseline_share: float) -> None:
     labelled = [e for e in evaluations if e.details]
     for e in evaluations:
         if not e.details:
-            console.print(f"{e.model.label}: no labels, flagged share {e.metrics['flagged_share']:.2%}")
+            console.print(
+                f"{e.model.label}: no labelled anomalous hour in the hold-out (no F1), "
+                f"flagged share {e.metrics['flagged_share']:.2%}"
+            )
     if not labelled:
         return
     kinds = [k for k in labelled[0].details["baseline"] if k != "overall"]

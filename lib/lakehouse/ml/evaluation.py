@@ -75,6 +75,11 @@ class Holdout:
         return events[(events["end_ts"] > self.split.cutoff) & (events["start_ts"] <= last)]
 
     @property
+    def labelled(self) -> bool:
+        """Ground truth with anomalous hours in the hold-out: F1 can judge (as in training)."""
+        return self.events is not None and bool((self.rows["anomaly_type"] != NORMAL).any())
+
+    @property
     def forecast_rows(self) -> pd.DataFrame:
         """Hold-out hours with a value and a value a week before (the naive forecast)."""
         rows = self.rows
@@ -248,10 +253,11 @@ def detection_figures(flagged: pd.Series, data: Holdout) -> tuple[dict, dict[str
 
 
 def anomaly_figures(pyfunc, data: Holdout) -> tuple[dict[str, float], dict[str, object]]:
-    """The detector's and the baseline's figures (without labels: the flagged share only)."""
+    """The detector's and the baseline's figures (without a labelled anomalous hour in
+    the hold-out: the flagged share only, as training logs)."""
     scored = pyfunc.predict(_inputs(pyfunc, data.rows))
     metrics, details = {}, {}
-    if data.events is not None:
+    if data.labelled:
         ours, ours_events = detection_figures(scored["is_anomaly"], data)
         theirs, theirs_events = detection_figures(data.rows["baseline_flag"], data)
         metrics = {
