@@ -365,7 +365,7 @@ def test_registered_model_loads_and_predicts(trained, meter_csv, store):
     assert everything.shape == (841,) and np.isfinite(everything).all() and (everything >= 0).all()
     # logged as a model from code: the MLmodel points at the code file, the estimator is an artifact
     flavor = mlflow.models.get_model_info("models:/meter_forecast_atelier_b/1").flavors["python_function"]
-    assert flavor["model_code_path"].endswith("meter_model.py")
+    assert flavor["model_code_path"].endswith("meter_forecast.py")
     assert list(flavor["artifacts"]) == ["estimator"]
     assert flavor["artifacts"]["estimator"]["path"].endswith("estimator.skops")  # no pickle
 

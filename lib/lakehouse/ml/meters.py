@@ -47,11 +47,12 @@ import pandas as pd
 from lakehouse.config import Settings
 from lakehouse.ml import tracking
 from lakehouse.ml.metrics import forecast_metrics, skill
+from lakehouse.ml.model_code import code_path
 
 DEFAULT_TIMEZONE = "Europe/Paris"
 EXPERIMENT = "meter_forecast"
 MODEL_PREFIX = "meter_forecast_"
-MODEL_CODE = Path(__file__).with_name("meter_model.py")
+MODEL_DEFINITION = "meter_forecast"  # ml/models/meter_forecast.py
 TRAIN_DAYS = 14  # days of history before the hold-out: the first week only feeds the lags
 LAG_HOURS = (24, 48, 168)
 TARGET = "kwh"
@@ -480,7 +481,7 @@ def train_meter_forecast(
                 )
             info = mlflow.pyfunc.log_model(
                 name="model",
-                python_model=str(MODEL_CODE),
+                python_model=str(code_path(MODEL_DEFINITION, settings.project_root)),
                 artifacts={"estimator": str(estimator_path)},
                 signature=infer_signature(example, example_output),
                 input_example=example.head(5),

@@ -85,7 +85,8 @@ def load_estimator(artifacts: dict[str, str]) -> tuple[object, dict]:
     if unexpected:
         raise ValueError(f"{path}: refusing to load types outside scikit-learn and numpy: {unexpected}")
     estimator = skops.io.load(path, trusted=untrusted)
-    settings = json.loads(Path(artifacts["settings"]).read_text(encoding="utf-8"))
+    settings_file = artifacts.get("settings")
+    settings = json.loads(Path(settings_file).read_text(encoding="utf-8")) if settings_file else {}
     return estimator, settings
 
 
