@@ -23,7 +23,7 @@ run: setup  ## generate data, start PostgreSQL, run the daily job, print where e
 	$(BIN)/lakehouse quickstart
 
 test: setup  ## lint, then the whole test suite (unit, jobs through papermill, end to end)
-	$(BIN)/ruff check lib tests
+	$(BIN)/ruff check lib tests ml
 	$(BIN)/python -m pytest -n 2 --dist loadgroup
 
 test-fast: setup  ## unit tests only (no papermill, no end-to-end job)
