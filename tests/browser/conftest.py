@@ -54,6 +54,13 @@ class Visit:
     external: list[str] = field(default_factory=list)  # requests to other hosts (aborted)
     http_errors: list[str] = field(default_factory=list)  # "404 http://127.0.0.1:.../x", to explain errors
 
+    def go(self, name: str, url: str) -> Visit:
+        """Open ``url`` in the same tab (a single-page app moves to another route without
+        loading its scripts again); what the tab logged so far still counts."""
+        self.name, self.screenshot = name, self.screenshot.with_name(f"{name}.png")
+        self.page.goto(url)
+        return self
+
     def check(self, main: str, *, min_chars: int = 20, allow_http: tuple[str, ...] = ()) -> str:
         """Fails on an external request, a console error, a local response >= 400 (unless
         its URL contains one of ``allow_http``: then the browser's "Failed to load

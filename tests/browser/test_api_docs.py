@@ -54,7 +54,9 @@ def test_swagger_ui_renders_offline_and_authorize_takes_a_bearer_token(
     assert visit.errors == [
         "console: Failed to load resource: the server responded with a status of 401 (Unauthorized)"
     ]
+    assert visit.http_errors == [f"401 {api_server.url}/v1/me"]
     visit.errors.clear()
+    visit.http_errors.clear()
 
     token = api_server.tokens["pharma_analyst"]
     page.locator(".auth-wrapper button.authorize").click()

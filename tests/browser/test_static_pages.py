@@ -23,7 +23,7 @@ from tests.quality.dataset import RUN_DATE, dirty_rows, write_tables
 
 from .conftest import PROJECT_ROOT, OfflineBrowser
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("browser_static_pages")]
+pytestmark = pytest.mark.xdist_group("browser_static_pages")  # the browser tests are also `slow`
 GENERATED = dt.datetime(2026, 11, 26, 7, 15, tzinfo=dt.UTC)
 SUITES = 9  # lakehouse.quality.suites: 2 silver + 7 gold tables
 
@@ -31,6 +31,7 @@ SUITES = 9  # lakehouse.quality.suites: 2 silver + 7 gold tables
 # --- dashboards and catalog (gold written with delta-rs, no engine) --------------------------
 
 
+@pytest.mark.slow
 def test_dashboards_render_offline_with_their_figures(
     browser: OfflineBrowser, gold_lake, tmp_path: Path
 ) -> None:
@@ -58,6 +59,7 @@ def test_dashboards_render_offline_with_their_figures(
     index.page.close()
 
 
+@pytest.mark.slow
 def test_catalog_page_renders_offline_with_owners_and_filter(
     browser: OfflineBrowser, gold_lake, tmp_path: Path
 ) -> None:
@@ -90,6 +92,7 @@ def quality_run(spark, tmp_path_factory: pytest.TempPathFactory):
     return run, root / "runs" / "quality"
 
 
+@pytest.mark.slow
 def test_quality_summary_renders_offline_with_the_failures(browser: OfflineBrowser, quality_run) -> None:
     run, folder = quality_run
     failed = [r for suite in run.suites for r in suite.results if not r.success]
@@ -105,6 +108,7 @@ def test_quality_summary_renders_offline_with_the_failures(browser: OfflineBrows
     visit.page.close()
 
 
+@pytest.mark.slow
 def test_data_docs_render_styled_offline(browser: OfflineBrowser, quality_run) -> None:
     run, _ = quality_run
     site = run.docs_index.parent
