@@ -48,3 +48,10 @@ dashboards: setup  ## regenerate the static HTML dashboards from gold (var/bi/da
 
 clean-lake:  ## delete the local lake, runs and embedded PostgreSQL data
 	rm -rf lake runs var
+
+.PHONY: spark-serve spark-stop
+spark-serve: setup  ## start a local Apache Spark 4 Spark Connect server with Delta (docs/spark.md); then export SPARK_REMOTE=sc://127.0.0.1:15002
+	$(BIN)/lakehouse spark serve
+
+spark-stop:  ## stop the local Spark Connect server
+	$(BIN)/lakehouse spark stop

@@ -35,6 +35,7 @@ class LazyGroup(click.Group):
         "api": ("lakehouse.api.cli", "api_cli"),
         "iot": ("lakehouse.iot.cli", "iot_cli"),
         "bench": ("lakehouse.bench.cli", "bench_cli"),
+        "spark": ("lakehouse.spark_server", "spark_cli"),
     }
 
     def list_commands(self, ctx: click.Context) -> list[str]:
