@@ -55,7 +55,8 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
         yield Lab(url, token, root)
 
 
-def test_server_lists_the_notebooks_and_refuses_without_token(lab: Lab) -> None:
+def _check_server(lab: Lab) -> None:
+    """The server lists the notebooks, refuses a request without the token, has the kernel."""
     assert httpx.get(f"{lab.url}/api/contents/bronze", timeout=30).status_code == 403
     listing = httpx.get(f"{lab.url}/api/contents/bronze", params={"token": lab.token}, timeout=30).json()
     expected = sorted(p.name for p in (PROJECT_ROOT / "notebooks" / "bronze").glob("*.ipynb"))
@@ -67,6 +68,7 @@ def test_server_lists_the_notebooks_and_refuses_without_token(lab: Lab) -> None:
 def test_a_layer_notebook_opens_offline_with_its_cells_and_a_running_kernel(
     browser: OfflineBrowser, lab: Lab
 ) -> None:
+    _check_server(lab)  # one test per server: pytest 9.2 ignores xdist's groups, two would start it twice
     cells = json.loads((PROJECT_ROOT / "notebooks" / NOTEBOOK).read_text(encoding="utf-8"))["cells"]
     visit = browser.visit("jupyterlab_notebook", f"{lab.url}/lab/tree/{NOTEBOOK}?token={lab.token}")
     page = visit.page
