@@ -40,8 +40,9 @@ def test_dashboards_render_offline_with_their_figures(
     )
     index = browser.visit("dashboards_index", report.index.as_uri())
     text = index.check("main")
-    assert index.page.locator("main a[href$='.html']").count() == len(DASHBOARDS)
-    assert all(d.title in text for d in DASHBOARDS)
+    built = {d.slug: d for d in DASHBOARDS if d.slug in report.pages}
+    assert index.page.locator("main a[href$='.html']").count() == len(built) >= 4
+    assert all(d.title in text for d in built.values()) and all(s in text for s in report.skipped)
     # headline figures of the small gold lake (computed by hand in tests/bi/test_dashboards.py)
     expected = {
         "pharma_stockout_rate": ["10.0%", "16.7%"],
@@ -49,12 +50,19 @@ def test_dashboards_render_offline_with_their_figures(
         "energy_realtime_consumption": ["165 kW", "825 kWh"],
         "energy_machine_anomalies": ["2 of 2"],
     }
-    for slug, figures in expected.items():
-        visit = browser.visit(f"dashboard_{slug}", report.pages[slug].as_uri())
-        visit.page.locator(".plotly .main-svg").first.wait_for()
-        cards = visit.check("main .cards")
-        assert all(figure in cards for figure in figures), (slug, cards)
-        assert visit.page.locator(".js-plotly-plot").count() == 2
+    assert set(expected) <= set(built)
+    for slug, path in report.pages.items():  # every page, the ones added later too
+        visit = browser.visit(f"dashboard_{slug}", path.as_uri())
+        charts = visit.page.locator(".chart").count()
+        if charts:
+            visit.page.locator(".plotly .main-svg").nth(charts - 1).wait_for()
+        main = visit.check("main")
+        assert built[slug].title in visit.page.locator("h1").inner_text()
+        assert all(figure in main for figure in expected.get(slug, [])), (slug, main)
+        if slug in expected:
+            assert visit.page.locator(".js-plotly-plot").count() == charts == 2
+        elif not charts:  # e.g. the forecast page before any scoring: it says so
+            assert "No rows in the gold tables yet." in main, (slug, main)
         visit.page.close()
     index.page.close()
 
