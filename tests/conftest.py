@@ -29,7 +29,11 @@ def spark():
     from lakehouse.config import load_settings
     from lakehouse.engine import get_spark, stop_embedded_engine
 
-    session = get_spark(load_settings(spark={"engine": "sail"}), app_name="tests")
+    # LAKEHOUSE_TEST_SPARK_REMOTE=sc://host:port runs the tests on that Spark Connect server
+    # (e.g. `lakehouse spark serve`) instead of the embedded engine.
+    remote = os.environ.get("LAKEHOUSE_TEST_SPARK_REMOTE")
+    spark_settings = {"engine": "remote", "remote": remote} if remote else {"engine": "sail"}
+    session = get_spark(load_settings(spark=spark_settings), app_name="tests")
     yield session
     stop_embedded_engine()
 

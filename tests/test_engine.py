@@ -41,3 +41,19 @@ def test_unreachable_remote_engine_names_the_url(monkeypatch):
     settings = load_settings(spark={"engine": "remote", "remote": "sc://127.0.0.1:1"})
     with pytest.raises(EngineError, match="sc://127.0.0.1:1"):
         get_spark(settings).sql("select 1").collect()
+
+
+def test_jdbc_options_reach_a_unix_socket_on_every_engine(spark):
+    """Sail's source takes the socket folder as host; JVM Spark's driver needs junixsocket."""
+    from lakehouse.engine import is_sail, jdbc_options
+    from lakehouse.postgres import PostgresEndpoint
+
+    socket_endpoint = PostgresEndpoint("/data/pg", 5432, "postgres", "postgres", "", "referential")
+    tcp_endpoint = PostgresEndpoint("db.internal", 5433, "ref", "u", "p", "referential", sslmode="require")
+    other_engine = object()  # a session of another engine than this process's Sail
+    assert jdbc_options(other_engine, tcp_endpoint) == {"url": tcp_endpoint.jdbc_url, "driver": "org.postgresql.Driver"}
+    jvm_url = jdbc_options(other_engine, socket_endpoint)["url"]
+    assert "socketFactory=org.newsclub.net.unix.AFUNIXSocketFactory$FactoryArg" in jvm_url
+    assert "socketFactoryArg=/data/pg/.s.PGSQL.5432" in jvm_url
+    if is_sail(spark):
+        assert jdbc_options(spark, socket_endpoint) == {"url": socket_endpoint.jdbc_url}

@@ -135,6 +135,37 @@ def _classic_session(app_name: str) -> SparkSession:
         ) from exc
 
 
+def is_sail(session: SparkSession) -> bool:
+    """Whether ``session`` speaks to the embedded Sail server of this process."""
+    return _sail_server is not None and _sessions.get(_sail_url(_sail_server)) is session
+
+
+def jdbc_options(session: SparkSession, endpoint) -> dict[str, str]:  # noqa: ANN001 - PostgresEndpoint
+    """The ``url`` (and ``driver``) options of the ``jdbc`` format reading ``endpoint``
+    on the engine behind ``session``. Gaps covered, for JVM Spark:
+
+    - the embedded PostgreSQL listens on a unix socket only. Sail's JDBC source
+      (connectorx) takes the socket folder as host; the PostgreSQL JDBC driver reaches
+      a socket only through junixsocket's socket factory (a jar of ``lakehouse spark
+      serve``). TCP endpoints get the same URL on every engine;
+    - a driver from ``--packages`` is not visible to ``DriverManager`` ("No suitable
+      driver"): naming its class makes Spark register it.
+    """
+    from urllib.parse import quote
+
+    if is_sail(session):
+        return {"url": endpoint.jdbc_url}
+    options = {"url": endpoint.jdbc_url, "driver": "org.postgresql.Driver"}
+    if endpoint.host.startswith("/"):
+        socket_file = f"{endpoint.host.rstrip('/')}/.s.PGSQL.{endpoint.port}"
+        options["url"] = (
+            f"jdbc:postgresql://localhost:{endpoint.port}/{endpoint.database}"
+            "?socketFactory=org.newsclub.net.unix.AFUNIXSocketFactory$FactoryArg"
+            f"&socketFactoryArg={quote(socket_file)}&sslmode=disable"
+        )
+    return options
+
+
 def _register_jdbc_source(session: SparkSession, engine: str) -> None:
     """Sail reads JDBC through a Python data source (connectorx); JVM Spark has its own."""
     if engine != "sail":

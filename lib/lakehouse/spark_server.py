@@ -32,6 +32,12 @@ DEFAULT_PORT = 15002
 # for Spark 4.2 (the Python package is only used for its pip_utils, not needed here).
 DELTA_VERSIONS = {"4.2": "4.4.0", "4.1": "4.0.0", "4.0": "4.0.0"}
 POSTGRES_JDBC = "org.postgresql:postgresql:42.7.4"
+# The embedded PostgreSQL listens on a unix socket: the JDBC driver reaches it through
+# junixsocket's socket factory (lakehouse.engine.jdbc_url).
+UNIX_SOCKETS = [
+    "com.kohlschutter.junixsocket:junixsocket-common:2.10.1",
+    "com.kohlschutter.junixsocket:junixsocket-native-common:2.10.1",
+]
 # Transitive dependencies of Delta (through delta-kernel) and hadoop-aws that Spark already
 # ships in a newer version: left out so that only one copy is on the classpath.
 EXCLUDED = [
@@ -103,7 +109,7 @@ def packages(*, s3: bool = True) -> list[str]:
     minor = _spark_minor()
     if minor not in DELTA_VERSIONS:
         raise SparkServerError(f"no known Delta Lake release for Spark {minor}; add it to DELTA_VERSIONS")
-    found = [f"io.delta:delta-spark_{minor}_2.13:{DELTA_VERSIONS[minor]}", POSTGRES_JDBC]
+    found = [f"io.delta:delta-spark_{minor}_2.13:{DELTA_VERSIONS[minor]}", POSTGRES_JDBC, *UNIX_SOCKETS]
     if s3:
         found.append(f"org.apache.hadoop:hadoop-aws:{_hadoop_version()}")
     return found
@@ -152,6 +158,11 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+def shuffle_partitions(cores: str) -> int:
+    count = (os.cpu_count() or 2) if cores == "*" else int(cores)
+    return max(2, 2 * count)
+
+
 def command(
     settings: Settings,
     *,
@@ -175,6 +186,11 @@ def command(
         "spark.sql.warehouse.dir": str(home / "warehouse"),
         "spark.local.dir": str(home / "tmp"),
         "spark.ui.enabled": "false",
+        "spark.log.level": "WARN",  # INFO logs every task: tens of MB per job
+        # Laptop-sized parallelism: Spark's defaults (200 shuffle partitions, 50 for the
+        # Delta log's state) are made for clusters and cost seconds per small table here.
+        "spark.sql.shuffle.partitions": str(shuffle_partitions(cores)),
+        "spark.databricks.delta.snapshotPartitions": "2",
         **(extra_conf or {}),
     }
     args = [

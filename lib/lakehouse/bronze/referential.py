@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING
 from pyspark.sql import functions as F
 
 from lakehouse.bronze.settings import ReferentialLoadSettings
+from lakehouse.engine import jdbc_options
 from lakehouse.lake import delta_exists, filesystem, read_delta
 
 if TYPE_CHECKING:
@@ -155,7 +156,7 @@ def load_changes(
 
 
 def _jdbc_reader(spark: SparkSession, endpoint: PostgresEndpoint, table: str):  # noqa: ANN202
-    reader = spark.read.format("jdbc").option("url", endpoint.jdbc_url).option("user", endpoint.user)
+    reader = spark.read.format("jdbc").options(**jdbc_options(spark, endpoint)).option("user", endpoint.user)
     if endpoint.password:
         reader = reader.option("password", endpoint.password)
     return reader

@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING
 from pyspark.sql import Column
 from pyspark.sql import functions as F
 
+from lakehouse.engine import jdbc_options
+
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
@@ -100,7 +102,7 @@ def read_referential_table(spark: SparkSession, endpoint: PostgresEndpoint, tabl
     """One referential table over JDBC (Sail: connectorx; JVM Spark: the JDBC driver)."""
     reader = (
         spark.read.format("jdbc")
-        .option("url", endpoint.jdbc_url)
+        .options(**jdbc_options(spark, endpoint))
         .option("dbtable", f"{endpoint.schema}.{table}")
         .option("user", endpoint.user)
     )
