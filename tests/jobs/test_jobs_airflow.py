@@ -250,7 +250,7 @@ def test_project_jobs_file_has_the_architecture_jobs() -> None:
         "pipeline_qualite": ["run_quality", "quality_alert"],
         "pipeline_load_bi": ["quality_gate", "export_tableau", "load_postgres_bi", "build_dashboards"],
         "ml_training_weekly": ["train_energy_models"],
-        "ml_scoring_daily": ["score_energy"],
+        "ml_scoring_daily": ["bootstrap_models", "score_energy"],
     }
     daily = jobs.job("daily")
     assert daily.schedule is not None and (daily.schedule.cron, daily.schedule.timezone) == (
