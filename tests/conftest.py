@@ -24,6 +24,20 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("LAKEHOUSE_HOME", str(PROJECT_ROOT))
 
 
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items) -> None:
+    """Make ``--dist loadgroup`` honour ``xdist_group`` marks again: pytest-xdist 3.8 tags
+    a grouped test by assigning ``item._nodeid = "<id>@<group>"``, an attribute pytest
+    9.2 no longer reads (the id lives in ``item._id``), so every group was scattered over
+    the workers and each worker built the group's expensive session fixtures itself."""
+    from _pytest.nodeid import NodeId
+
+    for item in items:
+        tagged = item.__dict__.get("_nodeid")
+        if isinstance(tagged, str) and tagged != item.nodeid:
+            item._id = NodeId.parse(tagged)
+
+
 @pytest.fixture(scope="session")
 def spark():
     from lakehouse.config import load_settings
