@@ -270,9 +270,3 @@ def read_events(path) -> pd.DataFrame:
     for column in ("start_ts", "end_ts"):
         events[column] = pd.to_datetime(events[column], utc=True).dt.tz_localize(None)
     return events
-
-
-def definition_name_of(model) -> str:
-    from lakehouse.ml.model_code import definition_name
-
-    return definition_name(model)

@@ -22,6 +22,7 @@ from lakehouse.lake import Lake, read_delta
 from lakehouse.ml import models, tracking
 from lakehouse.ml.features import FORECAST_FEATURES, KEYS, TARGET, build_hourly_features
 from lakehouse.ml.metrics import detection_metrics, event_recall, forecast_metrics, skill
+from lakehouse.ml.model_code import code_path, definition_name
 from lakehouse.ml.tracking import ANOMALY_MODEL, FORECAST_MODEL
 
 FORECAST_EXPERIMENT = "energy_forecast"
@@ -105,8 +106,6 @@ def _log_model(name: str, model, example: pd.DataFrame) -> tuple[str, str]:
     its estimator's files (``model.save``), not a pickle of the object."""
     import mlflow
     from mlflow.models import infer_signature
-
-    from lakehouse.ml.model_code import code_path, definition_name
 
     signature = infer_signature(example, model.predict(None, example))
     with tempfile.TemporaryDirectory() as folder:
@@ -251,9 +250,9 @@ def _detector_metrics(holdout: pd.DataFrame, flagged: pd.Series, events: pd.Data
 
 
 def _label_free_decision(holdout: pd.DataFrame, model) -> tracking.Decision:
-    """Without labels no detector can be judged on F1: a label-free detector replaces
-    no champion but a label-free one whose expected kWh is worse on the hold-out
-    (MAE); the first one is promoted when no champion exists."""
+    """The gate without labels, where F1 cannot judge: the first detector is promoted;
+    later, a label-free detector replaces only a label-free champion, and only if its
+    expected kWh is closer on the hold-out (MAE). A supervised champion is kept."""
     import mlflow
 
     rows = holdout[holdout[TARGET].notna()]
@@ -344,7 +343,7 @@ def _train_detector(
         mlflow.log_params(
             {
                 "estimator": estimator,
-                "detector": models.definition_name_of(model),
+                "detector": definition_name(model),
                 "labels": "ground truth" if events is not None else "none",
                 "max_iter": max_iter,
                 "seed": seed,
