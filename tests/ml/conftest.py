@@ -89,3 +89,15 @@ def tiny_lake(spark, tmp_path_factory: pytest.TempPathFactory) -> TinyLake:
     truth_path.parent.mkdir(parents=True)
     truth.to_csv(truth_path, index=False)
     return TinyLake(root, lake.root, root / "var", truth_path, hourly)
+
+
+def own_mlflow_store(tiny_lake: TinyLake, folder: Path):
+    """Settings of the tiny lake with an MLflow store of their own in ``folder`` (one
+    SQLite file per test module: modules may run side by side on other workers)."""
+    from lakehouse.ml import tracking
+
+    settings = tiny_lake.settings(
+        tracking_uri=f"sqlite:///{folder / 'mlflow.db'}", artifact_root=str(folder / "artifacts")
+    )
+    tracking.configure(settings)
+    return settings

@@ -13,7 +13,7 @@ from lakehouse.ml import tracking
 from lakehouse.ml.evaluation import evaluate_models, resolve
 from lakehouse.ml.training import train_all
 
-from .conftest import RUN_DATE
+from .conftest import RUN_DATE, own_mlflow_store
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("ml_evaluation")]
 MAX_ITER = 60  # enough for both to beat their baselines (champions) on the tiny lake
@@ -21,12 +21,7 @@ MAX_ITER = 60  # enough for both to beat their baselines (champions) on the tiny
 
 @pytest.fixture(scope="module")
 def store(tiny_lake, tmp_path_factory):
-    folder = tmp_path_factory.mktemp("mlflow_evaluation")
-    settings = tiny_lake.settings(
-        tracking_uri=f"sqlite:///{folder / 'mlflow.db'}", artifact_root=str(folder / "artifacts")
-    )
-    tracking.configure(settings)
-    return settings
+    return own_mlflow_store(tiny_lake, tmp_path_factory.mktemp("mlflow_evaluation"))
 
 
 @pytest.fixture(autouse=True)

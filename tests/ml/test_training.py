@@ -14,7 +14,7 @@ from lakehouse.ml import tracking
 from lakehouse.ml.scoring import ANOMALY_TABLE, FORECAST_TABLE, score_run_date
 from lakehouse.ml.training import spark_features, to_pandas, train_all, train_forecast_model
 
-from .conftest import RUN_DATE
+from .conftest import RUN_DATE, own_mlflow_store
 
 # One worker trains once for the whole module (the fixtures are module-scoped).
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("ml_training")]
@@ -25,12 +25,7 @@ SCORED_AT = dt.datetime(2026, 11, 27, 5, 45)
 @pytest.fixture(scope="module")
 def store(tiny_lake, tmp_path_factory):
     """Settings with their own MLflow store (one SQLite file per test module/worker)."""
-    folder = tmp_path_factory.mktemp("mlflow")
-    settings = tiny_lake.settings(
-        tracking_uri=f"sqlite:///{folder / 'mlflow.db'}", artifact_root=str(folder / "artifacts")
-    )
-    tracking.configure(settings)
-    return settings
+    return own_mlflow_store(tiny_lake, tmp_path_factory.mktemp("mlflow"))
 
 
 @pytest.fixture(autouse=True)
@@ -142,7 +137,9 @@ def test_scoring_without_a_champion_says_what_to_do_or_skips(spark, tmp_path, ti
             configure_and_score(empty, spark, SCORED_AT)
         # The daily job on a lake never trained for: nothing written, and it says why.
         assert configure_and_score(empty, spark, SCORED_AT, if_no_champion="skip") is None
-        assert "no champion for energy_consumption_forecast, energy_anomaly_detector" in capsys.readouterr().out
+        assert (
+            "no champion for energy_consumption_forecast, energy_anomaly_detector" in capsys.readouterr().out
+        )
     finally:
         tracking.configure(store)
 
