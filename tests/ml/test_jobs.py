@@ -29,6 +29,14 @@ def _registered_versions(var: Path) -> dict[str, list[str]]:
     return versions
 
 
+def _champions(var: Path) -> dict[str, str]:
+    import sqlite3
+
+    with sqlite3.connect(var / "mlflow" / "mlflow.db") as db:
+        rows = db.execute("SELECT name, version FROM registered_model_aliases WHERE alias = 'champion'")
+        return {name: str(version) for name, version in rows.fetchall()}
+
+
 def test_daily_scoring_bootstraps_the_models_once_and_catches_up_then_weekly_training_keeps_champions(
     tiny_lake, tmp_path, monkeypatch
 ):
@@ -42,7 +50,9 @@ def test_daily_scoring_bootstraps_the_models_once_and_catches_up_then_weekly_tra
     params = {"run_date": RUN_DATE.isoformat(), "lake_root": str(lake)}
 
     # A lake no model was trained for: the daily scoring job trains, registers, scores.
-    first = run_job(jobs, "ml_scoring_daily", params=params, project_root=PROJECT_ROOT, runs_dir=runs, quiet=True)
+    first = run_job(
+        jobs, "ml_scoring_daily", params=params, project_root=PROJECT_ROOT, runs_dir=runs, quiet=True
+    )
     assert first.ok, first.error
     assert sorted(p.name for p in Path(first.run_dir).glob("*.ipynb")) == [
         "bootstrap_models.ipynb",
@@ -72,7 +82,9 @@ def test_daily_scoring_bootstraps_the_models_once_and_catches_up_then_weekly_tra
     assert "skill_mae" in printed and "#/experiments/" in printed
 
     # The next run trains nothing and scores the run date only (its rows replaced).
-    again = run_job(jobs, "ml_scoring_daily", params=params, project_root=PROJECT_ROOT, runs_dir=runs, quiet=True)
+    again = run_job(
+        jobs, "ml_scoring_daily", params=params, project_root=PROJECT_ROOT, runs_dir=runs, quiet=True
+    )
     assert again.ok, again.error
     assert _registered_versions(var)["energy_consumption_forecast"] == ["1"]
     bootstrap = json.loads((Path(again.run_dir) / "bootstrap_models.ipynb").read_text())
@@ -84,6 +96,9 @@ def test_daily_scoring_bootstraps_the_models_once_and_catches_up_then_weekly_tra
     assert set(rescored.loc[newer, "hour_ts"].dt.date) == {RUN_DATE}
 
     # The weekly training retrains on the same data: same metrics, no promotion.
-    weekly = run_job(jobs, "ml_training_weekly", params=params, project_root=PROJECT_ROOT, runs_dir=runs, quiet=True)
+    weekly = run_job(
+        jobs, "ml_training_weekly", params=params, project_root=PROJECT_ROOT, runs_dir=runs, quiet=True
+    )
     assert weekly.ok, weekly.error
     assert _registered_versions(var)["energy_consumption_forecast"] == ["1", "2"]
+    assert _champions(var) == {"energy_anomaly_detector": "1", "energy_consumption_forecast": "1"}
