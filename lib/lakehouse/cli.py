@@ -174,10 +174,13 @@ def _print_tables(root: str, *, layer: str | None = None) -> None:
 
 @main.group()
 def pipeline() -> None:
-    """The pharma declarative pipeline (bronze, silver, gold datasets).
+    """Declarative pipelines: the project of the spark-pipeline.yml found in the current
+    folder or its parents (or named by --spec), else the built-in pharma pipeline
+    (bronze, silver, gold datasets).
 
     \b
     Examples:
+      lakehouse pipeline init my_pipeline && cd my_pipeline && lakehouse pipeline run
       lakehouse pipeline dry-run
       lakehouse pipeline run --refresh silver_order_lines --run-date 2026-11-26
       lakehouse pipeline lineage --format svg --out lineage.svg
@@ -185,14 +188,71 @@ def pipeline() -> None:
     """
 
 
+def _spec_option(command):  # noqa: ANN001, ANN202 - a click decorator
+    return click.option(
+        "--spec",
+        "spec",
+        type=click.Path(),
+        default=None,
+        help="spark-pipeline.yml (or its folder); default: the one in the current folder or "
+        "its parents, else the built-in pharma pipeline.",
+    )(command)
+
+
+def _project(spec: str | None):  # noqa: ANN202 - PipelineProject | None
+    """The pipeline project of ``--spec`` or found from the cwd; None: the built-in one."""
+    from lakehouse.pipelines.project import SpecError, find_spec_file, load_project
+
+    path = spec or find_spec_file()
+    if path is None:
+        return None
+    try:
+        return load_project(path)
+    except SpecError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def _project_runner(project, run_date: str | None):  # noqa: ANN001, ANN202
+    from lakehouse.pipelines.graph import GraphError
+    from lakehouse.pipelines.project import SpecError
+
+    try:
+        return project.runner(run_date=run_date)
+    except (SpecError, GraphError, ConfigError) as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+@pipeline.command("init")
+@click.argument("name")
+def pipeline_init(name: str) -> None:
+    """Create the pipeline project NAME/: a spark-pipeline.yml and one example dataset
+    under transformations/ (a materialized view with an expectation)."""
+    from lakehouse.pipelines.project import SpecError, init_project
+
+    try:
+        spec_file = init_project(name)
+    except SpecError as exc:
+        raise click.ClickException(str(exc)) from exc
+    console.print(f"pipeline project written: {spec_file}", highlight=False)
+    for path in sorted(spec_file.parent.rglob("*")):
+        if path.is_file():
+            console.print(f"  {path.relative_to(spec_file.parent)}", highlight=False)
+    console.print(f"next: cd {name} && lakehouse pipeline run && lakehouse pipeline events", highlight=False)
+
+
 @pipeline.command("dry-run")
 @click.option("--run-date", default=None, help="YYYY-MM-DD; default today.")
-def pipeline_dry_run(run_date: str | None) -> None:
+@_spec_option
+def pipeline_dry_run(run_date: str | None, spec: str | None) -> None:
     """Check the graph and analyse every dataset's schema; reads and writes no data."""
-    from lakehouse.context import start_run
-    from lakehouse.pharma import runner
+    project = _project(spec)
+    if project is None:
+        from lakehouse.context import start_run
+        from lakehouse.pharma import runner
 
-    report = runner(start_run(run_date=run_date or "")).dry_run()
+        report = runner(start_run(run_date=run_date or "")).dry_run()
+    else:
+        report = _project_runner(project, run_date).dry_run()
     for name, schema in report.schemas.items():
         console.print(f"[green]ok[/] {name}: {schema}", highlight=False)
     for problem in report.problems:
@@ -204,20 +264,35 @@ def pipeline_dry_run(run_date: str | None) -> None:
 @click.option("--refresh", "refresh", multiple=True, help="Dataset to update (repeat); default: all.")
 @click.option("--full-refresh", is_flag=True, help="Rebuild streaming tables from all their input.")
 @click.option("--run-date", default=None, help="YYYY-MM-DD; default today.")
-def pipeline_run(refresh: tuple[str, ...], full_refresh: bool, run_date: str | None) -> None:
+@_spec_option
+def pipeline_run(refresh: tuple[str, ...], full_refresh: bool, run_date: str | None, spec: str | None) -> None:
     """Update the pipeline (or the named datasets and what they need) and print the
     event of each flow. Exit 1 if the run failed (its targets are rolled back)."""
-    from lakehouse.context import events_frame, start_run
-    from lakehouse.pharma import runner
+    from lakehouse.context import events_frame
 
-    context = start_run(run_date=run_date or "")
-    run = runner(context).run(
-        refresh=list(refresh) or None,
-        full_refresh=full_refresh,
-        run_id=context.batch_id,
-        ingested_at=context.started_at,
-        raise_on_failure=False,
-    )
+    project = _project(spec)
+    if project is None:
+        from lakehouse.context import start_run
+        from lakehouse.pharma import runner
+
+        context = start_run(run_date=run_date or "")
+        run = runner(context).run(
+            refresh=list(refresh) or None,
+            full_refresh=full_refresh,
+            run_id=context.batch_id,
+            ingested_at=context.started_at,
+            raise_on_failure=False,
+        )
+    else:
+        from lakehouse.pipelines.graph import GraphError
+
+        try:
+            run = _project_runner(project, run_date).run(
+                refresh=list(refresh) or None, full_refresh=full_refresh, raise_on_failure=False
+            )
+        except GraphError as exc:  # e.g. an unknown dataset in --refresh
+            raise click.ClickException(str(exc)) from exc
+        console.print(f"pipeline {project.name}: run {run.run_id}, storage {project.storage}", highlight=False)
     console.print(events_frame(run).to_string(index=False))
     if run.status != "COMPLETED":
         console.print(f"[red]run {run.run_id} failed[/]: {run.error}", highlight=False)
@@ -227,12 +302,26 @@ def pipeline_run(refresh: tuple[str, ...], full_refresh: bool, run_date: str | N
 @pipeline.command("lineage")
 @click.option("--format", "fmt", type=click.Choice(["mermaid", "svg"]), default="mermaid", show_default=True)
 @click.option("--out", type=click.Path(dir_okay=False), default=None, help="File to write; default stdout.")
-def pipeline_lineage(fmt: str, out: str | None) -> None:
+@_spec_option
+def pipeline_lineage(fmt: str, out: str | None, spec: str | None) -> None:
     """The dataset lineage as Mermaid text or a standalone SVG picture."""
-    from lakehouse.pharma import pharma_graph
-    from lakehouse.pipelines.graph import lineage_svg
+    from lakehouse.pipelines.graph import GraphError, lineage_svg
 
-    graph = pharma_graph()
+    project = _project(spec)
+    if project is None:
+        from lakehouse.pharma import pharma_graph
+
+        graph = pharma_graph()
+    else:
+        from lakehouse.pipelines.project import SpecError
+
+        try:
+            graph = project.load_graph()
+        except SpecError as exc:
+            raise click.ClickException(str(exc)) from exc
+        problems = graph.validate()
+        if problems:
+            raise click.ClickException(f"pipeline {graph.name!r} is invalid:\n- " + "\n- ".join(problems))
     text = graph.to_mermaid() if fmt == "mermaid" else lineage_svg(graph)
     if out:
         with open(out, "w", encoding="utf-8") as handle:
@@ -244,15 +333,22 @@ def pipeline_lineage(fmt: str, out: str | None) -> None:
 
 @pipeline.command("events")
 @click.option("--run-id", default=None, help="Default: the latest run.")
-def pipeline_events(run_id: str | None) -> None:
+@_spec_option
+def pipeline_events(run_id: str | None, spec: str | None) -> None:
     """Show the event log rows of one pipeline run (flows, rows, expectations)."""
     from lakehouse.lake import Lake, delta_exists
     from lakehouse.maintenance import open_table
 
-    path = Lake(load_settings().lake_root).system("event_log")
+    project = _project(spec)
+    root = project.storage if project is not None else load_settings().lake_root
+    path = Lake(root).system("event_log")
     if not delta_exists(path):
         raise click.ClickException(f"no event log at {path}: run the pipeline first")
     log = open_table(path).to_pandas()
+    if project is not None:  # the storage may be shared with other pipelines
+        log = log[log["pipeline"] == project.name]
+        if log.empty:
+            raise click.ClickException(f"pipeline {project.name!r} has no run in {path}: run it first")
     chosen = run_id or log.sort_values("started_at")["run_id"].iloc[-1]
     rows = log[log["run_id"] == chosen].sort_values("started_at")
     if rows.empty:

@@ -5,12 +5,16 @@ Precedence (highest first): keyword arguments, ``LAKEHOUSE_*`` environment varia
 (git-ignored: secrets and machine overrides), ``conf/base/lakehouse.yaml`` (committed).
 The project root is the folder holding ``conf/``; it is found from ``LAKEHOUSE_HOME``
 or by walking up from the current directory, so notebooks run from any sub-folder.
+``load_settings(project_root=folder)`` names it instead: its ``conf/`` files are read
+if it has them, otherwise the defaults apply (a pipeline project of its own, outside
+this repository, see ``lakehouse.pipelines.project``).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import os
+from contextvars import ContextVar
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
@@ -32,6 +36,14 @@ CONFIG_FILE = "lakehouse.yaml"
 
 class ConfigError(RuntimeError):
     """The configuration cannot be found or is invalid."""
+
+
+# The project root given to load_settings(project_root=...), while it builds Settings.
+_chosen_root: ContextVar[Path | None] = ContextVar("chosen_project_root", default=None)
+
+
+def _project_root() -> Path:
+    return _chosen_root.get() or find_project_root()
 
 
 def find_project_root(start: Path | None = None) -> Path:
@@ -174,7 +186,7 @@ class Settings(BaseSettings):
     """Settings of one lakehouse instance. Paths are absolute once loaded."""
 
     profile: str = "local"
-    project_root: Path = Field(default_factory=find_project_root)
+    project_root: Path = Field(default_factory=_project_root)
     lake_root: str = "./lake"
     runs_dir: Path = Path("./runs")
     var_dir: Path = Path("./var")
@@ -203,7 +215,7 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        root = find_project_root()
+        root = _project_root()
         files = [root / "conf" / "base" / CONFIG_FILE, root / "conf" / "local" / CONFIG_FILE]
         yaml_source = YamlConfigSettingsSource(settings_cls, yaml_file=[f for f in files if f.is_file()])
         return (init_settings, env_settings, yaml_source)
@@ -244,10 +256,20 @@ def is_remote_uri(path: str) -> bool:
 
 def load_settings(**overrides: Any) -> Settings:
     """Load settings; ``overrides`` (e.g. ``lake_root=..., run_date=...``) win over all
-    sources. ``None`` values are ignored so notebook parameters can default to config."""
+    sources. ``None`` values are ignored so notebook parameters can default to config.
+
+    ``project_root`` (a folder) replaces the search for ``conf/base/lakehouse.yaml``:
+    that folder's ``conf/base`` and ``conf/local`` files are read when they exist, the
+    defaults apply otherwise, and relative paths resolve against it."""
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    if "project_root" in overrides:
+        overrides["project_root"] = Path(overrides["project_root"]).expanduser().resolve()
+    token = _chosen_root.set(overrides.get("project_root"))
     try:
-        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+        return Settings(**overrides)
     except ConfigError:
         raise
     except Exception as exc:  # pydantic's ValidationError names the field
         raise ConfigError(f"invalid lakehouse configuration: {exc}") from exc
+    finally:
+        _chosen_root.reset(token)
