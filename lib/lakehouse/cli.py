@@ -265,7 +265,9 @@ def pipeline_dry_run(run_date: str | None, spec: str | None) -> None:
 @click.option("--full-refresh", is_flag=True, help="Rebuild streaming tables from all their input.")
 @click.option("--run-date", default=None, help="YYYY-MM-DD; default today.")
 @_spec_option
-def pipeline_run(refresh: tuple[str, ...], full_refresh: bool, run_date: str | None, spec: str | None) -> None:
+def pipeline_run(
+    refresh: tuple[str, ...], full_refresh: bool, run_date: str | None, spec: str | None
+) -> None:
     """Update the pipeline (or the named datasets and what they need) and print the
     event of each flow. Exit 1 if the run failed (its targets are rolled back)."""
     from lakehouse.context import events_frame
@@ -292,7 +294,9 @@ def pipeline_run(refresh: tuple[str, ...], full_refresh: bool, run_date: str | N
             )
         except GraphError as exc:  # e.g. an unknown dataset in --refresh
             raise click.ClickException(str(exc)) from exc
-        console.print(f"pipeline {project.name}: run {run.run_id}, storage {project.storage}", highlight=False)
+        console.print(
+            f"pipeline {project.name}: run {run.run_id}, storage {project.storage}", highlight=False
+        )
     console.print(events_frame(run).to_string(index=False))
     if run.status != "COMPLETED":
         console.print(f"[red]run {run.run_id} failed[/]: {run.error}", highlight=False)
@@ -305,7 +309,7 @@ def pipeline_run(refresh: tuple[str, ...], full_refresh: bool, run_date: str | N
 @_spec_option
 def pipeline_lineage(fmt: str, out: str | None, spec: str | None) -> None:
     """The dataset lineage as Mermaid text or a standalone SVG picture."""
-    from lakehouse.pipelines.graph import GraphError, lineage_svg
+    from lakehouse.pipelines.graph import lineage_svg
 
     project = _project(spec)
     if project is None:
