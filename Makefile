@@ -55,3 +55,7 @@ spark-serve: setup  ## start a local Apache Spark 4 Spark Connect server with De
 
 spark-stop:  ## stop the local Spark Connect server
 	$(BIN)/lakehouse spark stop
+
+.PHONY: test-spark
+test-spark: setup  ## same gold numbers on Sail and on Apache Spark 4 with Delta (starts a local Spark Connect server; Java 17, Maven Central)
+	LAKEHOUSE_TEST_SPARK=1 $(BIN)/python -m pytest -m spark tests/engines -v -s

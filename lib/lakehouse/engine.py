@@ -45,7 +45,7 @@ def get_spark(settings: Settings | None = None, *, app_name: str = "lakehouse") 
     elif engine == "remote":
         session = _remote_session(settings.spark.remote, app_name)
     elif engine == "classic":
-        session = _classic_session(app_name)
+        session = _classic_session(settings, app_name)
     else:  # pragma: no cover - pydantic restricts the values
         raise EngineError(f"unknown spark.engine {engine!r}; use sail, remote or classic")
     _register_jdbc_source(session, engine)
@@ -110,24 +110,27 @@ def _check_reachable(url: str, timeout_seconds: float = 5.0) -> None:
         ) from exc
 
 
-def _classic_session(app_name: str) -> SparkSession:
-    """Local JVM Spark with Delta; needs Java 17 and access to Maven Central for jars."""
-    from delta import configure_spark_with_delta_pip
+def _classic_session(settings: Settings, app_name: str) -> SparkSession:
+    """Local JVM Spark with Delta; needs Java 17 and access to Maven Central for jars.
+
+    Same jars as ``lakehouse spark serve`` (lakehouse.spark_server.packages): the Delta
+    release Maven Central has for this Spark, which the delta-spark Python package's
+    own version may be ahead of."""
     from pyspark.sql import SparkSession
+
+    from lakehouse.spark_server import DELTA_CONF, EXCLUDED, packages
 
     builder = (
         SparkSession.builder.master("local[*]")
         .appName(app_name)
-        .config("spark.sql.extensions", "io.delta.sql.DeltaSparkSessionExtension")
-        .config(
-            "spark.sql.catalog.spark_catalog",
-            "org.apache.spark.sql.delta.catalog.DeltaCatalog",
-        )
+        .config("spark.jars.packages", ",".join(packages(s3=False)))
+        .config("spark.jars.excludes", ",".join(EXCLUDED))
+        .config("spark.jars.ivy", str(settings.var_dir / "ivy"))
     )
-    for key, value in SESSION_CONF.items():
+    for key, value in {**DELTA_CONF, **SESSION_CONF}.items():
         builder = builder.config(key, value)
     try:
-        return configure_spark_with_delta_pip(builder).getOrCreate()
+        return builder.getOrCreate()
     except Exception as exc:
         raise EngineError(
             "classic Spark could not start with Delta: its jars come from Maven Central, "
