@@ -316,16 +316,8 @@ def pipeline_lineage(fmt: str, out: str | None, spec: str | None) -> None:
         from lakehouse.pharma import pharma_graph
 
         graph = pharma_graph()
-    else:
-        from lakehouse.pipelines.project import SpecError
-
-        try:
-            graph = project.load_graph()
-        except SpecError as exc:
-            raise click.ClickException(str(exc)) from exc
-        problems = graph.validate()
-        if problems:
-            raise click.ClickException(f"pipeline {graph.name!r} is invalid:\n- " + "\n- ".join(problems))
+    else:  # on the engine: definitions reading spark.read.table("x") are called to see what they read
+        graph = _project_runner(project, None).graph
     text = graph.to_mermaid() if fmt == "mermaid" else lineage_svg(graph)
     if out:
         with open(out, "w", encoding="utf-8") as handle:

@@ -155,13 +155,14 @@ def test_the_spec_names_the_file_the_key_and_what_is_expected(outside):
     assert result.exit_code != 0 and "configuraton: unknown key" in result.output
 
 
-def test_sql_files_are_refused_by_name_until_sql_datasets_exist(outside):
+def test_files_other_than_python_and_sql_are_refused_by_name(outside):
     project = init_project(outside / "p").parent
-    sql = project / "transformations" / "orders.sql"
-    sql.write_text("CREATE MATERIALIZED VIEW orders AS SELECT 1 AS n")
+    notes = project / "transformations" / "notes.txt"
+    notes.write_text("not a definition")
     result = CliRunner().invoke(main, ["pipeline", "dry-run", "--spec", str(project)])
     assert result.exit_code != 0
-    assert f"{sql}: SQL datasets are not supported yet" in result.output
+    assert f"{notes}: matched by libraries[0].glob.include" in result.output
+    assert "only Python (.py) and SQL (.sql) files can define datasets" in result.output
 
 
 def test_configuration_values_are_strings_and_storage_resolves_against_the_spec(outside):

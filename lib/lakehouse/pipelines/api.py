@@ -45,9 +45,11 @@ _DATASET = "__pipeline_dataset__"  # set on functions registered as datasets
 
 
 @contextlib.contextmanager
-def graph(name: str) -> Iterator[PipelineGraph]:
-    """Collect the definitions made inside the block into a new graph."""
-    new = PipelineGraph(name)
+def graph(name: str, *, named_reads: bool = False) -> Iterator[PipelineGraph]:
+    """Collect the definitions made inside the block into a new graph. With
+    ``named_reads``, definitions without parameters may read their inputs with
+    ``spark.read.table("x")`` (see :mod:`lakehouse.pipelines.reads`)."""
+    new = PipelineGraph(name, named_reads=named_reads)
     token = _active_graph.set(new)
     try:
         yield new

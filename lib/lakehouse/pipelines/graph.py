@@ -92,6 +92,11 @@ class PipelineGraph:
     name: str
     datasets: dict[str, Dataset] = field(default_factory=dict)
     flows: dict[str, Flow] = field(default_factory=dict)
+    # Definitions without parameters may read their inputs by name
+    # (spark.read.table("x")): a runner calls them once to find those reads
+    # (lakehouse.pipelines.reads). Pipeline projects have it; module graphs, whose
+    # sources may act when called (a database read), do not.
+    named_reads: bool = False
 
     def add_dataset(self, dataset: Dataset) -> None:
         if dataset.name in self.datasets:

@@ -12,8 +12,11 @@ The spec file follows Spark Declarative Pipelines' format::
 
 ``storage`` is a folder (relative to the spec file's folder), ``file:///...`` or
 ``s3://bucket/prefix``. Library files are Python files (``.py``) registering datasets
-with ``lakehouse.pipelines`` decorators; each one is imported by path on every load,
-into the pipeline's graph, so a project needs no package and no install.
+with ``lakehouse.pipelines`` decorators, each one imported by path on every load into
+the pipeline's graph (so a project needs no package and no install), and SQL files
+(``.sql``) of ``CREATE MATERIALIZED VIEW / STREAMING TABLE / TEMPORARY VIEW``
+statements (:mod:`lakehouse.pipelines.sql`). Definitions may read each other by
+parameter name or by table name (``spark.read.table("x")``, ``FROM x``).
 
 ``lakehouse pipeline init NAME`` writes a project; ``lakehouse pipeline run`` (and
 ``dry-run``, ``events``, ``lineage``) find the spec in the current folder or its parents.
@@ -121,7 +124,7 @@ class PipelineProject:
         return str(path if path.is_absolute() else (self.folder / path).resolve())
 
     def library_files(self) -> list[Path]:
-        """The Python files the ``libraries`` globs match, in a stable order."""
+        """The Python and SQL files the ``libraries`` globs match, in a stable order."""
         files: list[Path] = []
         for index, library in enumerate(self.spec.libraries):
             pattern = library.glob.include
@@ -136,15 +139,10 @@ class PipelineProject:
                     f"under {self.folder}"
                 )
             for path in matched:
-                if path.suffix == ".sql":
-                    raise SpecError(
-                        f"{path}: SQL datasets are not supported yet; define this dataset in a "
-                        "Python file (.py) with the lakehouse.pipelines decorators"
-                    )
-                if path.suffix != ".py":
+                if path.suffix not in (".py", ".sql"):
                     raise SpecError(
                         f"{path}: matched by libraries[{index}].glob.include {pattern!r}, but only "
-                        "Python files (.py) can define datasets; narrow the glob (e.g. "
+                        "Python (.py) and SQL (.sql) files can define datasets; narrow the glob (e.g. "
                         f"'{pattern.rstrip('*').rstrip('/')}/**/*.py')"
                     )
                 if path not in files:
@@ -152,12 +150,17 @@ class PipelineProject:
         return files
 
     def load_graph(self) -> PipelineGraph:
-        """The pipeline's graph: every library file imported by path, fresh each time
-        (so edited files are read again), its definitions collected into one graph."""
+        """The pipeline's graph: every library file read fresh each time (so edited
+        files are read again), its definitions collected into one graph. Python files
+        calling ``SparkSession.active()`` when imported need a session started first
+        (:meth:`runner` does it)."""
         files = self.library_files()
-        with collect_graph(self.name) as collected:
+        with collect_graph(self.name, named_reads=True) as collected:
             for path in files:
-                _import_file(path, self._module_name(path))
+                if path.suffix == ".sql":
+                    _add_sql_file(collected, path)
+                else:
+                    _import_file(path, self._module_name(path))
         return collected
 
     def parameters(self, run_date: str | dt.date | None = None) -> dict[str, Any]:
@@ -192,11 +195,12 @@ class PipelineProject:
         from lakehouse.lake import Lake
         from lakehouse.pipelines.runner import PipelineRunner
 
-        graph = self.load_graph()
         parameters = self.parameters(run_date)
         settings = settings or self.settings()
+        spark = get_spark(settings, app_name=f"pipeline-{self.name}")  # active while files load
+        graph = self.load_graph()
         return PipelineRunner(
-            get_spark(settings, app_name=f"pipeline-{self.name}"),
+            spark,
             graph,
             Lake(self.storage),
             parameters=parameters,
@@ -207,6 +211,45 @@ class PipelineProject:
         relative = path.relative_to(self.folder) if path.is_relative_to(self.folder) else Path(path.name)
         parts = [re.sub(r"\W", "_", part) for part in relative.with_suffix("").parts]
         return ".".join(["lakehouse_pipeline_project", re.sub(r"\W", "_", self.name), *parts])
+
+
+def _add_sql_file(graph: PipelineGraph, path: Path) -> None:
+    """The datasets of one SQL file, each with one flow running its query."""
+    from lakehouse.pipelines.graph import Dataset, DatasetKind, Flow, FlowKind
+    from lakehouse.pipelines.sql import SqlError, SqlQuery, parse_file
+
+    try:
+        datasets = parse_file(path)
+    except SqlError as exc:
+        raise SpecError(str(exc)) from exc
+    flow_kinds = {
+        DatasetKind.STREAMING_TABLE: FlowKind.APPEND,
+        DatasetKind.MATERIALIZED_VIEW: FlowKind.COMPLETE,
+        DatasetKind.TEMPORARY_VIEW: FlowKind.VIEW,
+    }
+    for dataset in datasets:
+        try:
+            graph.add_dataset(
+                Dataset(
+                    name=dataset.name,
+                    kind=dataset.kind,
+                    comment=dataset.comment,
+                    partition_cols=dataset.partition_cols,
+                    table_properties=dataset.table_properties,
+                    expectations=list(dataset.expectations),
+                )
+            )
+            graph.add_flow(
+                Flow(
+                    name=dataset.name,
+                    target=dataset.name,
+                    kind=flow_kinds[dataset.kind],
+                    function=SqlQuery(dataset),
+                    inputs=tuple(name for name in dataset.reads if "." not in name),
+                )
+            )
+        except GraphError as exc:
+            raise SpecError(f"{path}:{dataset.line}: {exc}") from exc
 
 
 def _import_file(path: Path, module_name: str) -> None:
@@ -291,7 +334,7 @@ name: {name}
 # The lake root: tables, checkpoints and the event log (_system/event_log).
 # A folder relative to this file, file:///absolute/path or s3://bucket/prefix.
 storage: ./storage
-# The Python files defining the datasets.
+# The Python and SQL files defining the datasets.
 libraries:
   - glob:
       include: transformations/**

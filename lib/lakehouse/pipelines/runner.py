@@ -126,6 +126,11 @@ class PipelineRunner:
         self.spark, self.graph, self.lake = spark, graph, lake
         self.parallelism = max(1, parallelism)
         self.context = PipelineContext(spark, lake, dict(parameters or {}))
+        if graph.named_reads:  # inputs read with spark.read.table("x"): found before anything runs
+            from lakehouse.pipelines.reads import bind_named_reads
+
+            with self._active():
+                bind_named_reads(graph)
         problems = [p for p in graph.validate()] + self._unsupported()
         if problems:
             raise GraphError(f"pipeline {graph.name!r} is invalid:\n- " + "\n- ".join(problems))
