@@ -199,8 +199,9 @@ SQL_PIPELINE = """\
 CREATE STREAMING TABLE clean_orders (
   CONSTRAINT positive_qty EXPECT (qty > 0) ON VIOLATION DROP ROW,
   CONSTRAINT known_product EXPECT (product IS NOT NULL)
-) COMMENT 'Orders with a positive quantity; it''s appended' AS
-SELECT id, product, qty FROM STREAM(raw_orders);
+) COMMENT 'Orders with a positive quantity; it''s appended'
+  PARTITIONED BY (product) TBLPROPERTIES ('owner' = 'sales')
+AS SELECT id, product, qty FROM STREAM(raw_orders);
 
 CREATE TEMPORARY VIEW priced AS
 SELECT o.id, o.product, o.qty * p.price AS amount
@@ -252,6 +253,7 @@ def test_sql_files_define_tables_views_and_expectations(spark, outside):
         ("positive_qty", "qty > 0", "drop"),
         ("known_product", "product IS NOT NULL", "warn"),
     ]
+    assert clean.partition_cols == ("product",) and clean.table_properties == {"owner": "sales"}
     assert runner.dry_run().ok
     run = runner.run()
     event = run.event("clean_orders")
@@ -259,6 +261,9 @@ def test_sql_files_define_tables_views_and_expectations(spark, outside):
     assert {(r.name, r.failed) for r in event.expectations} == {("positive_qty", 1), ("known_product", 1)}
     storage = project / "storage-root"
     assert sorted(_table(storage, "p", "clean_orders")["id"]) == [1, 3, 4]
+    assert DeltaTable(str(storage / "pipelines" / "p" / "clean_orders")).metadata().partition_columns == [
+        "product"
+    ]
     revenue = _table(storage, "p", "revenue")
     # aspirin 2 x 2.5 = 5.0; ibuprofen 1 x 4.0 = 4.0; the order without a product has no price
     assert dict(zip(revenue["product"], revenue["amount"], strict=True)) == {"aspirin": 5.0, "ibuprofen": 4.0}
