@@ -158,6 +158,24 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+def s3_conf(settings: Settings) -> dict[str, str]:
+    """hadoop-aws settings so the lake's ``s3://`` URIs mean on Spark what they mean to
+    Sail, delta-rs and pyarrow: S3A serves the ``s3`` scheme too (no ``s3a://`` rewrite
+    of the lake root), at the endpoint and region of ``AWS_ENDPOINT_URL`` /
+    ``AWS_REGION`` (or ``s3.endpoint_url`` / ``s3.region``) as they are when the server
+    starts. Credentials follow S3A's chain (``AWS_ACCESS_KEY_ID``..., profile, role)."""
+    conf = {"spark.hadoop.fs.s3.impl": "org.apache.hadoop.fs.s3a.S3AFileSystem"}
+    endpoint = os.environ.get("AWS_ENDPOINT_URL") or settings.s3.endpoint_url
+    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or settings.s3.region
+    if endpoint:  # an S3-compatible server (MinIO, a local test server): path-style URLs
+        conf["spark.hadoop.fs.s3a.endpoint"] = endpoint
+        conf["spark.hadoop.fs.s3a.path.style.access"] = "true"
+        conf["spark.hadoop.fs.s3a.connection.ssl.enabled"] = str(endpoint.startswith("https://")).lower()
+    if region:
+        conf["spark.hadoop.fs.s3a.endpoint.region"] = region
+    return conf
+
+
 def shuffle_partitions(cores: str) -> int:
     count = (os.cpu_count() or 2) if cores == "*" else int(cores)
     return max(2, 2 * count)
@@ -191,6 +209,7 @@ def command(
         # Delta log's state) are made for clusters and cost seconds per small table here.
         "spark.sql.shuffle.partitions": str(shuffle_partitions(cores)),
         "spark.databricks.delta.snapshotPartitions": "2",
+        **(s3_conf(settings) if s3 else {}),
         **(extra_conf or {}),
     }
     args = [

@@ -193,3 +193,50 @@ def test_delta_rs_reads_and_restores_a_table_delta_spark_checkpointed(spark_url,
         "delta"
     ).mode("append").partitionBy("p").save(path)  # Spark writes on after delta-rs's restore
     assert maintenance.row_count(path) == 7
+
+
+S3_HEADER = "order_id;line_number;order_date;customer_id;product_id;product_label;site_id;quantity;unit_price;discount_pct"
+
+
+def test_bronze_on_an_s3_lake_runs_on_spark_with_the_same_s3_uris(tmp_path, monkeypatch, aws_env, s3_client, bucket):
+    """The lake root stays ``s3://bucket/lake`` on Spark (S3A serves the ``s3`` scheme):
+    bronze reads the landing drop and writes Delta on the local S3 server, delta-rs
+    reads it back from the same URI."""
+    import datetime as dt
+
+    from lakehouse import maintenance, spark_server
+    from lakehouse import pipelines as dp
+    from lakehouse.config import load_settings
+    from lakehouse.engine import get_spark
+    from lakehouse.lake import Lake
+    from lakehouse.landing import S3Landing
+
+    for key, value in {"AWS_ENDPOINT": aws_env, "AWS_ENDPOINT_URL": aws_env, "AWS_ALLOW_HTTP": "true"}.items():
+        monkeypatch.setenv(key, value)  # the server (started below), pyarrow.fs and delta-rs read them
+    lake_root = f"s3://{bucket}/lake"
+    drop = tmp_path / "order_lines_20261101.csv"
+    lines = [S3_HEADER, "O1;1;01/11/2026;C1;P1;Paracétamol;S01;2;1,50;0", "O2;1;01/11/2026;C1;P1;ragged"]
+    drop.write_bytes(("\r\n".join(lines) + "\r\n").encode("latin-1"))
+    S3Landing(bucket, "lake", client=s3_client).upload_drop(drop, "erp", "order_lines", dt.date(2026, 11, 1))
+
+    # A server of its own: S3A takes the endpoint when the server starts. Jars from the project's cache.
+    project = load_settings()
+    settings = load_settings(var_dir=str(tmp_path / "var"))
+    state = spark_server.start(
+        settings, port=0, cores="2", driver_memory="1g", extra_conf={"spark.jars.ivy": str(project.var_dir / "ivy")}
+    )
+    try:
+        session = get_spark(load_settings(spark={"engine": "remote", "remote": state.url}))
+        graph = dp.load_graph("pharma", ["lakehouse.bronze.tables"])
+        runner = dp.PipelineRunner(session, graph, Lake(lake_root), parameters={})
+        event = runner.run(refresh=["bronze_order_lines"], include_upstreams=False, run_id="s3").event("bronze_order_lines")
+        assert (event.status, event.rows_read, event.rows_written) == ("COMPLETED", 2, 2), event
+        path = runner.path("bronze_order_lines")
+        assert path == f"{lake_root}/bronze/source=erp/table=order_lines"
+        assert maintenance.row_count(path) == 2  # delta-rs reads what Delta-Spark wrote on S3
+        rows = {r["order_id"] or r["_corrupt_record"]: r for r in maintenance.open_table(path).to_pyarrow_table().to_pylist()}
+        assert rows["O1"]["product_label"] == "Paracétamol"
+        assert session.read.format("delta").load(path).count() == 2
+        session.stop()
+    finally:
+        spark_server.stop(settings)
