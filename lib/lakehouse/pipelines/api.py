@@ -91,6 +91,7 @@ def _dataset_decorator(kind: DatasetKind, function: F | None, **options: Any) ->
         if not callable(fn):
             raise GraphError(f"@{kind.value} decorates a function, got {fn!r}")
         name = options.get("name") or fn.__name__
+        _check_private(name, options.get("private", False), options.get("path"))
         registry = _registry(fn.__module__)
         dataset = Dataset(
             name=name,
@@ -103,6 +104,7 @@ def _dataset_decorator(kind: DatasetKind, function: F | None, **options: Any) ->
             expectations=list(getattr(fn, _PENDING, [])),
             quarantine=bool(options.get("quarantine", False)),
             stateful=bool(options.get("stateful", False)),
+            private=bool(options.get("private", False)),
         )
         registry.add_dataset(dataset)
         flow_kind = {
@@ -129,9 +131,11 @@ def table(
     table_properties: Mapping[str, str] | None = None,
     schema: str | None = None,
     quarantine: bool = False,
+    private: bool = False,
 ) -> Any:
     """A streaming table: each run appends only what is new in its inputs (new files
-    for ``read_files``, new commits of upstream tables)."""
+    for ``read_files``, new commits of upstream tables). ``private=True``: read by the
+    pipeline's own flows only, stored with its internal state, not at a table address."""
     return _dataset_decorator(
         DatasetKind.STREAMING_TABLE,
         function,
@@ -142,6 +146,7 @@ def table(
         table_properties=table_properties,
         schema=schema,
         quarantine=quarantine,
+        private=private,
     )
 
 
@@ -156,6 +161,7 @@ def materialized_view(
     schema: str | None = None,
     quarantine: bool = False,
     stateful: bool = False,
+    private: bool = False,
 ) -> Any:
     """A table recomputed from its inputs and replaced in one commit. A run skips it
     when nothing it reads changed, and writes nothing when its rows come out the
@@ -172,6 +178,7 @@ def materialized_view(
         schema=schema,
         quarantine=quarantine,
         stateful=stateful,
+        private=private,
     )
 
 
@@ -192,10 +199,12 @@ def create_streaming_table(
     expect_all_or_drop: Mapping[str, str] | None = None,
     expect_all_or_fail: Mapping[str, str] | None = None,
     quarantine: bool = False,
+    private: bool = False,
     module: str | None = None,
 ) -> None:
     """Declare a streaming table written by ``@append_flow`` or ``create_auto_cdc_flow``."""
     _check_name(name, "name")
+    _check_private(name, private, path)
     expectations = [
         *(Expectation(n, p, Action.WARN) for n, p in (expect_all or {}).items()),
         *(Expectation(n, p, Action.DROP) for n, p in (expect_all_or_drop or {}).items()),
@@ -212,12 +221,26 @@ def create_streaming_table(
             schema=schema,
             expectations=expectations,
             quarantine=quarantine,
+            private=private,
         )
     )
 
 
-def append_flow(function: F | None = None, *, target: str, name: str | None = None) -> Any:
-    """One of possibly several flows appending into the streaming table ``target``."""
+def _check_private(name: str, private: bool, path: str | None) -> None:
+    if private and path is not None:
+        raise GraphError(
+            f"dataset {name!r} is private=True and gives path={path!r}: a private dataset is "
+            "not published, so it has no table address; drop path= (it is stored under "
+            "_system/private/<pipeline>/) or drop private=True to publish it at that path"
+        )
+
+
+def append_flow(
+    function: F | None = None, *, target: str, name: str | None = None, once: bool = False
+) -> Any:
+    """One of possibly several flows appending into the streaming table ``target``.
+    ``once=True``: a backfill, its inputs read whole; it runs in the first run only,
+    and again when ``target`` is fully refreshed."""
     _check_name(target, "target")
     _check_name(name, "name")
 
@@ -229,6 +252,7 @@ def append_flow(function: F | None = None, *, target: str, name: str | None = No
                 kind=FlowKind.APPEND,
                 function=fn,
                 inputs=function_inputs(fn),
+                once=bool(once),
             )
         )
         return fn
@@ -240,10 +264,10 @@ def create_auto_cdc_flow(
     *,
     target: str,
     source: str,
-    keys: Sequence[str],
-    sequence_by: str,
-    apply_as_deletes: str | None = None,
-    apply_as_truncates: str | None = None,
+    keys: Sequence[Any],
+    sequence_by: Any,
+    apply_as_deletes: Any = None,
+    apply_as_truncates: Any = None,
     except_column_list: Sequence[str] = (),
     stored_as_scd_type: int = 1,
     track_history_column_list: Sequence[str] | None = None,
@@ -254,6 +278,21 @@ def create_auto_cdc_flow(
     """Apply the change events of ``source`` to ``target`` (SCD type 1 or 2)."""
     from lakehouse.pipelines.cdc import CdcSpec
 
+    where = f"create_auto_cdc_flow into {target!r}"
+    keys = [_column_name(k, f"{where}: keys") for k in keys]
+    sequence_by = _column_name(sequence_by, f"{where}: sequence_by")
+    apply_as_deletes = _sql_text(apply_as_deletes, f"{where}: apply_as_deletes")
+    apply_as_truncates = _sql_text(apply_as_truncates, f"{where}: apply_as_truncates")
+    except_column_list = [_column_name(c, f"{where}: except_column_list") for c in except_column_list]
+    if track_history_column_list is not None:
+        track_history_column_list = [
+            _column_name(c, f"{where}: track_history_column_list") for c in track_history_column_list
+        ]
+    if track_history_except_column_list is not None:
+        track_history_except_column_list = [
+            _column_name(c, f"{where}: track_history_except_column_list")
+            for c in track_history_except_column_list
+        ]
     if not keys:
         raise GraphError(f"create_auto_cdc_flow into {target!r}: keys must name at least one column")
     if stored_as_scd_type not in (1, 2):
@@ -270,6 +309,35 @@ def create_auto_cdc_flow(
     )
     _registry(module or _caller_module()).add_flow(
         Flow(name=name or f"{target}_cdc", target=target, kind=FlowKind.AUTO_CDC, cdc=spec, source=source)
+    )
+
+
+def _column_name(value: Any, option: str) -> str:
+    """A column given as a name or as ``col("name")`` (Databricks takes both)."""
+    if isinstance(value, str):
+        return value
+    expression = getattr(value, "_expr", None)  # a Spark Connect Column
+    name = getattr(expression, "_unparsed_identifier", None)
+    if isinstance(name, str):
+        return name
+    raise GraphError(
+        f"{option} takes column names or col('name'), got {value!r}; a computed ordering "
+        "(struct(...), an expression) is not supported: add it as a column of the source "
+        "(a temporary view) and name that column"
+    )
+
+
+def _sql_text(value: Any, option: str) -> str | None:
+    """A predicate given as SQL text or as ``expr("...")`` (Databricks takes both)."""
+    if value is None or isinstance(value, str):
+        return value
+    expression = getattr(value, "_expr", None)
+    text = getattr(expression, "_expr", None)  # SQLExpression: the text given to expr()
+    if isinstance(text, str):
+        return text
+    raise GraphError(
+        f"{option} takes a SQL predicate as a string or expr('...'), got {value!r}; "
+        "write the condition as SQL text, e.g. \"operation = 'DELETE'\""
     )
 
 

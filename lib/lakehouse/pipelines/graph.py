@@ -55,6 +55,9 @@ class Dataset:
     # A materialized view keeping state about its own writes (an incremental one):
     # computed and written on every run, never skipped as unchanged.
     stateful: bool = False
+    # Computed and read by the pipeline's own flows only: stored with the pipeline's
+    # internal state (_system/private/<pipeline>/<name>), never at a table address.
+    private: bool = False
 
 
 @dataclass
@@ -66,6 +69,7 @@ class Flow:
     inputs: tuple[str, ...] = ()  # datasets read, from the function's parameter names
     cdc: Any = None  # CdcSpec for AUTO_CDC flows
     source: str | None = None  # AUTO_CDC: the dataset holding change events
+    once: bool = False  # APPEND: a backfill run once, again only on a full refresh
 
 
 class GraphError(ValueError):

@@ -138,6 +138,8 @@ class PipelineRunner:
     # ---------------------------------------------------------------- paths
     def path(self, dataset: str) -> str:
         declared = self.graph.datasets[dataset].path
+        if self.graph.datasets[dataset].private:  # not published: kept with the pipeline's state
+            return self.lake.system(f"private/{self.graph.name}/{dataset}")
         if declared is None:
             return f"{self.lake.root}/pipelines/{self.graph.name}/{dataset}"
         return declared if "://" in declared or declared.startswith("/") else f"{self.lake.root}/{declared}"
@@ -402,6 +404,18 @@ class PipelineRunner:
         if full_refresh:
             self._set_aside(checkpoint, state)
         mode = "overwrite" if full_refresh and first else "append"
+        if flow.once:  # a backfill: runs once, again only on a full refresh of its target
+            marker = f"{checkpoint}/once.json"
+            ran = read_json(marker)
+            if ran:
+                event.status, event.rows_read, event.rows_written = "SKIPPED", 0, 0
+                event.details = f"once=True: ran in run {ran['run_id']}; it runs again on a full refresh"
+                return
+            run_id = event.run_id
+            state.checkpoint_commits.append(lambda: write_json(marker, {"run_id": run_id}))
+            if flow.inputs:  # its inputs read whole, as a batch
+                self._write(dataset, flow.function(**self._inputs(flow, state)), event, state, mode=mode)
+                return
         if not flow.inputs:  # a source: new files, or a query appended on every run
             source = flow.function()
             if source is None:  # the source knows it has nothing new: no empty commit
@@ -495,9 +509,7 @@ class PipelineRunner:
             self._set_aside(checkpoint, state)
             self._set_aside(target, state)
         offsets = _load_offsets(checkpoint, self._target_version(dataset.name))
-        changes, version = read_appended(
-            self.spark, self.path(flow.source), since_version=offsets.get(flow.source)
-        )
+        changes, versions = self._change_events(flow, offsets, state)
         if changes is None:
             event.status, event.rows_read, event.rows_written, event.details = (
                 "SKIPPED",
@@ -509,18 +521,62 @@ class PipelineRunner:
         self._remember_version(dataset.name, state)
         _save_offsets(
             checkpoint,
-            pending={
-                "offsets": {flow.source: version},
-                "target_version_before": self._target_version(dataset.name),
-            },
+            pending={"offsets": versions, "target_version_before": self._target_version(dataset.name)},
         )
         result = cdc.apply_changes(self.spark, target_path=target, changes=changes, spec=flow.cdc)
-        state.checkpoint_commits.append(lambda: _save_offsets(checkpoint, committed={flow.source: version}))
+        state.checkpoint_commits.append(lambda: _save_offsets(checkpoint, committed=versions))
         state.pending_checkpoints.append(checkpoint)
         event.status = "COMPLETED"
         event.rows_read = changes.count()
         event.target_version = maintenance.version(target)
         event.details = json.dumps(_plain(result))
+
+    def _change_events(
+        self, flow: Flow, offsets: dict[str, int], state: _RunState
+    ) -> tuple[DataFrame | None, dict[str, int]]:
+        """The change events a CDC flow has not applied yet, and the upstream versions
+        they go up to. A streaming table source gives its new commits; a temporary
+        view is computed over the new commits of the streaming tables it reads (the
+        other inputs read whole), like a streaming read of it; a materialized view
+        is applied whole when its version changed (re-applied events are no-ops)."""
+        source = self.graph.datasets[flow.source]
+        if source.kind == DatasetKind.STREAMING_TABLE:
+            changes, version = read_appended(
+                self.spark, self.path(source.name), since_version=offsets.get(source.name)
+            )
+            return changes, {source.name: version}
+        if source.kind == DatasetKind.MATERIALIZED_VIEW:
+            version = self._target_version(source.name)
+            if version is None or offsets.get(source.name) == version:
+                return None, {}
+            return read_delta(self.spark, self.path(source.name)), {source.name: version}
+        (view_flow,) = self.graph.flows_into(source.name)
+        frames, versions, any_new = {}, {}, False
+        for name in view_flow.inputs:
+            upstream = self.graph.datasets[name]
+            if name in state.views:
+                frames[name] = state.views[name]
+            elif upstream.kind != DatasetKind.STREAMING_TABLE:
+                frames[name] = read_delta(self.spark, self.path(name))
+            else:
+                new_rows, version = read_appended(
+                    self.spark, self.path(name), since_version=offsets.get(name)
+                )
+                versions[name] = version
+                any_new = any_new or new_rows is not None
+                frames[name] = (
+                    new_rows if new_rows is not None else read_delta(self.spark, self.path(name)).limit(0)
+                )
+        if versions and not any_new:
+            return None, versions
+        changes = view_flow.function(**frames)
+        if not isinstance(changes, DataFrame):
+            raise GraphError(
+                f"the CDC flow {flow.name!r} reads the temporary view {source.name!r}, which returned "
+                f"{type(changes).__name__}; a CDC source view returns a DataFrame (read files into a "
+                "streaming table with dp.read_files and have the view read that table)"
+            )
+        return changes, versions
 
     def _write(
         self,

@@ -1,0 +1,261 @@
+"""Databricks' documented pipeline patterns, run as documented in a pipeline project
+(a ``spark-pipeline.yml`` folder outside the repository): AUTO CDC from a temporary
+view over a streaming read, ... Expected rows are derived by hand from the
+documentation's description of each pattern (the derivation is in the comments)."""
+
+from __future__ import annotations
+
+import json
+import os
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from lakehouse.lake import read_delta
+from lakehouse.pipelines.project import load_project
+
+REPOSITORY = Path(__file__).resolve().parents[2]
+SPEC = """\
+name: {name}
+storage: storage-root
+libraries:
+  - glob:
+      include: transformations/**
+"""
+
+
+@pytest.fixture
+def outside(tmp_path, monkeypatch):
+    """A folder outside the repository, with no LAKEHOUSE_* variable set."""
+    assert not tmp_path.resolve().is_relative_to(REPOSITORY)
+    for key in [k for k in os.environ if k.startswith("LAKEHOUSE_")]:
+        monkeypatch.delenv(key)
+    monkeypatch.delenv("SPARK_REMOTE", raising=False)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def _project(folder: Path, files: dict[str, str], name: str = "p"):
+    (folder / "transformations").mkdir(parents=True)
+    (folder / "spark-pipeline.yml").write_text(SPEC.format(name=name))
+    for relative, text in files.items():
+        (folder / "transformations" / relative).write_text(textwrap.dedent(text))
+    return load_project(folder / "spark-pipeline.yml")
+
+
+def _land(folder: Path, name: str, rows: list[dict]) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / name).write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+def _rows(spark, path: str, columns: list[str]) -> list[tuple]:
+    return sorted(tuple(r) for r in read_delta(spark, path).select(*columns).collect())
+
+
+# ----------------------------------------------------------------- AUTO CDC
+# The example of Databricks' "AUTO CDC APIs" page: a feed of user changes, read as a
+# stream through a temporary view, applied with keys=["userId"], sequence_by
+# col("sequenceNum"), deletes where operation = 'DELETE', the operation and sequence
+# columns not written.
+CDC_BATCH_1 = [
+    {"userId": 124, "name": "Raul", "city": "Oaxaca", "operation": "INSERT", "sequenceNum": 1},
+    {"userId": 123, "name": "Isabel", "city": "Monterrey", "operation": "INSERT", "sequenceNum": 1},
+    {"userId": 125, "name": "Mercedes", "city": "Tijuana", "operation": "INSERT", "sequenceNum": 2},
+    {"userId": 126, "name": "Lily", "city": "Cancun", "operation": "INSERT", "sequenceNum": 2},
+]
+CDC_BATCH_2 = [
+    {"userId": 123, "name": None, "city": None, "operation": "DELETE", "sequenceNum": 6},
+    {"userId": 125, "name": "Mercedes", "city": "Guadalajara", "operation": "UPDATE", "sequenceNum": 6},
+    {"userId": 125, "name": "Mercedes", "city": "Mexicali", "operation": "UPDATE", "sequenceNum": 5},
+    {"userId": 123, "name": "Isabel", "city": "Chihuahua", "operation": "UPDATE", "sequenceNum": 5},
+]
+CDC_DEFINITIONS = """\
+    from pyspark.sql import SparkSession
+    from pyspark.sql.functions import col, expr
+
+    from lakehouse import pipelines as dp
+
+    spark = SparkSession.active()
+
+
+    @dp.table
+    def users_feed():
+        return dp.read_files("landing/users", format="json",
+                             schema="userId INT, name STRING, city STRING, operation STRING, sequenceNum INT")
+
+
+    @dp.temporary_view
+    def users():
+        return spark.readStream.table("users_feed")
+
+
+    dp.create_streaming_table("target")
+
+    dp.create_auto_cdc_flow(
+        target="target",
+        source="users",
+        keys=["userId"],
+        sequence_by=col("sequenceNum"),
+        apply_as_deletes=expr("operation = 'DELETE'"),
+        except_column_list=["operation", "sequenceNum"],
+        stored_as_scd_type={scd},
+    )
+"""
+
+
+@pytest.mark.parametrize("scd", [1, 2])
+def test_auto_cdc_from_a_temporary_view_over_a_streaming_read(spark, outside, scd):
+    project = _project(outside / "cdc", {"users.py": CDC_DEFINITIONS.format(scd=scd)})
+    landing = outside / "cdc" / "storage-root" / "landing" / "users"
+    storage = project.storage
+    _land(landing, "1.json", CDC_BATCH_1)
+    project.runner().run()
+    _land(landing, "2.json", CDC_BATCH_2)
+    second = project.runner().run()
+    # the view read only the new commit of users_feed: the 4 events of the second file
+    assert second.event("target").rows_read == 4
+    third = project.runner().run()  # nothing new: the CDC flow is skipped
+    assert third.event("target").status == "SKIPPED"
+    target = f"{storage}/pipelines/p/target"
+    if scd == 1:
+        # SCD type 1, by the documentation's rules: the latest event per userId by
+        # sequenceNum wins, whatever its arrival order; a DELETE removes the key.
+        # 123: INSERT@1, UPDATE@5 (Chihuahua), DELETE@6 -> gone.
+        # 124: INSERT@1 -> Raul, Oaxaca.
+        # 125: INSERT@2, UPDATE@6 (Guadalajara) arrives before UPDATE@5 (Mexicali);
+        #      6 > 5 -> Guadalajara.
+        # 126: INSERT@2 -> Lily, Cancun.
+        assert _rows(spark, target, ["userId", "name", "city"]) == [
+            (124, "Raul", "Oaxaca"),
+            (125, "Mercedes", "Guadalajara"),
+            (126, "Lily", "Cancun"),
+        ]
+    else:
+        # SCD type 2: one version per change, [__START_AT, __END_AT) in sequenceNum;
+        # a DELETE closes the open version at its sequence, leaving no open one.
+        # 123: Monterrey [1,5), Chihuahua [5,6) closed by the DELETE@6.
+        # 124: Oaxaca [1, open).
+        # 125: Tijuana [2,5), Mexicali [5,6) (the late event lands at its place),
+        #      Guadalajara [6, open).
+        # 126: Cancun [2, open).
+        assert set(_rows(spark, target, ["userId", "name", "city", "__START_AT", "__END_AT"])) == set(
+            [
+                (123, "Isabel", "Monterrey", 1, 5),
+                (123, "Isabel", "Chihuahua", 5, 6),
+                (124, "Raul", "Oaxaca", 1, None),
+                (125, "Mercedes", "Tijuana", 2, 5),
+                (125, "Mercedes", "Mexicali", 5, 6),
+                (125, "Mercedes", "Guadalajara", 6, None),
+                (126, "Lily", "Cancun", 2, None),
+            ]
+        )
+
+
+# ------------------------------------------------------------ private datasets
+# Databricks: private=True "creates a table but does not publish it to the metastore:
+# available to the pipeline, not accessible outside it, persisting for the lifetime of
+# the pipeline". Here: computed and read by the pipeline's flows like any dataset,
+# stored with the pipeline's internal state (_system/private/<pipeline>/<name>),
+# never at the pipeline's table address (pipelines/<pipeline>/<name>).
+PRIVATE_DEFINITIONS = """\
+    from pyspark.sql import SparkSession
+    from pyspark.sql import functions as F
+
+    from lakehouse import pipelines as dp
+
+    spark = SparkSession.active()
+
+
+    @dp.materialized_view(private=True)
+    def order_lines():
+        return spark.createDataFrame(
+            [(1, "a", 2), (2, "a", 3), (3, "b", 5)], "id INT, product STRING, qty INT"
+        )
+
+
+    dp.create_streaming_table("line_log", private=True)
+
+
+    @dp.append_flow(target="line_log")
+    def log_lines():
+        return spark.readStream.table("order_lines")
+
+
+    @dp.materialized_view
+    def product_totals():
+        return spark.read.table("order_lines").groupBy("product").agg(F.sum("qty").cast("int").alias("qty"))
+"""
+
+
+def test_private_datasets_are_read_by_the_pipeline_and_not_published(spark, outside):
+    from lakehouse.lake import delta_exists
+
+    project = _project(outside / "priv", {"orders.py": PRIVATE_DEFINITIONS})
+    project.runner().run()
+    storage = project.storage
+    # product_totals reads the private order_lines: a -> 2 + 3 = 5, b -> 5.
+    assert _rows(spark, f"{storage}/pipelines/p/product_totals", ["product", "qty"]) == [("a", 5), ("b", 5)]
+    for private in ("order_lines", "line_log"):
+        assert not delta_exists(f"{storage}/pipelines/p/{private}")  # not published
+        assert delta_exists(f"{storage}/_system/private/p/{private}")  # kept with the pipeline's state
+    assert read_delta(spark, f"{storage}/_system/private/p/line_log").count() == 3
+
+
+def test_a_private_dataset_with_a_path_is_refused():
+    from lakehouse import pipelines as dp
+    from lakehouse.pipelines.graph import GraphError
+
+    with dp.graph("g"), pytest.raises(GraphError, match="private=True and gives path="):
+
+        @dp.materialized_view(private=True, path="gold/x")
+        def x():
+            return None
+
+
+# ------------------------------------------------------------ once=True backfill
+# Databricks' backfill pattern: one streaming table, an incremental flow over new
+# files and @append_flow(target=..., once=True) reading historical data as a batch.
+# "The flow runs one time; if the pipeline is fully refreshed it runs again."
+BACKFILL_DEFINITIONS = """\
+    from pyspark.sql import SparkSession
+
+    from lakehouse import pipelines as dp
+
+    spark = SparkSession.active()
+
+    dp.create_streaming_table("orders")
+
+
+    @dp.append_flow(target="orders")
+    def incremental():
+        return dp.read_files("landing/orders", format="json", schema="id INT, amount INT").transform(
+            lambda df: df.select("id", "amount")
+        )
+
+
+    @dp.append_flow(target="orders", once=True)
+    def backfill():
+        root = dp.current().lake.root
+        return spark.read.schema("id INT, amount INT").json(f"{root}/history")
+"""
+
+
+def test_a_once_flow_backfills_once_and_again_on_full_refresh(spark, outside):
+    project = _project(outside / "bf", {"orders.py": BACKFILL_DEFINITIONS})
+    root = outside / "bf" / "storage-root"
+    _land(root / "history", "old.json", [{"id": 1, "amount": 10}, {"id": 2, "amount": 20}])
+    _land(root / "landing" / "orders", "1.json", [{"id": 3, "amount": 30}])
+    target = f"{project.storage}/pipelines/p/orders"
+    first = project.runner().run()
+    # run 1: the backfill's 2 historical rows + the 1 row of the first file
+    assert _rows(spark, target, ["id", "amount"]) == [(1, 10), (2, 20), (3, 30)]
+    assert [e.status for e in first.events if e.flow == "backfill"] == ["COMPLETED"]
+    _land(root / "landing" / "orders", "2.json", [{"id": 4, "amount": 40}])
+    second = project.runner().run()
+    # run 2: only the new file; the backfill does not run again (no duplicates of 1, 2)
+    assert _rows(spark, target, ["id", "amount"]) == [(1, 10), (2, 20), (3, 30), (4, 40)]
+    assert [e.status for e in second.events if e.flow == "backfill"] == ["SKIPPED"]
+    project.runner().run(full_refresh=True)
+    # full refresh: the table is rebuilt from all files (3, 4) and the backfill (1, 2) once
+    assert _rows(spark, target, ["id", "amount"]) == [(1, 10), (2, 20), (3, 30), (4, 40)]
