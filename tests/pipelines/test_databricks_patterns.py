@@ -259,3 +259,152 @@ def test_a_once_flow_backfills_once_and_again_on_full_refresh(spark, outside):
     project.runner().run(full_refresh=True)
     # full refresh: the table is rebuilt from all files (3, 4) and the backfill (1, 2) once
     assert _rows(spark, target, ["id", "amount"]) == [(1, 10), (2, 20), (3, 30), (4, 40)]
+
+
+# ------------------------------------------------------------------- sinks
+# Databricks: dp.create_sink(name, format="delta", options={"path": ...}) and
+# @append_flow(target=sink). A sink is written by append flows only, is not read by
+# the pipeline, and "a full refresh does not clean up the sink: reprocessed data is
+# appended to it, existing data is not altered".
+SINK_DEFINITIONS = """\
+    from pyspark.sql import SparkSession
+
+    from lakehouse import pipelines as dp
+
+    spark = SparkSession.active()
+
+
+    @dp.table
+    def orders():
+        return dp.read_files("landing/orders", format="json", schema="id INT, amount INT")
+
+
+    dp.create_sink("export", format="delta", options={"path": "exports/orders"})
+
+
+    @dp.append_flow(target="export")
+    def to_export():
+        return spark.readStream.table("orders").select("id", "amount")
+"""
+
+
+def test_a_delta_sink_gets_each_new_row_once_and_keeps_its_rows_on_full_refresh(spark, outside):
+    project = _project(outside / "sink", {"orders.py": SINK_DEFINITIONS})
+    root = outside / "sink" / "storage-root"
+    sink = f"{project.storage}/exports/orders"
+    _land(root / "landing" / "orders", "1.json", [{"id": 1, "amount": 10}])
+    project.runner().run()
+    _land(root / "landing" / "orders", "2.json", [{"id": 2, "amount": 20}])
+    project.runner().run()
+    # two runs, each appending the new rows of orders: 1 then 2, nothing twice
+    assert _rows(spark, sink, ["id", "amount"]) == [(1, 10), (2, 20)]
+    project.runner().run(full_refresh=True)
+    # full refresh: orders rebuilt from both files, and both rows appended to the sink
+    # again; the sink's earlier rows are not removed
+    assert _rows(spark, sink, ["id", "amount"]) == [(1, 10), (1, 10), (2, 20), (2, 20)]
+
+
+def test_unsupported_sinks_and_reads_of_a_sink_are_refused_with_what_to_do(tmp_path):
+    from lakehouse import pipelines as dp
+    from lakehouse.pipelines.graph import GraphError
+
+    with dp.graph("g"):
+        with pytest.raises(GraphError, match="format 'kafka' is not supported"):
+            dp.create_sink("k", format="kafka", options={"kafka.bootstrap.servers": "h:9092"})
+        with pytest.raises(GraphError, match="tableName='main.s.t' needs a catalog"):
+            dp.create_sink("t", format="delta", options={"tableName": "main.s.t"})
+    with dp.graph("g") as g:
+        dp.create_sink("out", format="delta", options={"path": "exports/x"})
+
+        @dp.materialized_view
+        def reader(out):
+            return out
+
+    assert any("'out', a sink" in p for p in g.validate())
+
+
+# ------------------------------------------------- Auto Loader option names
+# Databricks' Auto Loader options: cloudFiles.format (the file format),
+# cloudFiles.schemaHints (types of named columns, the others inferred: CSV columns
+# are strings), rescuedDataColumn (the column collecting values that do not fit their
+# type, as JSON keyed by column name), cloudFiles.schemaLocation (where the schema is
+# tracked: the pipeline manages it).
+AUTO_LOADER_DEFINITIONS = """\
+    from lakehouse import pipelines as dp
+
+
+    @dp.table
+    def raw_orders():
+        return dp.read_files(
+            "landing/orders",
+            **{
+                "cloudFiles.format": "csv",
+                "cloudFiles.schemaHints": "qty INT",
+                "cloudFiles.schemaLocation": "/somewhere/schemas",
+                "rescuedDataColumn": "_rescued",
+                "header": "true",
+            },
+        )
+"""
+
+
+def test_auto_loader_option_names_map_to_the_file_source(spark, outside):
+    project = _project(outside / "al", {"orders.py": AUTO_LOADER_DEFINITIONS})
+    landing = outside / "al" / "storage-root" / "landing" / "orders"
+    landing.mkdir(parents=True)
+    (landing / "1.csv").write_text("id,product,qty\n1,a,2\n2,b,abc\n")
+    project.runner().run()
+    frame = read_delta(spark, f"{project.storage}/pipelines/p/raw_orders")
+    # id and product inferred as strings (CSV), qty an int by the hint; 'abc' does not
+    # fit: qty NULL and the value kept in _rescued as {"qty": "abc"}
+    types = dict(frame.dtypes)
+    assert (types["id"], types["product"], types["qty"]) == ("string", "string", "int")
+    rows = sorted(frame.select("id", "product", "qty", "_rescued").collect())
+    assert [tuple(r)[:3] for r in rows] == [("1", "a", 2), ("2", "b", None)]
+    assert rows[0]["_rescued"] is None and json.loads(rows[1]["_rescued"]) == {"qty": "abc"}
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"cloudFiles.useNotifications": "true"}, "new files are found by listing the folder"),
+        ({"cloudFiles.schemaEvolutionMode": "failOnNewColumns"}, "new columns are added"),
+        ({"cloudFiles.inferColumnTypes": "true"}, "CSV columns are strings"),
+        (
+            {"cloudFiles.partitionColumns": "day"},
+            "Auto Loader option 'cloudFiles.partitionColumns' is not supported",
+        ),
+        ({"badOption": "1"}, r"option\(s\) \['badoption'\] are not supported for format 'csv'"),
+    ],
+)
+def test_auto_loader_options_without_an_equivalent_are_refused_clearly(options, message):
+    from lakehouse import pipelines as dp
+    from lakehouse.pipelines.graph import GraphError
+
+    with pytest.raises(GraphError, match=message):
+        dp.read_files("landing/orders", **{"cloudFiles.format": "csv", **options})
+
+
+def test_spark_read_stream_cloud_files_is_refused_with_the_read_files_call_to_write(spark, outside):
+    from lakehouse.pipelines.graph import GraphError
+
+    project = _project(
+        outside / "cf",
+        {
+            "raw.py": """\
+            from pyspark.sql import SparkSession
+            from lakehouse import pipelines as dp
+
+            spark = SparkSession.active()
+
+
+            @dp.table
+            def raw():
+                return spark.readStream.format("cloudFiles").option("cloudFiles.format", "json").load("landing/raw")
+            """
+        },
+    )
+    with pytest.raises(
+        GraphError, match=r"return dp.read_files\('landing/raw', \*\*\{'cloudFiles.format': 'json'\}\)"
+    ):
+        project.runner()

@@ -20,6 +20,7 @@ Names follow ``pyspark.pipelines`` plus the Databricks extras::
 from lakehouse.pipelines.api import (
     append_flow,
     create_auto_cdc_flow,
+    create_sink,
     create_streaming_table,
     expect,
     expect_all,
@@ -57,6 +58,7 @@ __all__ = [
     "PipelineRunner",
     "append_flow",
     "create_auto_cdc_flow",
+    "create_sink",
     "create_streaming_table",
     "current",
     "expect",

@@ -58,6 +58,9 @@ class Dataset:
     # Computed and read by the pipeline's own flows only: stored with the pipeline's
     # internal state (_system/private/<pipeline>/<name>), never at a table address.
     private: bool = False
+    # A sink (create_sink): a Delta path written by append flows only; never read by
+    # the pipeline, never overwritten (a full refresh appends what it re-reads).
+    sink: bool = False
 
 
 @dataclass
@@ -146,7 +149,17 @@ class PipelineGraph:
                     f"flow {flow.name!r} appends to {flow.target!r}, a {target.kind.value}; "
                     "only streaming tables take append or CDC flows"
                 )
+            if target is not None and target.sink and flow.kind != FlowKind.APPEND:
+                problems.append(
+                    f"flow {flow.name!r} writes the sink {flow.target!r}; sinks take @append_flow "
+                    "only: apply the changes into a streaming table and append that table to the sink"
+                )
             for name in (*flow.inputs, *([flow.source] if flow.source else [])):
+                if name in self.datasets and self.datasets[name].sink:
+                    problems.append(
+                        f"{flow.target!r} reads {name!r}, a sink: sinks are written by the pipeline, "
+                        "never read by it; read the dataset the sink's flow reads instead"
+                    )
                 if name not in self.datasets:
                     problems.append(
                         f"{flow.target!r} reads {name!r}, which is not a dataset of pipeline "

@@ -169,7 +169,31 @@ def bind_named_reads(graph: PipelineGraph) -> None:
             ) from exc
         if not isinstance(result, DataFrame) or not hasattr(result, "_plan"):
             continue
+        _refuse_cloud_files(flow.target, result)
         reads = tuple(names.get(name.lower(), name) for name in plan_reads(result) if "." not in name)
         if reads:
             flow.function = ReadsByName(function, reads)
             flow.inputs = reads
+
+
+def _refuse_cloud_files(dataset: str, frame: DataFrame) -> None:
+    """``spark.readStream.format("cloudFiles")`` (Auto Loader) has no data source here:
+    say so before anything runs, with what to write instead."""
+    for relation in _relations(_relation(frame)):
+        if (
+            relation.WhichOneof("rel_type") != "read"
+            or relation.read.WhichOneof("read_type") != "data_source"
+        ):
+            continue
+        source = relation.read.data_source
+        if source.format.lower() == "cloudfiles":
+            options = {
+                "cloudFiles.format" if k.lower() == "cloudfiles.format" else k: v
+                for k, v in source.options.items()
+            }
+            paths = list(source.paths) or ["<folder>"]
+            raise GraphError(
+                f"{dataset!r}: spark.readStream.format('cloudFiles') (Auto Loader) is not a data source "
+                f"of this engine; return dp.read_files({paths[0]!r}, **{options!r}) instead (the same "
+                "options; chain transformations with .transform(lambda df: ...))"
+            )

@@ -403,7 +403,7 @@ class PipelineRunner:
         checkpoint = self.checkpoint(flow.name)
         if full_refresh:
             self._set_aside(checkpoint, state)
-        mode = "overwrite" if full_refresh and first else "append"
+        mode = "overwrite" if full_refresh and first and not dataset.sink else "append"
         if flow.once:  # a backfill: runs once, again only on a full refresh of its target
             marker = f"{checkpoint}/once.json"
             ran = read_json(marker)
