@@ -43,8 +43,14 @@ def bench_cli() -> None:
 @click.option("--workdir", type=click.Path(file_okay=False, path_type=Path), default=None, help="Lakes and inputs; default var/bench.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None, help="Reports; default bench/results.")
 @click.option("--classic/--no-classic", default=True, show_default=True, help="Also run classic local JVM Spark (about 20 s to start).")
+@click.option(
+    "--spark-remote",
+    default=None,
+    metavar="URL|local",
+    help="Also run the gold subset on this Apache Spark Connect server (local: the one of `lakehouse spark serve`).",
+)
 def bench_run(
-    scales: str, days: int, run_date: str, workdir: Path | None, out: Path | None, classic: bool
+    scales: str, days: int, run_date: str, workdir: Path | None, out: Path | None, classic: bool, spark_remote: str | None
 ) -> None:
     """Generate each scale, time generate/bronze/silver/gold, the daily increment
     against a full rebuild, ML training and scoring and the BI exports, and the gold
@@ -71,6 +77,17 @@ def bench_run(
         "machine": machine(),
         "scales": [],
     }
+    spark_connect = None
+    if spark_remote:
+        if spark_remote == "local":
+            from lakehouse.spark_server import read_state
+
+            state = read_state(settings)
+            if state is None or not state.alive:
+                raise click.ClickException("no local Spark Connect server: start one with `lakehouse spark serve`")
+            spark_remote = state.url
+        spark_connect = get_spark(load_settings(spark={"engine": "remote", "remote": spark_remote}), app_name="bench")
+        record["spark_remote"] = spark_remote
     spark = get_spark(load_settings(spark={"engine": "sail"}), app_name="bench")
     try:
         with PeakMemory() as memory:
@@ -83,6 +100,7 @@ def bench_run(
                     run_date=day,
                     memory=memory,
                     classic=classic,
+                    spark_connect=spark_connect,
                     progress=lambda message: console.print(message, highlight=False),
                 )
                 record["scales"].append(result.to_json())  # type: ignore[union-attr]

@@ -165,6 +165,11 @@ def _comparison_section(comparison: dict) -> list[str]:
         *_table(["engine", "wall s (best run)"], rows),
         "",
         _classic_sentence(comparison)
+        + (
+            f"Apache Spark over Spark Connect / embedded = **{comparison['spark_connect_over_embedded']}x**; "
+            if comparison.get("spark_connect_over_embedded") is not None
+            else ""
+        )
         + f"embedded / DuckDB = **{comparison['embedded_over_duckdb']}x**; identical results: "
         f"**{comparison['identical']}**.",
         "",

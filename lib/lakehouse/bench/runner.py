@@ -88,6 +88,7 @@ def run_scale(
     run_date: dt.date,
     memory: PeakMemory,
     classic: bool = True,
+    spark_connect=None,
     progress: Progress = print,
 ) -> ScaleResult:
     """Measure one scale factor in ``workdir`` (emptied first)."""
@@ -117,7 +118,9 @@ def run_scale(
     result.full_rebuild = run_layers(spark, settings, run_date, memory, progress, label="rebuild ", full=True)
     result.tables = table_sizes(settings.lake_root)
     progress(f"scale {scale}: engines side by side")
-    result.comparison = compare_engines(spark, Lake(settings.lake_root), workdir / "compare", classic=classic)
+    result.comparison = compare_engines(
+        spark, Lake(settings.lake_root), workdir / "compare", classic=classic, spark_connect=spark_connect
+    )
     return result
 
 
@@ -254,20 +257,31 @@ def table_sizes(lake_root: str) -> list[dict[str, object]]:
     ]
 
 
+SPARK_CONNECT = "Apache Spark over Spark Connect"
+
+
 def compare_engines(
-    spark, lake: Lake, workdir: Path, *, classic: bool = True, repeat: int = 3
+    spark, lake: Lake, workdir: Path, *, classic: bool = True, spark_connect=None, repeat: int = 3
 ) -> dict[str, object]:
     """Run the gold subset on each engine over the same Parquet inputs and check them.
     The embedded engine and DuckDB run ``repeat`` times and keep their best time (other
-    work on a shared machine inflates single runs); classic Spark, slow, runs once."""
+    work on a shared machine inflates single runs); classic Spark, slow, runs once.
+    ``spark_connect``: a session on an Apache Spark Connect server (``lakehouse spark
+    serve``; it must reach ``workdir``), run ``repeat`` times as well."""
     inputs, outputs = workdir / "inputs", workdir / "outputs"
     input_rows = compare.export_inputs(spark, lake, inputs)
     runs = {
         "embedded (Sail)": [compare.run_spark_subset(spark, inputs, outputs / "sail") for _ in range(repeat)],
         "DuckDB": [compare.run_duckdb_subset(inputs, outputs / "duckdb") for _ in range(repeat)],
     }
+    if spark_connect is not None:
+        runs[SPARK_CONNECT] = [
+            compare.run_spark_subset(spark_connect, inputs, outputs / "spark_connect") for _ in range(repeat)
+        ]
     seconds = {engine: min(times) for engine, times in runs.items()}
     engines = {"embedded (Sail)": outputs / "sail"}
+    if spark_connect is not None:
+        engines[SPARK_CONNECT] = outputs / "spark_connect"
     classic_start = None
     if classic:
         from lakehouse.bench.classic import run_classic_subset
@@ -288,6 +302,7 @@ def compare_engines(
         "classic_start_seconds": classic_start,
         "classic_over_embedded": round(seconds["classic Spark local[2]"] / sail, 2) if classic else None,
         "embedded_over_duckdb": round(sail / seconds["DuckDB"], 2),
+        "spark_connect_over_embedded": round(seconds[SPARK_CONNECT] / sail, 2) if spark_connect is not None else None,
         "identical": all(not problems for per_output in differences.values() for problems in per_output.values()),
         "differences_against_duckdb": differences,
     }
