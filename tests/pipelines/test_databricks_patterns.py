@@ -408,3 +408,87 @@ def test_spark_read_stream_cloud_files_is_refused_with_the_read_files_call_to_wr
         GraphError, match=r"return dp.read_files\('landing/raw', \*\*\{'cloudFiles.format': 'json'\}\)"
     ):
         project.runner()
+
+
+# ------------------------------------------------------------ AUTO CDC from snapshots
+# Databricks' create_auto_cdc_from_snapshot_flow: each snapshot is compared with the
+# previous one; keys new or changed are upserted, keys missing are deleted. With a
+# function source, it is called with the latest version processed (None at first)
+# and returns (snapshot, version) or None, and every pending snapshot is processed.
+# Snapshot 1: (1, a1), (2, a2); snapshot 2: (2, b2), (3, a3).
+SNAPSHOT_FUNCTION_DEFINITIONS = """\
+    from pyspark.sql import SparkSession
+
+    from lakehouse import pipelines as dp
+
+    spark = SparkSession.active()
+    SNAPSHOTS = {{1: [(1, "a1"), (2, "a2")], 2: [(2, "b2"), (3, "a3")]}}
+
+
+    def next_snapshot_and_version(latest_snapshot_version):
+        version = 1 if latest_snapshot_version is None else latest_snapshot_version + 1
+        if version not in SNAPSHOTS:
+            return None
+        return spark.createDataFrame(SNAPSHOTS[version], "key INT, value STRING"), version
+
+
+    dp.create_streaming_table("target")
+    dp.create_auto_cdc_from_snapshot_flow(
+        target="target", source=next_snapshot_and_version, keys=["key"], stored_as_scd_type={scd}
+    )
+"""
+
+
+@pytest.mark.parametrize("scd", [1, 2])
+def test_auto_cdc_from_snapshots_of_a_function(spark, outside, scd):
+    project = _project(outside / "snap", {"snap.py": SNAPSHOT_FUNCTION_DEFINITIONS.format(scd=scd)})
+    first = project.runner().run()
+    assert json.loads(first.event("target").details) == {"snapshot_versions": [1, 2]}
+    target = f"{project.storage}/pipelines/p/target"
+    if scd == 1:
+        # SCD1 holds the latest snapshot: key 1 deleted (absent from 2), 2 -> b2, 3 new
+        assert _rows(spark, target, ["key", "value"]) == [(2, "b2"), (3, "a3")]
+    else:
+        # SCD2: versions as __START_AT/__END_AT; key 1 closed at 2 (deleted), 2's a2
+        # closed at 2 by b2, 3 opened at 2
+        assert set(_rows(spark, target, ["key", "value", "__START_AT", "__END_AT"])) == {
+            (1, "a1", 1, 2),
+            (2, "a2", 1, 2),
+            (2, "b2", 2, None),
+            (3, "a3", 2, None),
+        }
+    assert project.runner().run().event("target").status == "SKIPPED"  # no snapshot 3
+
+
+SNAPSHOT_TABLE_DEFINITIONS = """\
+    from pyspark.sql import SparkSession
+
+    from lakehouse import pipelines as dp
+
+    spark = SparkSession.active()
+
+
+    @dp.materialized_view
+    def customers_snapshot():
+        root = dp.current().lake.root
+        return spark.read.schema("key INT, value STRING").json(f"{root}/exports/customers")
+
+
+    dp.create_streaming_table("customers")
+    dp.create_auto_cdc_from_snapshot_flow(target="customers", source="customers_snapshot", keys=["key"])
+"""
+
+
+def test_auto_cdc_from_snapshots_of_a_table(spark, outside):
+    project = _project(outside / "snapt", {"snap.py": SNAPSHOT_TABLE_DEFINITIONS})
+    exports = outside / "snapt" / "storage-root" / "exports" / "customers"
+    target = f"{project.storage}/pipelines/p/customers"
+    _land(exports, "full.json", [{"key": 1, "value": "a1"}, {"key": 2, "value": "a2"}])
+    project.runner().run()
+    assert _rows(spark, target, ["key", "value"]) == [(1, "a1"), (2, "a2")]
+    _land(exports, "full.json", [{"key": 2, "value": "b2"}, {"key": 3, "value": "a3"}])
+    project.runner().run()
+    # the new snapshot: 1 deleted, 2 updated, 3 inserted
+    assert _rows(spark, target, ["key", "value"]) == [(2, "b2"), (3, "a3")]
+    again = project.runner().run()  # the snapshot table did not change: nothing applied
+    assert again.event("customers").status == "SKIPPED"

@@ -20,6 +20,7 @@ Names follow ``pyspark.pipelines`` plus the Databricks extras::
 from lakehouse.pipelines.api import (
     append_flow,
     create_auto_cdc_flow,
+    create_auto_cdc_from_snapshot_flow,
     create_sink,
     create_streaming_table,
     expect,
@@ -58,6 +59,7 @@ __all__ = [
     "PipelineRunner",
     "append_flow",
     "create_auto_cdc_flow",
+    "create_auto_cdc_from_snapshot_flow",
     "create_sink",
     "create_streaming_table",
     "current",

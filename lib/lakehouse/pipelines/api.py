@@ -342,6 +342,55 @@ def create_auto_cdc_flow(
     )
 
 
+def create_auto_cdc_from_snapshot_flow(
+    *,
+    target: str,
+    source: str | Callable[[Any], Any],
+    keys: Sequence[Any],
+    stored_as_scd_type: int = 1,
+    track_history_column_list: Sequence[str] | None = None,
+    track_history_except_column_list: Sequence[str] | None = None,
+    name: str | None = None,
+    module: str | None = None,
+) -> None:
+    """Apply full snapshots to ``target``: keys new or changed since the previous
+    snapshot are upserted, keys it no longer has are deleted (SCD type 1 or 2, the
+    snapshot versions as ``__START_AT``/``__END_AT``). ``source`` is a dataset of the
+    pipeline (read whole when its Delta version changed; a temporary view on every
+    run) or a function ``(latest_version) -> (DataFrame, version) | None``, called until
+    it returns None, versions increasing."""
+    from lakehouse.pipelines.cdc import snapshot_spec
+
+    where = f"create_auto_cdc_from_snapshot_flow into {target!r}"
+    keys = [_column_name(k, f"{where}: keys") for k in keys]
+    if not keys:
+        raise GraphError(f"{where}: keys must name at least one column")
+    if stored_as_scd_type not in (1, 2):
+        raise GraphError(f"{where}: stored_as_scd_type must be 1 or 2, got {stored_as_scd_type!r}")
+    if not isinstance(source, str) and not callable(source):
+        raise GraphError(f"{where}: source is a dataset name or a function (latest_version) -> (df, version)")
+    try:
+        spec = snapshot_spec(
+            keys,
+            stored_as_scd_type,
+            track_history_column_list=track_history_column_list,
+            track_history_except_column_list=track_history_except_column_list,
+        )
+    except ValueError as exc:
+        raise GraphError(f"{where}: {exc}") from None
+    _registry(module or _caller_module()).add_flow(
+        Flow(
+            name=name or f"{target}_snapshot_cdc",
+            target=target,
+            kind=FlowKind.AUTO_CDC,
+            cdc=spec,
+            source=source if isinstance(source, str) else None,
+            function=None if isinstance(source, str) else source,
+            snapshot=True,
+        )
+    )
+
+
 def _column_name(value: Any, option: str) -> str:
     """A column given as a name or as ``col("name")`` (Databricks takes both)."""
     if isinstance(value, str):

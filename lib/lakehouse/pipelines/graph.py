@@ -73,6 +73,9 @@ class Flow:
     cdc: Any = None  # CdcSpec for AUTO_CDC flows
     source: str | None = None  # AUTO_CDC: the dataset holding change events
     once: bool = False  # APPEND: a backfill run once, again only on a full refresh
+    # AUTO_CDC from snapshots: ``source`` names a dataset read whole as the next
+    # snapshot, or ``function(latest_version)`` returns (DataFrame, version) or None.
+    snapshot: bool = False
 
 
 class GraphError(ValueError):
@@ -253,7 +256,7 @@ def lineage_svg(graph: PipelineGraph) -> str:
     for name, (x, y) in position.items():
         dataset = graph.datasets[name]
         parts.append(
-            f'<g><title>{escape(dataset.kind.value)}: {escape(dataset.comment or name)}</title>'
+            f"<g><title>{escape(dataset.kind.value)}: {escape(dataset.comment or name)}</title>"
             f'<rect x="{x}" y="{y}" width="{box_w}" height="{box_h}" rx="6" fill="{fills[dataset.kind]}" '
             'stroke="#374151"/>'
             f'<text x="{x + 10}" y="{y + 21}">{escape(name)}</text></g>'

@@ -156,7 +156,7 @@ def bind_named_reads(graph: PipelineGraph) -> None:
         function = flow.function
         if isinstance(function, ReadsByName):  # bound before: find its reads again
             function, flow.function, flow.inputs = function.function, function.function, ()
-        if function is None or isinstance(function, SqlQuery) or flow.inputs:
+        if function is None or isinstance(function, SqlQuery) or flow.inputs or flow.snapshot:
             continue
         try:
             result = function()

@@ -508,6 +508,9 @@ class PipelineRunner:
         if full_refresh:
             self._set_aside(checkpoint, state)
             self._set_aside(target, state)
+        if flow.snapshot:
+            self._run_snapshots(dataset, flow, event, state)
+            return
         offsets = _load_offsets(checkpoint, self._target_version(dataset.name))
         changes, versions = self._change_events(flow, offsets, state)
         if changes is None:
@@ -530,6 +533,65 @@ class PipelineRunner:
         event.rows_read = changes.count()
         event.target_version = maintenance.version(target)
         event.details = json.dumps(_plain(result))
+
+    def _run_snapshots(self, dataset: Dataset, flow: Flow, event: FlowEvent, state: _RunState) -> None:
+        """``create_auto_cdc_from_snapshot_flow``: each new snapshot, as the change events
+        from the target's current state, in one commit per snapshot."""
+        from lakehouse.pipelines import cdc
+
+        target = self.path(dataset.name)
+        marker = f"{self.checkpoint(flow.name)}/snapshot.json"
+        last = (read_json(marker) or {}).get("version")
+        snapshots = []
+        if flow.source is not None:
+            source = self.graph.datasets[flow.source]
+            if source.name in state.views:  # a temporary view: a new snapshot on every run
+                snapshots.append((state.views[source.name], (last or 0) + 1))
+            else:
+                version = self._target_version(source.name)
+                if version is not None and version != last:
+                    snapshots.append((read_delta(self.spark, self.path(source.name)), version))
+        self._remember_version(dataset.name, state)
+        applied, rows_read = [], 0
+        while True:
+            if flow.source is None:
+                found = flow.function(last)
+                if found is None:
+                    break
+                if not (isinstance(found, tuple) and len(found) == 2 and isinstance(found[0], DataFrame)):
+                    raise GraphError(
+                        f"{dataset.name!r}: the snapshot function returned {type(found).__name__}; it "
+                        "returns (DataFrame, version) for the next snapshot, or None when there is none"
+                    )
+                frame, version = found
+                if last is not None and not version > last:
+                    raise GraphError(
+                        f"{dataset.name!r}: the snapshot function returned version {version!r} after "
+                        f"{last!r}; versions must increase (it is called with the latest version applied)"
+                    )
+            elif snapshots:
+                frame, version = snapshots.pop()
+            else:
+                break
+            changes = cdc.snapshot_changes(
+                self.spark, target_path=target, snapshot=frame, version=version, spec=flow.cdc
+            )
+            rows_read += frame.count()
+            cdc.apply_changes(self.spark, target_path=target, changes=changes, spec=flow.cdc)
+            applied.append(version)
+            last = version
+        if not applied:
+            event.status, event.rows_read, event.rows_written, event.details = (
+                "SKIPPED",
+                0,
+                0,
+                "no new snapshot",
+            )
+            return
+        state.checkpoint_commits.append(lambda: write_json(marker, {"version": last}))
+        event.status, event.rows_read = "COMPLETED", rows_read
+        event.target_version = maintenance.version(target)
+        event.details = json.dumps({"snapshot_versions": applied})
 
     def _change_events(
         self, flow: Flow, offsets: dict[str, int], state: _RunState
