@@ -492,3 +492,99 @@ def test_auto_cdc_from_snapshots_of_a_table(spark, outside):
     assert _rows(spark, target, ["key", "value"]) == [(2, "b2"), (3, "a3")]
     again = project.runner().run()  # the snapshot table did not change: nothing applied
     assert again.event("customers").status == "SKIPPED"
+
+
+# The same example in the legacy `dlt` names (`import dlt` becoming the import line
+# below): @dlt.view, dlt.read_stream, dlt.apply_changes, stored_as_scd_type = "2".
+LEGACY_CDC_DEFINITIONS = """\
+    from pyspark.sql.functions import col, expr
+
+    from lakehouse import pipelines as dlt
+
+
+    @dlt.table
+    def users_feed():
+        return dlt.read_files("landing/users", format="json",
+                              schema="userId INT, name STRING, city STRING, operation STRING, sequenceNum INT")
+
+
+    @dlt.view
+    def users():
+        return dlt.read_stream("users_feed")
+
+
+    dlt.create_streaming_table("target")
+
+    dlt.apply_changes(
+        target="target",
+        source="users",
+        keys=["userId"],
+        sequence_by=col("sequenceNum"),
+        apply_as_deletes=expr("operation = 'DELETE'"),
+        except_column_list=["operation", "sequenceNum"],
+        stored_as_scd_type="2",
+    )
+"""
+
+
+def test_the_legacy_dlt_names_run_the_same_cdc_example(spark, outside):
+    project = _project(outside / "dlt", {"users.py": LEGACY_CDC_DEFINITIONS})
+    landing = outside / "dlt" / "storage-root" / "landing" / "users"
+    _land(landing, "1.json", CDC_BATCH_1 + CDC_BATCH_2)  # all events in one batch
+    assert project.runner().dry_run().problems == []
+    project.runner().run()
+    # the same SCD2 history as above (derivation there): arrival order does not matter
+    assert set(
+        _rows(spark, f"{project.storage}/pipelines/p/target", ["userId", "city", "__START_AT", "__END_AT"])
+    ) == {
+        (123, "Monterrey", 1, 5),
+        (123, "Chihuahua", 5, 6),
+        (124, "Oaxaca", 1, None),
+        (125, "Tijuana", 2, 5),
+        (125, "Mexicali", 5, 6),
+        (125, "Guadalajara", 6, None),
+        (126, "Cancun", 2, None),
+    }
+
+
+def test_unsupported_cdc_arguments_are_refused_with_what_to_do():
+    from pyspark.sql.functions import col, struct
+
+    from lakehouse import pipelines as dp
+    from lakehouse.pipelines.graph import GraphError
+
+    with dp.graph("g"):
+        with pytest.raises(GraphError, match=r"sequence_by .* add it as a column of the source"):
+            dp.create_auto_cdc_flow(
+                target="t", source="s", keys=["id"], sequence_by=struct(col("a"), col("b"))
+            )
+        with pytest.raises(GraphError, match="apply_as_deletes takes a SQL predicate"):
+            dp.create_auto_cdc_flow(
+                target="t", source="s", keys=["id"], sequence_by="seq", apply_as_deletes=col("op") == "D"
+            )
+        with pytest.raises(GraphError, match="stored_as_scd_type must be 1 or 2"):
+            dp.create_auto_cdc_flow(
+                target="t", source="s", keys=["id"], sequence_by="seq", stored_as_scd_type=3
+            )
+    with dp.graph("g") as g:
+        dp.create_sink("out", format="delta", options={"path": "exports/x"})
+        dp.create_auto_cdc_flow(target="out", source="s", keys=["id"], sequence_by="seq")
+    assert any("sinks take @append_flow only" in p for p in g.validate())
+
+
+@pytest.mark.parametrize(
+    "definitions",
+    [
+        CDC_DEFINITIONS.format(scd=2),
+        PRIVATE_DEFINITIONS,
+        BACKFILL_DEFINITIONS,
+        SINK_DEFINITIONS,
+        AUTO_LOADER_DEFINITIONS,
+        SNAPSHOT_FUNCTION_DEFINITIONS.format(scd=1),
+        SNAPSHOT_TABLE_DEFINITIONS,
+    ],
+    ids=["cdc_view", "private", "once", "sink", "auto_loader", "snapshot_function", "snapshot_table"],
+)
+def test_each_pattern_passes_the_dry_run_before_any_data(spark, outside, definitions):
+    project = _project(outside / "dry", {"defs.py": definitions})
+    assert project.runner().dry_run().problems == []

@@ -19,6 +19,8 @@ Names follow ``pyspark.pipelines`` plus the Databricks extras::
 
 from lakehouse.pipelines.api import (
     append_flow,
+    apply_changes,
+    apply_changes_from_snapshot,
     create_auto_cdc_flow,
     create_auto_cdc_from_snapshot_flow,
     create_sink,
@@ -32,9 +34,12 @@ from lakehouse.pipelines.api import (
     graph,
     load_graph,
     materialized_view,
+    read,
     read_files,
+    read_stream,
     table,
     temporary_view,
+    view,
 )
 from lakehouse.pipelines.expectations import ExpectationFailed, ExpectationResult
 from lakehouse.pipelines.graph import GraphError, PipelineGraph
@@ -58,6 +63,8 @@ __all__ = [
     "PipelineRun",
     "PipelineRunner",
     "append_flow",
+    "apply_changes",
+    "apply_changes_from_snapshot",
     "create_auto_cdc_flow",
     "create_auto_cdc_from_snapshot_flow",
     "create_sink",
@@ -72,7 +79,10 @@ __all__ = [
     "graph",
     "load_graph",
     "materialized_view",
+    "read",
     "read_files",
+    "read_stream",
     "table",
     "temporary_view",
+    "view",
 ]

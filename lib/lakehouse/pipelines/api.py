@@ -299,7 +299,7 @@ def create_auto_cdc_flow(
     apply_as_deletes: Any = None,
     apply_as_truncates: Any = None,
     except_column_list: Sequence[str] = (),
-    stored_as_scd_type: int = 1,
+    stored_as_scd_type: int | str = 1,
     track_history_column_list: Sequence[str] | None = None,
     track_history_except_column_list: Sequence[str] | None = None,
     name: str | None = None,
@@ -309,6 +309,7 @@ def create_auto_cdc_flow(
     from lakehouse.pipelines.cdc import CdcSpec
 
     where = f"create_auto_cdc_flow into {target!r}"
+    stored_as_scd_type = _scd_type(stored_as_scd_type, where)
     keys = [_column_name(k, f"{where}: keys") for k in keys]
     sequence_by = _column_name(sequence_by, f"{where}: sequence_by")
     apply_as_deletes = _sql_text(apply_as_deletes, f"{where}: apply_as_deletes")
@@ -347,7 +348,7 @@ def create_auto_cdc_from_snapshot_flow(
     target: str,
     source: str | Callable[[Any], Any],
     keys: Sequence[Any],
-    stored_as_scd_type: int = 1,
+    stored_as_scd_type: int | str = 1,
     track_history_column_list: Sequence[str] | None = None,
     track_history_except_column_list: Sequence[str] | None = None,
     name: str | None = None,
@@ -362,6 +363,7 @@ def create_auto_cdc_from_snapshot_flow(
     from lakehouse.pipelines.cdc import snapshot_spec
 
     where = f"create_auto_cdc_from_snapshot_flow into {target!r}"
+    stored_as_scd_type = _scd_type(stored_as_scd_type, where)
     keys = [_column_name(k, f"{where}: keys") for k in keys]
     if not keys:
         raise GraphError(f"{where}: keys must name at least one column")
@@ -389,6 +391,13 @@ def create_auto_cdc_from_snapshot_flow(
             snapshot=True,
         )
     )
+
+
+def _scd_type(value: Any, where: str) -> int:
+    """1 or 2; Databricks' examples also write them as strings ("2")."""
+    if str(value).strip() in ("1", "2"):
+        return int(str(value).strip())
+    raise GraphError(f"{where}: stored_as_scd_type must be 1 or 2, got {value!r}")
 
 
 def _column_name(value: Any, option: str) -> str:
@@ -605,3 +614,24 @@ def read_files(
     except ValueError as exc:
         raise GraphError(f"read_files({path!r}): {exc}") from None
     return IncrementalFiles(source)
+
+
+# Names of the legacy ``dlt`` module, for definitions written against it.
+view = temporary_view
+apply_changes = create_auto_cdc_flow
+apply_changes_from_snapshot = create_auto_cdc_from_snapshot_flow
+
+
+def read(name: str) -> Any:
+    """``dlt.read("x")``: the dataset ``x`` of the pipeline, read whole (a named read,
+    resolved like ``spark.read.table("x")``)."""
+    from lakehouse.pipelines.runner import current
+
+    return current().spark.read.table(name)
+
+
+def read_stream(name: str) -> Any:
+    """``dlt.read_stream("x")``: the new rows of ``x`` (``spark.readStream.table("x")``)."""
+    from lakehouse.pipelines.runner import current
+
+    return current().spark.readStream.table(name)
