@@ -191,12 +191,18 @@ PRIVATE_DEFINITIONS = """\
 def test_private_datasets_are_read_by_the_pipeline_and_not_published(spark, outside):
     from lakehouse.lake import delta_exists
 
-    project = _project(outside / "priv", {"orders.py": PRIVATE_DEFINITIONS})
+    sql = """\
+    CREATE OR REFRESH PRIVATE MATERIALIZED VIEW big_lines AS SELECT id, qty FROM order_lines WHERE qty > 2;
+    CREATE MATERIALIZED VIEW big_line_count AS SELECT count(*) AS n FROM big_lines
+    """
+    project = _project(outside / "priv", {"orders.py": PRIVATE_DEFINITIONS, "big.sql": sql})
     project.runner().run()
     storage = project.storage
     # product_totals reads the private order_lines: a -> 2 + 3 = 5, b -> 5.
     assert _rows(spark, f"{storage}/pipelines/p/product_totals", ["product", "qty"]) == [("a", 5), ("b", 5)]
-    for private in ("order_lines", "line_log"):
+    # the SQL private view keeps qty > 2: ids 2 (3) and 3 (5); its public reader counts 2
+    assert _rows(spark, f"{storage}/pipelines/p/big_line_count", ["n"]) == [(2,)]
+    for private in ("order_lines", "line_log", "big_lines"):
         assert not delta_exists(f"{storage}/pipelines/p/{private}")  # not published
         assert delta_exists(f"{storage}/_system/private/p/{private}")  # kept with the pipeline's state
     assert read_delta(spark, f"{storage}/_system/private/p/line_log").count() == 3

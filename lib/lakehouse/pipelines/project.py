@@ -237,6 +237,7 @@ def _add_sql_file(graph: PipelineGraph, path: Path) -> None:
                     partition_cols=dataset.partition_cols,
                     table_properties=dataset.table_properties,
                     expectations=list(dataset.expectations),
+                    private=dataset.private,
                 )
             )
             graph.add_flow(

@@ -239,6 +239,7 @@ class SqlDataset:
     partition_cols: tuple[str, ...] = ()
     table_properties: dict[str, str] = field(default_factory=dict)
     expectations: list[Expectation] = field(default_factory=list)
+    private: bool = False  # CREATE PRIVATE ...: read by the pipeline only, not published
 
 
 _INSTEAD = {
@@ -272,6 +273,9 @@ def _parse_statement(statement: Statement, path: Path, source: str) -> SqlDatase
     if cursor.peek_word("OR"):
         cursor.next()
         cursor.expect_word("REFRESH", "REPLACE")
+    private = cursor.peek_word("PRIVATE")
+    if private:
+        cursor.next()
     kind_token = cursor.next("MATERIALIZED VIEW, STREAMING TABLE or TEMPORARY VIEW")
     second = cursor.peek()
     pair = f"{kind_token.text.upper()} {second.text.upper() if second else ''}".strip()
@@ -299,7 +303,12 @@ def _parse_statement(statement: Statement, path: Path, source: str) -> SqlDatase
             f"{path}:{name_token.line}: qualified names (catalog.schema.name) are not supported; "
             "name the dataset with a simple name (its table goes under the pipeline's storage)"
         )
-    dataset = SqlDataset(name_token.name, kind, "", [], path, name_token.line)
+    if private and kind == DatasetKind.TEMPORARY_VIEW:
+        raise SqlError(
+            f"{path}:{kind_token.line}: CREATE PRIVATE {pair}: a temporary view is never stored, so "
+            "it is private already; remove PRIVATE"
+        )
+    dataset = SqlDataset(name_token.name, kind, "", [], path, name_token.line, private=private)
     if cursor.peek() is not None and cursor.peek().text == "(":
         dataset.expectations = _constraints(cursor, path)
     while True:
