@@ -594,3 +594,40 @@ def test_unsupported_cdc_arguments_are_refused_with_what_to_do():
 def test_each_pattern_passes_the_dry_run_before_any_data(spark, outside, definitions):
     project = _project(outside / "dry", {"defs.py": definitions})
     assert project.runner().dry_run().problems == []
+
+
+# Databricks SQL: CREATE OR REFRESH STREAMING TABLE ... AS SELECT ... FROM STREAM
+# read_files('<folder>', format => 'csv', ...): each update reads the files not read
+# before; the query's other clauses apply to their rows.
+READ_FILES_SQL = """\
+CREATE OR REFRESH STREAMING TABLE raw_orders
+COMMENT 'Orders as they land'
+AS SELECT id, upper(product) AS product, qty
+FROM STREAM read_files('landing/orders', format => 'csv', header => true, schemaHints => 'qty INT')
+WHERE qty > 0
+"""
+
+
+def test_sql_read_files_in_a_streaming_table_reads_new_files_once(spark, outside):
+    project = _project(outside / "sqlrf", {"orders.sql": READ_FILES_SQL})
+    landing = outside / "sqlrf" / "storage-root" / "landing" / "orders"
+    landing.mkdir(parents=True)
+    (landing / "1.csv").write_text("id,product,qty\n1,a,2\n2,b,0\n")
+    project.runner().run()
+    (landing / "2.csv").write_text("id,product,qty\n3,c,4\n")
+    project.runner().run()
+    # file 1: id 1 kept, id 2 dropped by qty > 0; file 2, read in the second run: id 3.
+    # Products upper-cased; qty an int by the hint, id a string (CSV, no hint).
+    target = f"{project.storage}/pipelines/p/raw_orders"
+    assert _rows(spark, target, ["id", "product", "qty"]) == [("1", "A", 2), ("3", "C", 4)]
+    assert project.runner().run().event("raw_orders").status == "SKIPPED"  # no new file
+
+
+def test_sql_read_files_outside_a_streaming_table_is_refused(outside):
+    from lakehouse.pipelines.project import SpecError
+
+    with pytest.raises(SpecError, match="files are read incrementally, by a streaming table"):
+        _project(
+            outside / "sqlmv",
+            {"mv.sql": "CREATE MATERIALIZED VIEW m AS SELECT * FROM read_files('x', format => 'csv')"},
+        ).load_graph()

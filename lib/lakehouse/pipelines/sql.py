@@ -240,6 +240,9 @@ class SqlDataset:
     table_properties: dict[str, str] = field(default_factory=dict)
     expectations: list[Expectation] = field(default_factory=list)
     private: bool = False  # CREATE PRIVATE ...: read by the pipeline only, not published
+    # FROM STREAM read_files('path', option => value, ...): (path, options); the query
+    # then reads the relation READ_FILES_RELATION, bound to each batch of new files.
+    read_files: tuple[str, dict[str, str]] | None = None
 
 
 _INSTEAD = {
@@ -348,7 +351,60 @@ def _parse_statement(statement: Statement, path: Path, source: str) -> SqlDatase
         )
     dataset.query = without_stream(query, offset, reads.streams)
     dataset.reads = reads.names
+    _read_files_call(dataset, path)
     return dataset
+
+
+READ_FILES_RELATION = "__read_files"
+
+
+def _read_files_call(dataset: SqlDataset, path: Path) -> None:
+    """``read_files('path', format => 'csv', ...)`` in a streaming table's query: the
+    incremental file source (Auto Loader), its call replaced by a relation name."""
+    tokens = tokenize(dataset.query, first_line=dataset.line)
+    calls = [i for i, t in enumerate(tokens[:-1]) if t.is_word("READ_FILES") and tokens[i + 1].text == "("]
+    if not calls:
+        return
+    line = tokens[calls[0]].line
+    if dataset.kind != DatasetKind.STREAMING_TABLE:
+        raise SqlError(
+            f"{path}:{line}: read_files(...) in CREATE {dataset.kind.value.upper().replace('_', ' ')} "
+            f"{dataset.name}: files are read incrementally, by a streaming table; write CREATE "
+            f"STREAMING TABLE {dataset.name} AS SELECT ... FROM STREAM read_files(...)"
+        )
+    if len(calls) > 1 or dataset.reads:
+        raise SqlError(
+            f"{path}:{line}: {dataset.name} reads read_files(...) with other sources; read the files "
+            "into a streaming table of their own and join that table in another dataset"
+        )
+    start = calls[0]
+    depth, end = 0, start + 1
+    for end in range(start + 1, len(tokens)):
+        depth += {"(": 1, ")": -1}.get(tokens[end].text, 0)
+        if depth == 0:
+            break
+    inner = tokens[start + 2 : end]
+    parts: list[list[Token]] = [[]]
+    for token in inner:
+        if token.text == ",":
+            parts.append([])
+        else:
+            parts[-1].append(token)
+    if not parts[0] or len(parts[0]) != 1 or parts[0][0].kind != "string":
+        raise SqlError(f"{path}:{line}: read_files takes the folder as its first argument, a quoted string")
+    options: dict[str, str] = {}
+    for part in parts[1:]:
+        texts = [t.text for t in part]
+        if len(part) != 4 or texts[1:3] != ["=", ">"] or part[0].kind != "word":
+            raise SqlError(
+                f"{path}:{line}: read_files options are written name => value, got {' '.join(texts)!r}"
+            )
+        value = part[3]
+        options[part[0].text] = _unquote(value.text) if value.kind == "string" else value.text
+    dataset.read_files = (_unquote(parts[0][0].text), options)
+    dataset.query = (
+        dataset.query[: tokens[start].start] + READ_FILES_RELATION + dataset.query[tokens[end].end :]
+    )
 
 
 def _constraints(cursor: _Cursor, path: Path) -> list[Expectation]:
@@ -450,7 +506,16 @@ class SqlQuery:
         from lakehouse.pipelines.reads import sql_frame
         from lakehouse.pipelines.runner import current
 
-        return sql_frame(current().spark, self.dataset.query, frames)
+        spark = current().spark
+        if self.dataset.read_files is not None:
+            from lakehouse.pipelines.api import read_files
+
+            folder, options = self.dataset.read_files
+            query = self.dataset.query
+            return read_files(folder, **options).transform(
+                lambda batch: sql_frame(spark, query, {READ_FILES_RELATION: batch})
+            )
+        return sql_frame(spark, self.dataset.query, frames)
 
     def __repr__(self) -> str:
         return f"SqlQuery({self.dataset.name!r} from {self.dataset.file}:{self.dataset.line})"
