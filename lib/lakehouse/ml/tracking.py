@@ -106,6 +106,11 @@ def champion_version(model_name: str) -> str | None:
         return None
 
 
+def missing_champions() -> list[str]:
+    """The registered models (forecast, anomaly) without a ``champion`` yet."""
+    return [m for m in (FORECAST_MODEL, ANOMALY_MODEL) if champion_version(m) is None]
+
+
 def set_champion(model_name: str, version: str) -> None:
     from mlflow import MlflowClient
 

@@ -456,11 +456,6 @@ def check_history(features: pd.DataFrame, holdout_days: int) -> None:
         )
 
 
-def missing_champions() -> list[str]:
-    """The registered models (forecast, anomaly) without a ``champion`` yet."""
-    return [m for m in (FORECAST_MODEL, ANOMALY_MODEL) if tracking.champion_version(m) is None]
-
-
 def summary(results: list[TrainingResult], settings: Settings) -> pd.DataFrame:
     """One row per trained model: version, whether it became champion and why, its
     headline hold-out metrics, and the link to its MLflow run (``make mlflow-ui``)."""
