@@ -169,6 +169,31 @@ def jdbc_options(session: SparkSession, endpoint) -> dict[str, str]:  # noqa: AN
     return options
 
 
+def without_explicit_collations(df):  # noqa: ANN001, ANN201 - DataFrame in, DataFrame out
+    """``df`` with its string columns of the plain ``string`` type, on JVM Spark.
+
+    Gap covered: Spark Connect 4.2 gives the columns of a DDL schema string (e.g. the
+    output of ``mapInPandas(f, "machine_id string, ...")``) an explicit ``UTF8_BINARY``
+    collation, which Delta-Spark 4.4 writes to the log as ``string collate UTF8_BINARY``:
+    delta-rs (maintenance, BI exports, the catalog) then cannot read the table. A cast
+    to the type's DDL text, parsed by the server's SQL parser (not to a ``DataType``,
+    which the client sends with its collation), writes ``string``. Sail has no collations.
+    """
+    if is_sail(df.sparkSession):
+        return df
+    fields = df.schema.fields
+    if not any("string" in field.dataType.simpleString() for field in fields):
+        return df
+    from pyspark.sql import functions as F
+
+    return df.select(
+        *[
+            F.col(f"`{f.name}`").cast(f.dataType.simpleString()).alias(f.name) if "string" in f.dataType.simpleString() else F.col(f"`{f.name}`")
+            for f in fields
+        ]
+    )
+
+
 def _register_jdbc_source(session: SparkSession, engine: str) -> None:
     """Sail reads JDBC through a Python data source (connectorx); JVM Spark has its own."""
     if engine != "sail":

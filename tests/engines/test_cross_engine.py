@@ -240,3 +240,34 @@ def test_bronze_on_an_s3_lake_runs_on_spark_with_the_same_s3_uris(tmp_path, monk
         session.stop()
     finally:
         spark_server.stop(settings)
+
+
+def test_python_udf_output_written_on_spark_stays_readable_by_delta_rs(spark_url, tmp_path):
+    """Spark Connect 4.2 types a DDL schema's strings with an explicit collation, which
+    Delta-Spark writes as ``string collate UTF8_BINARY`` (unreadable by delta-rs):
+    ``lake.write_delta`` writes plain ``string`` (as the ML scoring's mapInPandas does)."""
+    from deltalake import DeltaTable
+    from pyspark.sql import functions as F
+
+    from lakehouse.config import load_settings
+    from lakehouse.engine import get_spark
+    from lakehouse.lake import write_delta
+
+    session = get_spark(load_settings(spark={"engine": "remote", "remote": spark_url}))
+
+    def score(batches):
+        for batch in batches:
+            yield batch[["machine_id"]].assign(kwh=1.5)
+
+    scored = (
+        session.range(3)
+        .selectExpr("concat('M', cast(id AS STRING)) AS machine_id")
+        .mapInPandas(score, "machine_id string, kwh double")
+        .withColumn("detail", F.struct(F.col("machine_id").alias("m"), F.array(F.col("machine_id")).alias("ids")))
+    )
+    path = str(tmp_path / "scores")
+    write_delta(scored, path)
+    write_delta(scored.where("machine_id = 'M1'"), path, replace_where="machine_id = 'M1'")
+    table = DeltaTable(path)
+    assert str(table.schema().fields[0].type) == 'PrimitiveType("string")'
+    assert sorted(table.to_pandas()["machine_id"]) == ["M0", "M1", "M2"]
