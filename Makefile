@@ -59,3 +59,19 @@ spark-stop:  ## stop the local Spark Connect server
 .PHONY: test-spark
 test-spark: setup  ## same gold numbers on Sail and on Apache Spark 4 with Delta (starts a local Spark Connect server; Java 17, Maven Central)
 	LAKEHOUSE_TEST_SPARK=1 $(BIN)/python -m pytest -m spark tests/engines -v -s
+
+# Apache Airflow 3 in a virtualenv of its own (its pins cannot share the project's):
+# the real Airflow that loads and runs the DAGs of `lakehouse jobs export-airflow`.
+AIRFLOW_VENV  ?= var/airflow-venv
+AIRFLOW_STAMP := $(AIRFLOW_VENV)/.installed-stamp
+
+.PHONY: airflow-venv
+airflow-venv: $(AIRFLOW_STAMP)  ## Apache Airflow 3 in var/airflow-venv, for tests/jobs/test_airflow_real.py (docs/airflow.md)
+
+$(AIRFLOW_STAMP): conf/airflow/requirements.txt conf/airflow/constraints.txt
+	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: install Python 3.11 or run make PYTHON=/path/to/python3.11"; exit 1; }
+	$(PYTHON) -m venv $(AIRFLOW_VENV)
+	$(AIRFLOW_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(AIRFLOW_VENV)/bin/python -m pip install --quiet -r conf/airflow/requirements.txt -c conf/airflow/constraints.txt
+	$(AIRFLOW_VENV)/bin/airflow version
+	touch $@
