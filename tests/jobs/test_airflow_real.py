@@ -6,9 +6,10 @@ of the project's jobs.yaml is exported into a temporary dags folder, Airflow get
 temporary AIRFLOW_HOME (SQLite metadata database), and everything Airflow is asked goes
 through subprocesses of that virtualenv: the CLI, and a small script run by its
 interpreter that loads the DagBag and prints what Airflow made of each DAG as JSON.
-Then `airflow dags test` runs ingestion DAGs end to end on a tiny generated lake: their
-tasks call `lakehouse jobs run-task` of the project's own environment (LAKEHOUSE_BIN),
-which runs the notebooks through papermill.
+Then `airflow dags test` runs pipeline_ingestion and pipeline_transformation end to end
+on a tiny generated lake (embedded PostgreSQL for the referential): their tasks call
+`lakehouse jobs run-task` of the project's own environment (LAKEHOUSE_BIN), which runs
+the notebooks through papermill.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -243,10 +245,12 @@ def test_each_dag_matches_jobs_yaml(dagbag: dict, jobs, airflow: Airflow) -> Non
 
 
 @pytest.fixture(scope="module")
-def tiny_lake(tmp_path_factory) -> dict[str, Path]:
-    """Landing files of 2 days at scale 0.05 (no PostgreSQL: the referential is not loaded)."""
+def tiny_lake(tmp_path_factory) -> Iterator[dict[str, Path]]:
+    """2 days at scale 0.05: landing files, and the referential in an embedded PostgreSQL
+    kept up by this process for the kernels (found through LAKEHOUSE_VAR_DIR)."""
     from lakehouse.config import load_settings
     from lakehouse.generate import generate_all
+    from lakehouse.postgres import ensure_server
 
     base = tmp_path_factory.mktemp("airflow_lake")
     paths = {"lake": base / "lake", "var": base / "var", "runs": base / "runs"}
@@ -256,57 +260,72 @@ def tiny_lake(tmp_path_factory) -> dict[str, Path]:
         env.setenv("LAKEHOUSE_VAR_DIR", str(paths["var"]))
         env.setenv("LAKEHOUSE_RUNS_DIR", str(paths["runs"]))
         settings = load_settings(run_date=RUN_DATE, generator={"scale": 0.05, "days": 2, "seed": 7})
-        generate_all(settings)
-    return paths
+        generate_all(settings, endpoint=ensure_server(settings))
+        yield paths
 
 
-@pytest.mark.parametrize(
-    ("dag_id", "tables"),
-    [
-        ("dag_ingest_iot", ["bronze/source=iot/table=readings"]),
-        (
-            "dag_ingest_erp",
-            [
-                f"bronze/source=erp/table={t}"
-                for t in ("order_lines", "deliveries", "stock_snapshots", "production_batches")
-            ],
-        ),
-    ],
-)
-def test_dags_test_runs_the_notebooks_through_the_projects_command(
-    airflow: Airflow, tiny_lake: dict[str, Path], dag_id: str, tables: list[str]
-) -> None:
-    lake, runs = tiny_lake["lake"], tiny_lake["runs"]
+BRONZE = [
+    "bronze/source=erp/table=order_lines",
+    "bronze/source=erp/table=deliveries",
+    "bronze/source=erp/table=stock_snapshots",
+    "bronze/source=erp/table=production_batches",
+    "bronze/source=iot/table=readings",
+]
+GOLD = [
+    "gold/domain=pharma/model=star/table=fact_ventes",
+    "gold/domain=pharma/model=star/table=dim_produit",
+    "gold/domain=pharma/model=kpi/table=kpi_marge_journaliere",
+]
+
+
+def _dags_test(airflow: Airflow, tiny_lake: dict[str, Path], dag_id: str) -> Path:
+    """``airflow dags test DAG RUN_DATE``; returns the run's folder under the runs folder."""
     # The lake reaches the notebooks as the DAG's `lake_root` param (the run's conf), not
     # through the environment; the rest of the project's state stays in temporary folders.
     env = {
         "LAKEHOUSE_HOME": str(PROJECT_ROOT),
         "LAKEHOUSE_VAR_DIR": str(tiny_lake["var"]),
-        "LAKEHOUSE_RUNS_DIR": str(runs),
+        "LAKEHOUSE_RUNS_DIR": str(tiny_lake["runs"]),
     }
+    conf = json.dumps({"lake_root": str(tiny_lake["lake"])})
     started = time.perf_counter()
-    out = airflow.run(
-        "dags", "test", dag_id, RUN_DATE, "-c", json.dumps({"lake_root": str(lake)}), env=env, timeout=240
-    )
-    elapsed = time.perf_counter() - started
-    print(f"airflow dags test {dag_id}: {elapsed:.1f}s")
+    out = airflow.run("dags", "test", dag_id, RUN_DATE, "-c", conf, env=env, timeout=300)
+    print(f"airflow dags test {dag_id}: {time.perf_counter() - started:.1f}s")
     [dag_run] = airflow.json("dags", "list-runs", dag_id, "-o", "json")
     assert dag_run["state"] == "success", out[-3000:]
-
-    [run_dir] = [p for p in (runs / dag_id).iterdir() if p.name.startswith("manual__")]
-    for task_json in run_dir.glob("*.task.json"):
-        record = json.loads(task_json.read_text())
-        assert record["state"] == "SUCCESS", record
-        assert record["parameters"]["run_date"] == RUN_DATE  # the logical date, as the scheduler passes it
-        assert record["parameters"]["lake_root"] == str(lake)
-        assert Path(record["output_notebook"]).exists() and Path(record["output_notebook"]).parent == run_dir
-        assert record["input_notebook"].startswith(str(PROJECT_ROOT / "notebooks"))
-    assert {p.name for p in run_dir.glob("*.ipynb")} == {f"{t}.ipynb" for t in airflow_tasks(dag_id)}
-    for relative in tables:
-        table = DeltaTable(str(lake / relative))
-        assert table.to_pyarrow_table().num_rows > 0, relative
+    [run_dir] = [p for p in (tiny_lake["runs"] / dag_id).iterdir() if p.name.startswith("manual__")]
+    return run_dir
 
 
-def airflow_tasks(dag_id: str) -> list[str]:
-    jobs = load_jobs(PROJECT_ROOT / "jobs.yaml", project_root=PROJECT_ROOT)
-    return [task.task_key for task in jobs.job(dag_id).tasks]
+def _rows(lake: Path, relative: str) -> int:
+    return DeltaTable(str(lake / relative)).to_pyarrow_table().num_rows
+
+
+def test_dags_test_runs_ingestion_then_transformation_through_the_projects_command(
+    airflow: Airflow, tiny_lake: dict[str, Path], jobs
+) -> None:
+    lake = tiny_lake["lake"]
+    for dag_id, tables in (("pipeline_ingestion", BRONZE), ("pipeline_transformation", GOLD)):
+        run_dir = _dags_test(airflow, tiny_lake, dag_id)
+        job = jobs.job(dag_id)
+        records = {
+            p.name.removesuffix(".task.json"): json.loads(p.read_text()) for p in run_dir.glob("*.task.json")
+        }
+        assert set(records) == {task.task_key for task in job.tasks}, "each Airflow task ran run-task once"
+        for key, record in records.items():
+            assert record["state"] == "SUCCESS", record
+            assert record["attempts"] == 1
+            assert record["parameters"].get("run_date", RUN_DATE) == RUN_DATE  # the logical date
+            assert record["parameters"].get("lake_root", str(lake)) == str(lake)  # the DAG run's conf
+            if job.task(key).notebook:  # run by papermill into the run's folder
+                assert Path(record["output_notebook"]) == run_dir / f"{key}.ipynb"
+                assert (run_dir / f"{key}.ipynb").is_file()
+                assert record["input_notebook"].startswith(str(PROJECT_ROOT / "notebooks"))
+        # the real Airflow kept the order of jobs.yaml: a task started after its upstreams ended
+        for task in job.tasks:
+            for upstream in task.upstream:
+                assert records[upstream]["end_time"] <= records[task.task_key]["start_time"], (dag_id, task)
+        for relative in tables:
+            assert _rows(lake, relative) > 0, relative
+    executed = {p.stem for p in tiny_lake["runs"].rglob("*.ipynb")}
+    assert {"bronze_erp", "bronze_iot", "bronze_referential", "silver_pharma", "gold_pharma"} <= executed
