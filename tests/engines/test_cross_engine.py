@@ -113,17 +113,23 @@ def _rows(path: str) -> list[tuple]:
     table = DeltaTable(path).to_pyarrow_table()
     names = [n for n in table.column_names if n not in RUN_TIME_COLUMNS]
     rows = [tuple(_normalise(row[n]) for n in names) for row in table.select(names).to_pylist()]
-    return names, sorted(rows, key=lambda r: tuple((v is None, str(v)) for v in r))
+    return names, sorted(rows, key=_sort_key)
 
 
 def _normalise(value):
-    if isinstance(value, float):
-        return round(value, 6) if math.isfinite(value) else str(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
     if isinstance(value, list):
         return tuple(_normalise(v) for v in value)
     if isinstance(value, dict):
         return tuple(sorted((k, _normalise(v)) for k, v in value.items()))
     return value
+
+
+def _sort_key(row: tuple) -> tuple:
+    """Floats sort coarsely (sums in another order differ in their last bits); they
+    are compared within FLOAT_TOLERANCE afterwards, not rounded."""
+    return tuple((v is None, f"{v:.3f}" if isinstance(v, float) else str(v)) for v in row)
 
 
 def _assert_same(a, b, where: str) -> None:
