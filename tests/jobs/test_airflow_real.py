@@ -33,6 +33,9 @@ from lakehouse.jobs.schema import RunIf
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 RUN_DATE = "2026-11-26"
 LAKEHOUSE_BIN = str(Path(sys.executable).parent / "lakehouse")
+# Recorded in the DAG files at export; the workers' LAKEHOUSE_BIN (the project's own
+# command) must win, as docs/airflow.md tells a deployment to rely on.
+EXPORTED_BIN = "/opt/not-installed-here/bin/lakehouse"
 
 
 def _airflow_venv() -> Path | None:
@@ -170,7 +173,10 @@ def airflow(tmp_path_factory, jobs) -> Airflow:
     assert AIRFLOW_VENV is not None
     instance = Airflow(AIRFLOW_VENV, tmp_path_factory.mktemp("airflow"))
     for name in jobs.jobs:
-        export_airflow(jobs, name, instance.dags, project_root=PROJECT_ROOT, lakehouse_bin=LAKEHOUSE_BIN)
+        path = export_airflow(
+            jobs, name, instance.dags, project_root=PROJECT_ROOT, lakehouse_bin=EXPORTED_BIN
+        )
+        assert repr(EXPORTED_BIN) in path.read_text()
     instance.run("db", "migrate")
     return instance
 
