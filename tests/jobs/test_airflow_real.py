@@ -108,6 +108,7 @@ broken = DagBag(dag_folder=sys.argv[2])
 print(json.dumps({
     "version": airflow.__version__,
     "import_errors": bag.import_errors,
+    "warnings": getattr(bag, "captured_warnings", {}),
     "broken_import_errors": len(broken.import_errors),
     "files": sorted(dag.fileloc for dag in bag.dags.values()),
     "dags": {dag_id: describe(dag) for dag_id, dag in bag.dags.items()},
@@ -203,6 +204,7 @@ def dagbag(airflow: Airflow) -> dict:
 def test_airflow_is_3_and_loads_every_dag_without_import_errors(dagbag: dict, jobs) -> None:
     assert dagbag["version"].startswith("3."), dagbag["version"]
     assert dagbag["import_errors"] == {}
+    assert dagbag["warnings"] == {}, "Airflow warns about the DAG files (deprecations?)"
     assert dagbag["broken_import_errors"] == 1, "a broken DAG file must be reported"
     assert set(dagbag["dags"]) == set(jobs.jobs)
 
