@@ -37,6 +37,13 @@ def test_server_command_has_delta_jdbc_s3_and_the_ivy_cache_under_var(tmp_path, 
     assert conf["spark.hadoop.fs.s3a.endpoint.region"] == "eu-west-3"
 
 
+def test_s3_settings_without_an_endpoint_anywhere(tmp_path, monkeypatch):
+    for key in ("AWS_ENDPOINT_URL", "AWS_REGION", "AWS_DEFAULT_REGION"):
+        monkeypatch.delenv(key, raising=False)
+    conf = spark_server.s3_conf(load_settings(var_dir=str(tmp_path / "var")))
+    assert conf == {"spark.hadoop.fs.s3.impl": "org.apache.hadoop.fs.s3a.S3AFileSystem"}
+
+
 def test_without_s3_no_hadoop_aws_and_extra_conf_wins(tmp_path):
     settings = load_settings(var_dir=str(tmp_path / "var"))
     args = spark_server.command(

@@ -165,8 +165,13 @@ def s3_conf(settings: Settings) -> dict[str, str]:
     ``AWS_REGION`` (or ``s3.endpoint_url`` / ``s3.region``) as they are when the server
     starts. Credentials follow S3A's chain (``AWS_ACCESS_KEY_ID``..., profile, role)."""
     conf = {"spark.hadoop.fs.s3.impl": "org.apache.hadoop.fs.s3a.S3AFileSystem"}
-    endpoint = os.environ.get("AWS_ENDPOINT_URL") or settings.s3.endpoint_url
-    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or settings.s3.region
+    configured = settings.s3  # None when lakehouse.yaml has no s3: section
+    endpoint = os.environ.get("AWS_ENDPOINT_URL") or (configured.endpoint_url if configured else None)
+    region = (
+        os.environ.get("AWS_REGION")
+        or os.environ.get("AWS_DEFAULT_REGION")
+        or (configured.region if configured else None)
+    )
     if endpoint:  # an S3-compatible server (MinIO, a local test server): path-style URLs
         conf["spark.hadoop.fs.s3a.endpoint"] = endpoint
         conf["spark.hadoop.fs.s3a.path.style.access"] = "true"
