@@ -72,13 +72,15 @@ def daily(tmp_path_factory):
             second = _run_daily(lake, runs, "pipeline_ingestion")
             if second.ok:
                 second = _run_daily(lake, runs, "pipeline_transformation")
-        yield {
-            "lake": lake,
-            "settings": settings,
-            "first": first,
-            "second": second,
-            "counts_after_first": counts_after_first,
-        }
+    # The variables are undone before the tests: other tests of this worker (an
+    # xdist group runs with them) must not see this lake, var dir and runs folder.
+    yield {
+        "lake": lake,
+        "settings": settings,
+        "first": first,
+        "second": second,
+        "counts_after_first": counts_after_first,
+    }
 
 
 def test_daily_job_succeeds_and_keeps_executed_notebooks(daily):

@@ -269,7 +269,7 @@ def tiny_lake(tmp_path_factory) -> Iterator[dict[str, Path]]:
         env.setenv("LAKEHOUSE_RUNS_DIR", str(paths["runs"]))
         settings = load_settings(run_date=RUN_DATE, generator={"scale": 0.05, "days": 2, "seed": 7})
         generate_all(settings, endpoint=ensure_server(settings))
-        yield paths
+    yield paths  # outside the variables: the tests pass them to Airflow themselves
 
 
 BRONZE = [
