@@ -1,6 +1,7 @@
 """`lakehouse spark serve`: the command line of the local Apache Spark Connect server
 (no JVM started here; tests/engines/ runs the server itself)."""
 
+import pytest
 from click.testing import CliRunner
 
 from lakehouse import spark_server
@@ -47,7 +48,10 @@ def test_s3_settings_without_an_endpoint_anywhere(tmp_path, monkeypatch):
 def test_without_s3_no_hadoop_aws_and_extra_conf_wins(tmp_path):
     settings = load_settings(var_dir=str(tmp_path / "var"))
     args = spark_server.command(
-        settings, port=15010, s3=False, extra_conf={"spark.sql.shuffle.partitions": "1", "spark.jars.ivy": "/x"}
+        settings,
+        port=15010,
+        s3=False,
+        extra_conf={"spark.sql.shuffle.partitions": "1", "spark.jars.ivy": "/x"},
     )
     assert "hadoop-aws" not in args[args.index("--packages") + 1]
     conf = _conf(args)
@@ -71,3 +75,26 @@ def test_a_dead_server_pid_is_not_reported_running(tmp_path):
     assert spark_server.read_state(settings).alive is False
     assert spark_server.stop(settings) is False
     assert spark_server.read_state(settings) is None
+
+
+@pytest.mark.parametrize(
+    ("sse", "key", "expected"),
+    [
+        ("none", None, {}),
+        ("AES256", None, {"spark.hadoop.fs.s3a.encryption.algorithm": "SSE-S3"}),
+        ("aws:kms", None, {"spark.hadoop.fs.s3a.encryption.algorithm": "SSE-KMS"}),
+        (
+            "aws:kms",
+            "arn:aws:kms:eu-west-3:111122223333:key/k1",
+            {
+                "spark.hadoop.fs.s3a.encryption.algorithm": "SSE-KMS",
+                "spark.hadoop.fs.s3a.encryption.key": "arn:aws:kms:eu-west-3:111122223333:key/k1",
+            },
+        ),
+    ],
+)
+def test_the_lake_encryption_settings_reach_s3a(tmp_path, monkeypatch, sse, key, expected):
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    s3 = {"sse": sse, **({"kms_key_id": key} if key else {})}
+    conf = spark_server.s3_conf(load_settings(var_dir=str(tmp_path / "var"), s3=s3))
+    assert {k: v for k, v in conf.items() if ".encryption." in k} == expected

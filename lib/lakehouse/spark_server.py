@@ -178,6 +178,23 @@ def s3_conf(settings: Settings) -> dict[str, str]:
         conf["spark.hadoop.fs.s3a.connection.ssl.enabled"] = str(endpoint.startswith("https://")).lower()
     if region:
         conf["spark.hadoop.fs.s3a.endpoint.region"] = region
+    conf.update(s3_encryption_conf(configured.sse, configured.kms_key_id) if configured else {})
+    return conf
+
+
+# Server-side encryption of what Spark writes, as `s3.sse` asks of every other writer:
+# S3A's names for the same S3 modes.
+S3A_ENCRYPTION = {"AES256": "SSE-S3", "aws:kms": "SSE-KMS"}
+
+
+def s3_encryption_conf(sse: str, kms_key_id: str | None) -> dict[str, str]:
+    """``fs.s3a.encryption.*`` for ``s3.sse`` (``none``, ``AES256``, ``aws:kms``) and its
+    KMS key (none: the account's default key)."""
+    if sse not in S3A_ENCRYPTION:
+        return {}
+    conf = {"spark.hadoop.fs.s3a.encryption.algorithm": S3A_ENCRYPTION[sse]}
+    if sse == "aws:kms" and kms_key_id:
+        conf["spark.hadoop.fs.s3a.encryption.key"] = kms_key_id
     return conf
 
 

@@ -53,7 +53,21 @@ def spark_url():
     try:
         yield state.url
     finally:
+        _close_connect_sessions()
         spark_server.stop(settings)
+
+
+def _close_connect_sessions() -> None:
+    """Close this process's Spark Connect sessions before their server goes: a client
+    still open at exit sends cleanup calls to the dead server and retries them with
+    back-off for minutes, holding the test process open after its last test."""
+    from pyspark.sql.connect.session import SparkSession as ConnectSession
+
+    for _ in range(10):
+        session = ConnectSession._get_default_session()
+        if session is None:
+            return
+        session.stop()
 
 
 def _run_pipelines(base: Path, spark_remote: str | None) -> Path:
