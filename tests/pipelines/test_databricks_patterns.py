@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -18,33 +17,11 @@ import pytest
 from lakehouse.lake import read_delta
 from lakehouse.pipelines.project import load_project
 
-REPOSITORY = Path(__file__).resolve().parents[2]
-SPEC = """\
-name: {name}
-storage: storage-root
-libraries:
-  - glob:
-      include: transformations/**
-"""
-
-
-@pytest.fixture
-def outside(tmp_path, monkeypatch):
-    """A folder outside the repository, with no LAKEHOUSE_* variable set."""
-    assert not tmp_path.resolve().is_relative_to(REPOSITORY)
-    for key in [k for k in os.environ if k.startswith("LAKEHOUSE_")]:
-        monkeypatch.delenv(key)
-    monkeypatch.delenv("SPARK_REMOTE", raising=False)
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
+from .conftest import write_project
 
 
 def _project(folder: Path, files: dict[str, str], name: str = "p"):
-    (folder / "transformations").mkdir(parents=True)
-    (folder / "spark-pipeline.yml").write_text(SPEC.format(name=name))
-    for relative, text in files.items():
-        (folder / "transformations" / relative).write_text(textwrap.dedent(text))
-    return load_project(folder / "spark-pipeline.yml")
+    return load_project(write_project(folder, files, name))
 
 
 def _land(folder: Path, name: str, rows: list[dict]) -> None:

@@ -17,7 +17,8 @@ from deltalake import DeltaTable
 from lakehouse.cli import main
 from lakehouse.pipelines.project import SpecError, find_spec_file, init_project, load_project
 
-REPOSITORY = Path(__file__).resolve().parents[2]
+from .conftest import REPOSITORY
+
 RERUNS = 20
 
 SECOND_DATASET = '''
@@ -33,16 +34,6 @@ def product_totals(example_orders):
     return example_orders.groupBy("product").agg(F.sum("quantity").cast("long").alias("quantity"))
 '''
 
-
-@pytest.fixture
-def outside(tmp_path, monkeypatch):
-    """A folder outside the repository, as the cwd, with no LAKEHOUSE_* variable set."""
-    assert not tmp_path.resolve().is_relative_to(REPOSITORY)
-    for key in [k for k in os.environ if k.startswith("LAKEHOUSE_")]:
-        monkeypatch.delenv(key)
-    monkeypatch.delenv("SPARK_REMOTE", raising=False)
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
 
 
 def _lakehouse(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:

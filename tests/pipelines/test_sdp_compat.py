@@ -26,17 +26,10 @@ from lakehouse.pipelines.project import SpecError, load_project
 from lakehouse.pipelines.reads import plan_reads
 from lakehouse.pipelines.sql import SqlError, parse_file, query_reads, split_statements, tokenize
 
-REPOSITORY = Path(__file__).resolve().parents[2]
+from .conftest import write_project
 
 # What `spark-pipelines init` writes, with `from pyspark import pipelines as dp`
 # replaced by our import line; nothing else changed.
-SDP_SPEC = """\
-name: {name}
-storage: storage-root
-libraries:
-  - glob:
-      include: transformations/**
-"""
 SDP_PYTHON_EXAMPLE = """\
 from lakehouse import pipelines as dp
 from pyspark.sql import DataFrame, SparkSession
@@ -55,22 +48,9 @@ WHERE id % 2 = 0
 """
 
 
-@pytest.fixture
-def outside(tmp_path, monkeypatch):
-    """A folder outside the repository, with no LAKEHOUSE_* variable set."""
-    assert not tmp_path.resolve().is_relative_to(REPOSITORY)
-    for key in [k for k in os.environ if k.startswith("LAKEHOUSE_")]:
-        monkeypatch.delenv(key)
-    monkeypatch.delenv("SPARK_REMOTE", raising=False)
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
-
 
 def _write_project(folder: Path, files: dict[str, str], name: str = "p") -> Path:
-    (folder / "transformations").mkdir(parents=True)
-    (folder / "spark-pipeline.yml").write_text(SDP_SPEC.format(name=name))
-    for relative, text in files.items():
-        (folder / "transformations" / relative).write_text(text)
+    write_project(folder, files, name)
     return folder
 
 
