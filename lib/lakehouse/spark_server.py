@@ -131,17 +131,13 @@ def read_state(settings: Settings) -> ServerState | None:
 
 
 def _pid_alive(pid: int) -> bool:
+    """Running, and not a zombie (a server this process started and that has exited)."""
+    import psutil
+
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
         return False
-    except PermissionError:
-        return True
-    try:  # a zombie child of this process counts as gone
-        done, _ = os.waitpid(pid, os.WNOHANG)
-        return done == 0
-    except ChildProcessError:
-        return True
 
 
 def _port_answers(port: int, timeout: float = 0.5) -> bool:

@@ -310,7 +310,7 @@ def create_auto_cdc_flow(
 
     where = f"create_auto_cdc_flow into {target!r}"
     stored_as_scd_type = _scd_type(stored_as_scd_type, where)
-    keys = [_column_name(k, f"{where}: keys") for k in keys]
+    keys = _keys(keys, where)
     sequence_by = _column_name(sequence_by, f"{where}: sequence_by")
     apply_as_deletes = _sql_text(apply_as_deletes, f"{where}: apply_as_deletes")
     apply_as_truncates = _sql_text(apply_as_truncates, f"{where}: apply_as_truncates")
@@ -324,10 +324,6 @@ def create_auto_cdc_flow(
             _column_name(c, f"{where}: track_history_except_column_list")
             for c in track_history_except_column_list
         ]
-    if not keys:
-        raise GraphError(f"create_auto_cdc_flow into {target!r}: keys must name at least one column")
-    if stored_as_scd_type not in (1, 2):
-        raise GraphError(f"stored_as_scd_type must be 1 or 2, got {stored_as_scd_type!r}")
     spec = CdcSpec(
         keys=tuple(keys),
         sequence_by=sequence_by,
@@ -364,11 +360,7 @@ def create_auto_cdc_from_snapshot_flow(
 
     where = f"create_auto_cdc_from_snapshot_flow into {target!r}"
     stored_as_scd_type = _scd_type(stored_as_scd_type, where)
-    keys = [_column_name(k, f"{where}: keys") for k in keys]
-    if not keys:
-        raise GraphError(f"{where}: keys must name at least one column")
-    if stored_as_scd_type not in (1, 2):
-        raise GraphError(f"{where}: stored_as_scd_type must be 1 or 2, got {stored_as_scd_type!r}")
+    keys = _keys(keys, where)
     if not isinstance(source, str) and not callable(source):
         raise GraphError(f"{where}: source is a dataset name or a function (latest_version) -> (df, version)")
     try:
@@ -391,6 +383,14 @@ def create_auto_cdc_from_snapshot_flow(
             snapshot=True,
         )
     )
+
+
+def _keys(keys: Sequence[Any], where: str) -> list[str]:
+    """The key columns' names (strings or ``col(...)``); at least one."""
+    names = [_column_name(k, f"{where}: keys") for k in keys]
+    if not names:
+        raise GraphError(f"{where}: keys must name at least one column")
+    return names
 
 
 def _scd_type(value: Any, where: str) -> int:
