@@ -160,9 +160,7 @@ class ApiSettings(BaseModel):
     port: int = 8000
     access_file: Path = Path("conf/base/access.yaml")  # roles and policies, relative to the project root
     tokens_file: Path = Path("conf/local/api_tokens.yaml")  # written by `lakehouse api token create`
-    tokens: list[
-        ApiToken
-    ] = []  # more hashes, e.g. LAKEHOUSE_API__TOKENS='[{"name":..,"role":..,"sha256":..}]'
+    tokens: list[ApiToken] = []  # more hashes, e.g. LAKEHOUSE_API__TOKENS='[{"name":..,"role":..,"sha256":..}]'
     default_page_size: int = Field(100, ge=1)
     max_page_size: int = Field(5000, ge=1)
     snapshot_check_seconds: float = Field(1.0, ge=0)  # how stale a cached table version may be

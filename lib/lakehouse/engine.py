@@ -188,7 +188,9 @@ def without_explicit_collations(df):  # noqa: ANN001, ANN201 - DataFrame in, Dat
 
     return df.select(
         *[
-            F.col(f"`{f.name}`").cast(f.dataType.simpleString()).alias(f.name) if "string" in f.dataType.simpleString() else F.col(f"`{f.name}`")
+            F.col(f"`{f.name}`").cast(f.dataType.simpleString()).alias(f.name)
+            if "string" in f.dataType.simpleString()
+            else F.col(f"`{f.name}`")
             for f in fields
         ]
     )
