@@ -28,7 +28,7 @@ from lakehouse.config import Settings
 from lakehouse.lake import Lake
 from lakehouse.ml import models, tracking
 from lakehouse.ml.features import TARGET
-from lakehouse.ml.metrics import NORMAL, detection_metrics, event_recall, forecast_metrics, skill
+from lakehouse.ml.metrics import NORMAL, detector_report, forecast_report
 from lakehouse.ml.tracking import ANOMALY_MODEL, FORECAST_MODEL
 from lakehouse.ml.training import model_input, read_labels, spark_features, to_pandas
 
@@ -227,29 +227,9 @@ def forecast_figures(pyfunc, data: Holdout) -> tuple[dict[str, float], int]:
     rows = data.forecast_rows
     if rows.empty:
         raise ValueError("no hold-out hour has a value a week before: the lake needs holdout_days + 7 days")
-    actual = rows[TARGET].to_numpy(float)
-    ours = forecast_metrics(actual, np.asarray(pyfunc.predict(_inputs(pyfunc, rows)), float))
-    naive = forecast_metrics(actual, models.seasonal_naive(rows).to_numpy(float))
-    metrics = {
-        **ours,
-        **{f"baseline_{k}": v for k, v in naive.items()},
-        "skill_mae": skill(ours["mae"], naive["mae"]),
-    }
-    return metrics, len(rows)
-
-
-def _flatten(prefix: str, scores: dict[str, dict[str, float]]) -> dict[str, float]:
-    return {
-        f"{prefix}{key}_{kind}": value for kind, values in scores.items() for key, value in values.items()
-    }
-
-
-def detection_figures(flagged: pd.Series, data: Holdout) -> tuple[dict, dict[str, float]]:
-    """Precision, recall, F1 per type (hour by hour) and event recall of ``flagged``
-    hold-out hours."""
-    rows = data.rows
-    hours = rows.loc[flagged.to_numpy(bool), ["machine_id", "hour_ts"]]
-    return detection_metrics(flagged, rows["anomaly_type"]), event_recall(hours, data.events_in_holdout)
+    predicted = np.asarray(pyfunc.predict(_inputs(pyfunc, rows)), float)
+    naive = models.seasonal_naive(rows).to_numpy(float)
+    return forecast_report(rows[TARGET].to_numpy(float), predicted, naive), len(rows)
 
 
 def anomaly_figures(pyfunc, data: Holdout) -> tuple[dict[str, float], dict[str, object]]:
@@ -258,20 +238,9 @@ def anomaly_figures(pyfunc, data: Holdout) -> tuple[dict[str, float], dict[str, 
     scored = pyfunc.predict(_inputs(pyfunc, data.rows))
     metrics, details = {}, {}
     if data.labelled:
-        ours, ours_events = detection_figures(scored["is_anomaly"], data)
-        theirs, theirs_events = detection_figures(data.rows["baseline_flag"], data)
-        metrics = {
-            **_flatten("", ours),
-            **_flatten("baseline_", theirs),
-            **{f"event_recall_{k}": v for k, v in ours_events.items()},
-            **{f"baseline_event_recall_{k}": v for k, v in theirs_events.items()},
-        }
-        details = {
-            "model": ours,
-            "baseline": theirs,
-            "event_recall": ours_events,
-            "baseline_event_recall": theirs_events,
-        }
+        metrics, details = detector_report(
+            data.rows, scored["is_anomaly"], data.rows["baseline_flag"], data.events_in_holdout
+        )
     metrics["flagged_share"] = float(scored["is_anomaly"].mean())
     return metrics, details
 

@@ -81,3 +81,42 @@ def event_recall(flagged_hours: pd.DataFrame, events: pd.DataFrame) -> dict[str,
     for kind, group in detected.groupby(events["anomaly_type"]):
         result[str(kind)] = float(group.mean())
     return result
+
+
+def forecast_report(actual: np.ndarray, predicted: np.ndarray, naive: np.ndarray) -> dict[str, float]:
+    """``forecast_metrics`` of the model, the same of the seasonal naive forecast as
+    ``baseline_*``, and ``skill_mae``: the figures training logs and evaluation gives."""
+    ours = forecast_metrics(actual, predicted)
+    theirs = forecast_metrics(actual, naive)
+    return {
+        **ours,
+        **{f"baseline_{k}": v for k, v in theirs.items()},
+        "skill_mae": skill(ours["mae"], theirs["mae"]),
+    }
+
+
+def _flatten(prefix: str, scores: dict[str, dict[str, float]]) -> dict[str, float]:
+    return {
+        f"{prefix}{key}_{kind}": value for kind, values in scores.items() for key, value in values.items()
+    }
+
+
+def detector_report(
+    rows: pd.DataFrame, flagged: pd.Series, baseline_flag: pd.Series, events: pd.DataFrame
+) -> tuple[dict[str, float], dict[str, dict]]:
+    """A detector's and the baseline's figures on labelled hold-out ``rows``
+    (``machine_id``, ``hour_ts``, ``anomaly_type``) against ``events`` of the hold-out:
+    flat metrics as MLflow logs them (``f1_overall``, ``baseline_recall_spike``,
+    ``event_recall_overall``...) and the same per type as ``details``."""
+    details = {}
+    for who, flags in (("model", flagged), ("baseline", baseline_flag)):
+        hours = rows.loc[flags.to_numpy(bool), ["machine_id", "hour_ts"]]
+        details[who] = detection_metrics(flags, rows["anomaly_type"])
+        details[f"{'baseline_' if who == 'baseline' else ''}event_recall"] = event_recall(hours, events)
+    metrics = {
+        **_flatten("", details["model"]),
+        **_flatten("baseline_", details["baseline"]),
+        **{f"event_recall_{k}": v for k, v in details["event_recall"].items()},
+        **{f"baseline_event_recall_{k}": v for k, v in details["baseline_event_recall"].items()},
+    }
+    return metrics, details

@@ -21,7 +21,7 @@ from lakehouse.config import Settings
 from lakehouse.lake import Lake, read_delta
 from lakehouse.ml import models, tracking
 from lakehouse.ml.features import FORECAST_FEATURES, KEYS, TARGET, build_hourly_features
-from lakehouse.ml.metrics import detection_metrics, event_recall, forecast_metrics, skill
+from lakehouse.ml.metrics import detection_metrics, detector_report, forecast_metrics, forecast_report
 from lakehouse.ml.model_code import code_path, definition_name
 from lakehouse.ml.tracking import ANOMALY_MODEL, FORECAST_MODEL
 
@@ -195,17 +195,11 @@ def train_forecast_model(
     x_holdout = model_input(holdout, FORECAST_FEATURES)
     predicted = model.predict(None, x_holdout).to_numpy()
     actual = holdout[TARGET].to_numpy(float)
-    ours = forecast_metrics(actual, predicted)
-    naive = forecast_metrics(actual, models.seasonal_naive(holdout).to_numpy(float))
-    metrics = {
-        **ours,
-        **{f"baseline_{k}": v for k, v in naive.items()},
-        "skill_mae": skill(ours["mae"], naive["mae"]),
-    }
+    metrics = forecast_report(actual, predicted, models.seasonal_naive(holdout).to_numpy(float))
     champion = _champion_predictions(FORECAST_MODEL, holdout)
     champion_mae = None if champion is None else forecast_metrics(actual, np.asarray(champion, float))["mae"]
     decision = tracking.promotion_decision(
-        "mae", ours["mae"], naive["mae"], champion_mae, higher_is_better=False
+        "mae", metrics["mae"], metrics["baseline_mae"], champion_mae, higher_is_better=False
     )
 
     tracking.configure(settings)
@@ -233,20 +227,6 @@ def train_forecast_model(
     return TrainingResult(
         FORECAST_MODEL, version, run.info.run_id, metrics, decision, time.perf_counter() - started
     )
-
-
-def _flatten(prefix: str, scores: dict[str, dict[str, float]]) -> dict[str, float]:
-    return {
-        f"{prefix}{key}_{kind}": value for kind, values in scores.items() for key, value in values.items()
-    }
-
-
-def _detector_metrics(holdout: pd.DataFrame, flagged: pd.Series, events: pd.DataFrame, cutoff) -> tuple:
-    """(F1 & co per type, event recall) of ``flagged`` hold-out hours."""
-    in_holdout = events[(events["end_ts"] > cutoff) & (events["start_ts"] <= holdout["hour_ts"].max())]
-    scores = detection_metrics(flagged, holdout["anomaly_type"])
-    recall = event_recall(holdout.loc[flagged.to_numpy(bool), ["machine_id", "hour_ts"]], in_holdout)
-    return scores, recall, len(in_holdout)
 
 
 def _label_free_decision(holdout: pd.DataFrame, model) -> tracking.Decision:
@@ -311,23 +291,23 @@ def _train_detector(
     metrics, details, logged_only = {}, {}, {}
     holdout_labelled = events is not None and bool((holdout["anomaly_type"] != "normal").any())
     if holdout_labelled:
-        ours, ours_events, n_events = _detector_metrics(holdout, scored["is_anomaly"], events, split.cutoff)
-        theirs, theirs_events, _ = _detector_metrics(holdout, holdout["baseline_flag"], events, split.cutoff)
-        metrics = {
-            **_flatten("", ours),
-            **_flatten("baseline_", theirs),
-            **{f"event_recall_{k}": v for k, v in ours_events.items()},
-            **{f"baseline_event_recall_{k}": v for k, v in theirs_events.items()},
-        }
-        details = {"model": ours, "baseline": theirs, "event_recall": ours_events,
-                   "baseline_event_recall": theirs_events}  # fmt: skip
+        last = holdout["hour_ts"].max()
+        in_holdout = events[(events["end_ts"] > split.cutoff) & (events["start_ts"] <= last)]
+        n_events = len(in_holdout)
+        metrics, details = detector_report(
+            holdout, scored["is_anomaly"], holdout["baseline_flag"], in_holdout
+        )
         champion = _champion_predictions(ANOMALY_MODEL, holdout)
         champion_f1 = None
         if champion is not None:
             champion_f1 = detection_metrics(champion["is_anomaly"], holdout["anomaly_type"])["overall"]["f1"]
             logged_only["champion_f1_overall"] = champion_f1
         decision = tracking.promotion_decision(
-            "f1", ours["overall"]["f1"], theirs["overall"]["f1"], champion_f1, higher_is_better=True
+            "f1",
+            details["model"]["overall"]["f1"],
+            details["baseline"]["overall"]["f1"],
+            champion_f1,
+            higher_is_better=True,
         )
     elif label_free:
         n_events = 0  # no labelled hour in the hold-out: F1 cannot judge
