@@ -11,9 +11,9 @@ Scoring one date again replaces that date's rows (``replaceWhere``), so reruns a
 idempotent. The anomaly scores then update the gold ``fact_consommation_energie``
 rows of the scored hours in place (``apply_scores_to_fact``): the fact, built before
 the scoring in the daily run, carries the model's class the same day, as a rebuild
-of the fact (which reads the stored scores) would give. Models run inside the engine through ``mlflow.pyfunc.spark_udf``
-(``env_manager="local"``: the job's own environment, no network) for the forecast;
-anomaly scores go through ``mapInPandas`` (see ``score_anomalies`` for why).
+of the fact (which reads the stored scores) would give. Both models run inside the
+engine through ``mapInPandas``, loaded once and shipped with the function (see
+``_shipped_model`` for why not ``spark_udf``).
 """
 
 from __future__ import annotations
@@ -23,14 +23,14 @@ import uuid
 from dataclasses import dataclass
 from typing import Literal
 
-from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from lakehouse.config import Settings
 from lakehouse.gold.energy import model_verdicts, raised_by_model
 from lakehouse.lake import Lake, delta_exists, read_delta, write_delta
 from lakehouse.ml import tracking
-from lakehouse.ml.features import FORECAST_FEATURES, HOUR_S
+from lakehouse.ml.features import HOUR_S
 from lakehouse.ml.tracking import ANOMALY_MODEL, CHAMPION, FORECAST_MODEL
 
 FORECAST_TABLE = "consumption_forecast"
@@ -96,11 +96,6 @@ def with_future_hours(hourly: DataFrame, start: dt.datetime, hours: int = HORIZO
     return hourly.unionByName(rows.select(*hourly.columns))
 
 
-def _model_input(features: DataFrame, columns: tuple[str, ...]) -> Column:
-    """The model's columns by name (a struct), numbers as DOUBLE like its signature."""
-    return F.struct(*[F.col(c).cast("string" if c == "machine_type" else "double").alias(c) for c in columns])
-
-
 def _with_model_columns(df: DataFrame, model: ChampionModel, scored_at: dt.datetime) -> DataFrame:
     return df.select(
         "*",
@@ -111,14 +106,75 @@ def _with_model_columns(df: DataFrame, model: ChampionModel, scored_at: dt.datet
     )
 
 
-def predict_consumption(features: DataFrame, model: ChampionModel, scored_at: dt.datetime) -> DataFrame:
-    """``machine_id, hour_ts, predicted_kwh`` + model columns for every row of ``features``."""
+TEXT_COLUMNS = ("machine_id", "machine_type")
+
+
+def _shipped_model(model: ChampionModel):
+    """The pyfunc model, loaded once here and shipped to the workers with the function
+    that uses it (its ``ml/models/`` code pickled by value), and its input columns.
+
+    Not ``mlflow.pyfunc.spark_udf``: it loads the model in every Python worker, and
+    MLflow 3.17 loads a model from code through one module-level variable, so workers
+    loading at once can read it empty ("ensure the model is set using
+    mlflow.models.set_model()", seen when several days were scored in one pass). And
+    with a struct result (score and flag) ``spark_udf`` fails on Sail 0.7.2 in its pandas
+    batch iterator. ``mapInPandas`` over the shipped object works on every engine."""
+    import sys
+
     import mlflow.pyfunc
 
-    udf = mlflow.pyfunc.spark_udf(features.sparkSession, model.uri, result_type="double", env_manager="local")
-    scored = features.select(
-        "machine_id", "hour_ts", udf(_model_input(features, FORECAST_FEATURES)).alias("predicted_kwh")
+    from lakehouse.ml.model_code import pickle_by_value
+
+    pyfunc = mlflow.pyfunc.load_model(model.uri)
+    pickle_by_value(sys.modules[type(pyfunc.unwrap_python_model()).__module__])
+    return pyfunc, list(pyfunc.metadata.get_input_schema().input_names())
+
+
+def _scored_inputs(features: DataFrame, model_columns: list[str]) -> DataFrame:
+    """The keys, kWh and the model's columns, typed as its signature wants them."""
+    columns = dict.fromkeys(["machine_id", "hour_ts", "kwh", *model_columns])
+    return features.select(
+        *[
+            F.col(c).cast("string" if c in TEXT_COLUMNS else "double").alias(c)
+            if c != "hour_ts"
+            else F.col(c)
+            for c in columns
+        ]
     )
+
+
+def _design(batch, model_columns: list[str]):
+    design = batch[model_columns].reset_index(drop=True)
+    for column in TEXT_COLUMNS:
+        if column in design:
+            design[column] = design[column].astype(str)
+    return design
+
+
+FORECAST_SCHEMA = "machine_id string, hour_ts timestamp, predicted_kwh double"
+
+
+def predict_consumption(features: DataFrame, model: ChampionModel, scored_at: dt.datetime) -> DataFrame:
+    """``machine_id, hour_ts, predicted_kwh`` + model columns for every row of ``features``."""
+    pyfunc, model_columns = _shipped_model(model)
+
+    def predict(batches):
+        import numpy as np
+        import pandas as pd
+
+        for batch in batches:
+            if batch.empty:
+                continue
+            predicted = np.asarray(pyfunc.predict(_design(batch, model_columns)), float)
+            yield pd.DataFrame(
+                {
+                    "machine_id": batch["machine_id"].to_numpy(),
+                    "hour_ts": batch["hour_ts"].to_numpy(),
+                    "predicted_kwh": predicted,
+                }
+            )
+
+    scored = _scored_inputs(features, model_columns).mapInPandas(predict, FORECAST_SCHEMA)
     return _with_model_columns(scored, model, scored_at)
 
 
@@ -128,29 +184,8 @@ ANOMALY_SCHEMA = "machine_id string, hour_ts timestamp, kwh double, anomaly_scor
 def score_anomalies(features: DataFrame, model: ChampionModel, scored_at: dt.datetime) -> DataFrame:
     """``machine_id, hour_ts, kwh, anomaly_score, is_anomaly`` + model columns. The
     model gets the columns of its signature (the supervised and the label-free
-    detectors take different ones).
-
-    Not ``spark_udf`` here: with a struct result type (score and flag) the embedded
-    engine (Sail 0.7.2) fails in its pandas batch iterator (``'NoneType' object has no
-    attribute 'copy'``), while the scalar forecast UDF works. The same pyfunc model runs
-    on pandas batches through ``mapInPandas`` instead, which works on every engine."""
-    import sys
-
-    import mlflow.pyfunc
-
-    from lakehouse.ml.model_code import pickle_by_value
-
-    pyfunc = mlflow.pyfunc.load_model(model.uri)  # shipped to the workers with the function
-    pickle_by_value(sys.modules[type(pyfunc.unwrap_python_model()).__module__])  # ml/models/ code
-    model_columns = list(pyfunc.metadata.get_input_schema().input_names())
-    text = ("machine_id", "machine_type")
-    columns = dict.fromkeys(["machine_id", "hour_ts", "kwh", *model_columns])
-    inputs = features.select(
-        *[
-            F.col(c).cast("string" if c in text else "double").alias(c) if c != "hour_ts" else F.col(c)
-            for c in columns
-        ]
-    )
+    detectors take different ones)."""
+    pyfunc, model_columns = _shipped_model(model)
 
     def score(batches):
         import pandas as pd
@@ -158,11 +193,7 @@ def score_anomalies(features: DataFrame, model: ChampionModel, scored_at: dt.dat
         for batch in batches:
             if batch.empty:
                 continue
-            design = batch[model_columns].reset_index(drop=True)
-            for column in text:
-                if column in design:
-                    design[column] = design[column].astype(str)
-            result = pyfunc.predict(design)
+            result = pyfunc.predict(_design(batch, model_columns))
             yield pd.DataFrame(
                 {
                     "machine_id": batch["machine_id"].to_numpy(),
@@ -173,7 +204,8 @@ def score_anomalies(features: DataFrame, model: ChampionModel, scored_at: dt.dat
                 }
             )
 
-    return _with_model_columns(inputs.mapInPandas(score, ANOMALY_SCHEMA), model, scored_at)
+    scored = _scored_inputs(features, model_columns).mapInPandas(score, ANOMALY_SCHEMA)
+    return _with_model_columns(scored, model, scored_at)
 
 
 def _write_window(df: DataFrame, path: str, start: dt.datetime, end: dt.datetime) -> None:
