@@ -33,6 +33,7 @@ def bench_cli() -> None:
     Examples:
       lakehouse bench run --scales 0.1,1,5
       lakehouse bench run --scales 0.1 --no-classic
+      lakehouse bench run --scales 1 --spark-remote local    # after `lakehouse spark serve`
     """
 
 
@@ -47,15 +48,30 @@ def bench_cli() -> None:
     "--spark-remote",
     default=None,
     metavar="URL|local",
-    help="Also run the gold subset on this Apache Spark Connect server (local: the one of `lakehouse spark serve`).",
+    help="Also run the gold subset and the whole pipeline (history, new day, nothing new) on this Apache Spark "
+    "Connect server (local: the one of `lakehouse spark serve`); it must reach --workdir.",
+)
+@click.option(
+    "--daily-job/--no-daily-job",
+    default=True,
+    show_default=True,
+    help="With --spark-remote: also time `lakehouse jobs run daily` for the new day on both engines.",
 )
 def bench_run(
-    scales: str, days: int, run_date: str, workdir: Path | None, out: Path | None, classic: bool, spark_remote: str | None
+    scales: str,
+    days: int,
+    run_date: str,
+    workdir: Path | None,
+    out: Path | None,
+    classic: bool,
+    spark_remote: str | None,
+    daily_job: bool,
 ) -> None:
     """Generate each scale, time generate/bronze/silver/gold, the daily increment
     against a full rebuild, ML training and scoring and the BI exports, and the gold
     subset on the embedded engine, classic Spark and DuckDB (results checked
-    identical). Writes JSON and Markdown reports."""
+    identical). With --spark-remote, the stages and the daily job on Apache Spark
+    too, side by side. Writes JSON and Markdown reports."""
     from lakehouse.bench.measure import PeakMemory
     from lakehouse.bench.report import machine, report_paths, write_reports
     from lakehouse.bench.runner import run_scale
@@ -101,6 +117,7 @@ def bench_run(
                     memory=memory,
                     classic=classic,
                     spark_connect=spark_connect,
+                    daily_job_remote=spark_remote if daily_job else None,
                     progress=lambda message: console.print(message, highlight=False),
                 )
                 record["scales"].append(result.to_json())  # type: ignore[union-attr]

@@ -118,6 +118,8 @@ def _scale_section(scale: dict) -> list[str]:
         ]
     lines += _slowest_flows(scale["stages"] + inc["daily_update"])
     lines += _comparison_section(scale["comparison"])
+    lines += _spark_pipeline_section(scale.get("spark_connect_pipeline"))
+    lines += _daily_job_section(scale.get("daily_job"))
     tables = sorted(scale["tables"], key=lambda t: -t["bytes"])
     total = sum(t["bytes"] for t in tables)
     lines += [f"Delta tables after the runs ({len(tables)} tables, {total / 2**20:,.1f} MiB in all):", ""]
@@ -174,6 +176,51 @@ def _comparison_section(comparison: dict) -> list[str]:
         f"**{comparison['identical']}**.",
         "",
     ]
+
+
+def _spark_pipeline_section(spark: dict | None) -> list[str]:
+    if not spark:
+        return []
+    rows = [
+        [
+            r["run"],
+            r["stage"] if r["stage"] != "total" else "**total**",
+            f"{r['sail_seconds']:.2f}",
+            f"{r['spark_seconds']:.2f}",
+            "-" if r["spark_over_sail"] is None else f"{r['spark_over_sail']}x",
+            "yes" if r["same_rows_written"] else "**no**",
+        ]
+        for r in spark["side_by_side"]
+    ]
+    return [
+        "The whole pipeline on Apache Spark over Spark Connect, beside the embedded engine (the same "
+        f"landing files and PostgreSQL; daily update Spark / Sail = **{spark['daily_update_spark_over_sail']}x**):",
+        "",
+        *_table(["run", "stage", "Sail s", "Spark s", "Spark / Sail", "same rows written"], rows),
+        "",
+    ]
+
+
+def _daily_job_section(job: dict | None) -> list[str]:
+    if not job:
+        return []
+    rows = []
+    for engine, run in job["engines"].items():
+        tasks = ", ".join(f"{task} {seconds:.0f}" for task, seconds in run.get("tasks_seconds", {}).items())
+        rows.append([engine, f"{run['seconds']:.1f}", run["state"], tasks or "-"])
+    ratio = job["spark_over_sail"]
+    lines = [
+        f"`lakehouse jobs run daily` for the new day ({job['run_date']}) on a copy of each lake as the history "
+        "left it (wall time, the notebooks' kernels included); "
+        + (f"Spark / Sail = **{ratio}x**:" if ratio is not None else "no ratio: a run failed:"),
+        "",
+        *_table(["engine", "wall s", "state", "task s"], rows),
+        "",
+    ]
+    failed = [f"{engine}: {run['error']}" for engine, run in job["engines"].items() if run.get("error")]
+    if failed:
+        lines += ["Failed: " + "; ".join(failed), ""]
+    return lines
 
 
 def _classic_sentence(comparison: dict) -> str:

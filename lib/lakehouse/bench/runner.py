@@ -9,6 +9,11 @@ then rebuild everything from all files (``full_refresh``, the cost the daily run
 avoids). Finally the gold subset of ``lakehouse.bench.compare``
 runs on the embedded engine, on classic local Spark and on DuckDB over the same
 Parquet inputs, and the three results are checked against each other.
+
+With a Spark Connect session (``--spark-remote``), the same three runs go through
+bronze, silver and gold on Apache Spark too, on a copy of the landing files, and
+optionally the ``daily`` job runs for the new day on both engines
+(``lakehouse.bench.spark_pipeline``).
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lakehouse.bench import compare
+from lakehouse.bench import spark_pipeline as on_spark
 from lakehouse.bench.measure import PeakMemory, StageResult, folder_bytes, stage
 from lakehouse.config import Settings, load_settings
 from lakehouse.context import RunContext
@@ -43,6 +49,8 @@ class ScaleResult:
     downstream: list[StageResult] = field(default_factory=list)
     tables: list[dict[str, object]] = field(default_factory=list)
     comparison: dict[str, object] = field(default_factory=dict)
+    spark_connect: on_spark.EngineStages | None = None  # the same runs on Apache Spark
+    daily_job: dict[str, object] | None = None  # `lakehouse jobs run daily` on both engines
 
     @property
     def incremental_ratio(self) -> float | None:
@@ -65,6 +73,23 @@ class ScaleResult:
             },
             "tables": self.tables,
             "comparison": self.comparison,
+            **({"spark_connect_pipeline": self.spark_connect_json()} if self.spark_connect else {}),
+            **({"daily_job": self.daily_job} if self.daily_job else {}),
+        }
+
+    def spark_connect_json(self) -> dict[str, object]:
+        """The Spark runs and, side by side with the embedded engine's, their ratios."""
+        sail = on_spark.EngineStages(self.stages, self.daily, self.nothing_new)
+        spark = self.spark_connect
+        rows = on_spark.side_by_side(sail, spark)
+        daily_total = next(r for r in rows if r["run"] == "daily update" and r["stage"] == "total")
+        return {
+            "history": [s.to_json() for s in spark.history],
+            "daily_update": [s.to_json() for s in spark.daily],
+            "nothing_new": [s.to_json() for s in spark.nothing_new],
+            "side_by_side": rows,
+            "daily_update_spark_over_sail": daily_total["spark_over_sail"],
+            "same_rows_written": all(r["same_rows_written"] for r in rows),
         }
 
 
@@ -89,9 +114,13 @@ def run_scale(
     memory: PeakMemory,
     classic: bool = True,
     spark_connect=None,
+    daily_job_remote: str | None = None,
     progress: Progress = print,
 ) -> ScaleResult:
-    """Measure one scale factor in ``workdir`` (emptied first)."""
+    """Measure one scale factor in ``workdir`` (emptied first). ``spark_connect``: a
+    session on an Apache Spark Connect server that reaches ``workdir``; the whole
+    pipeline runs on it too. ``daily_job_remote`` (with ``spark_connect``): that
+    server's URL, to time ``lakehouse jobs run daily`` for the new day on both engines."""
     from lakehouse.generate import generate_all
     from lakehouse.postgres import ensure_server
 
@@ -100,6 +129,9 @@ def run_scale(
     workdir.mkdir(parents=True)
     settings = bench_settings(workdir, scale, days, run_date)
     result = ScaleResult(scale, days, run_date)
+    daily_job = daily_job_remote is not None and spark_connect is not None
+    if daily_job:
+        on_spark.linked_lake(Path(settings.lake_root))
 
     progress(f"scale {scale}: generate {days + 1} days")
     with stage("generate", memory) as measured:
@@ -108,9 +140,14 @@ def run_scale(
         measured.details = {"bytes_written": report.bytes_written}
     result.stages.append(measured)
 
+    spark_settings = None
+    if spark_connect is not None:  # the same landing files, the same PostgreSQL
+        spark_settings = settings.model_copy(update={"lake_root": str(workdir / "spark" / "lake")})
+        copy_landing(Path(settings.lake_root), Path(spark_settings.lake_root), linked=daily_job)
     held = hold_back_day(Path(settings.lake_root) / "landing", workdir / "held", run_date)
     history_date = run_date - dt.timedelta(days=1)
     result.stages += run_layers(spark, settings, history_date, memory, progress, label="")
+    job_lake = on_spark.snapshot_lake(Path(settings.lake_root)) if daily_job else None
     restore_day(held)
     result.daily = run_layers(spark, settings, run_date, memory, progress, label="daily ")
     result.nothing_new = run_layers(spark, settings, run_date, memory, progress, label="again ")
@@ -121,7 +158,71 @@ def run_scale(
     result.comparison = compare_engines(
         spark, Lake(settings.lake_root), workdir / "compare", classic=classic, spark_connect=spark_connect
     )
+    if spark_settings is not None:
+        progress(f"scale {scale}: the whole pipeline on {on_spark.SPARK_CONNECT}")
+        result.spark_connect, spark_job_lake = run_spark_pipeline(
+            spark_connect, spark_settings, workdir / "spark", run_date, memory, progress, snapshot=daily_job
+        )
+        if daily_job:
+            job_lakes = {"sail": job_lake, "spark": spark_job_lake}
+            result.daily_job = time_daily_jobs(settings, spark_settings, job_lakes, daily_job_remote, progress)
     return result
+
+
+def copy_landing(lake: Path, spark_lake: Path, *, linked: bool) -> None:
+    """The Spark lake starts with a copy of the generated landing files."""
+    spark_lake.parent.mkdir(parents=True, exist_ok=True)
+    if linked:
+        on_spark.linked_lake(spark_lake)
+    shutil.copytree(lake / "landing", spark_lake / "landing", dirs_exist_ok=True)
+
+
+def run_spark_pipeline(
+    spark_connect,
+    settings: Settings,
+    folder: Path,
+    run_date: dt.date,
+    memory: PeakMemory,
+    progress: Progress,
+    *,
+    snapshot: bool,
+) -> tuple[on_spark.EngineStages, Path | None]:
+    """History, the new day and the new day again on the Spark Connect engine; with
+    ``snapshot``, a copy of the lake after its history run (for the daily job)."""
+    held = hold_back_day(Path(settings.lake_root) / "landing", folder / "held", run_date)
+    history_date = run_date - dt.timedelta(days=1)
+    stages = on_spark.EngineStages()
+    stages.history = run_layers(spark_connect, settings, history_date, memory, progress, label="spark ")
+    job_lake = on_spark.snapshot_lake(Path(settings.lake_root)) if snapshot else None
+    restore_day(held)
+    stages.daily = run_layers(spark_connect, settings, run_date, memory, progress, label="spark daily ")
+    stages.nothing_new = run_layers(spark_connect, settings, run_date, memory, progress, label="spark again ")
+    return stages, job_lake
+
+
+def time_daily_jobs(
+    settings: Settings,
+    spark_settings: Settings,
+    job_lakes: dict[str, Path],
+    spark_remote: str,
+    progress: Progress,
+) -> dict[str, object]:
+    """``lakehouse jobs run daily`` for the new day on each engine's copy of its lake
+    as it was after the history run (the new day's drops added), one engine after the
+    other. The lake links point at the copies from here on."""
+    run_date = settings.run_date
+    measured = {}
+    for label, stage_settings in (("sail", settings), ("spark", spark_settings)):
+        root = Path(stage_settings.lake_root)
+        on_spark.copy_day(root / "landing", job_lakes[label] / "landing", run_date)
+        on_spark.point_lake_at(root, job_lakes[label])
+        progress(f"  daily job on {label} ({run_date})")
+        measured[label] = on_spark.run_daily_job(
+            settings, root, run_date, spark_remote=spark_remote if label == "spark" else None, label=label
+        )
+        if measured[label]["exit_code"]:
+            progress(f"  daily job on {label} failed: {measured[label].get('error', '')[-300:]}")
+    return on_spark.daily_job_record(measured["sail"], measured["spark"], run_date)
 
 
 def hold_back_day(landing: Path, held: Path, day: dt.date) -> list[tuple[Path, Path]]:
