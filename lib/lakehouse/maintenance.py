@@ -13,7 +13,7 @@ from typing import Any
 from deltalake import DeltaTable
 
 
-def _storage_options(path: str) -> dict[str, str] | None:
+def storage_options(path: str) -> dict[str, str] | None:
     """S3 endpoint settings for delta-rs, from the same variables Sail uses."""
     if not path.startswith("s3://"):
         return None
@@ -29,8 +29,11 @@ def _storage_options(path: str) -> dict[str, str] | None:
     return options
 
 
+_storage_options = storage_options  # the former name, until governance and the S3 test use the public one
+
+
 def open_table(path: str) -> DeltaTable:
-    return DeltaTable(path, storage_options=_storage_options(path))
+    return DeltaTable(path, storage_options=storage_options(path))
 
 
 def history(path: str, *, limit: int | None = None) -> list[dict[str, Any]]:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from lakehouse.silver import charts as silver_charts
 from lakehouse.silver.charts import Headline
-from lakehouse.silver.charts import plot_headline as _plot
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -53,4 +53,4 @@ GOLD_HEADLINES = {
 
 def plot_headline(context: RunContext, dataset: str) -> Axes:
     """Draw a gold table's headline chart ("no rows yet" when empty)."""
-    return _plot(context, dataset, GOLD_HEADLINES)
+    return silver_charts.plot_headline(context, dataset, GOLD_HEADLINES)

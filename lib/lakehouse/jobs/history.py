@@ -93,7 +93,7 @@ def append_run(run: JobRun, path: str, *, retries: int = 3) -> None:
     from deltalake import write_deltalake
     from deltalake.exceptions import CommitFailedError
 
-    from lakehouse.maintenance import _storage_options
+    from lakehouse.maintenance import storage_options
 
     table = rows(run)
     for attempt in range(1, retries + 1):
@@ -104,7 +104,7 @@ def append_run(run: JobRun, path: str, *, retries: int = 3) -> None:
                     table,
                     mode="append",
                     schema_mode="merge",
-                    storage_options=_storage_options(path),
+                    storage_options=storage_options(path),
                 )
             return
         except CommitFailedError:

@@ -40,7 +40,8 @@ def skill(model_error: float, baseline_error: float) -> float:
     return 1.0 - model_error / baseline_error if baseline_error > 0 else float("nan")
 
 
-def _prf(flagged: np.ndarray, truth: np.ndarray) -> dict[str, float]:
+def precision_recall_f1(flagged: np.ndarray, truth: np.ndarray) -> dict[str, float]:
+    """Precision, recall, F1 and support of boolean flags against the boolean truth."""
     tp = int((flagged & truth).sum())
     fp = int((flagged & ~truth).sum())
     fn = int((~flagged & truth).sum())
@@ -56,10 +57,10 @@ def detection_metrics(flagged: pd.Series, anomaly_type: pd.Series) -> dict[str, 
     flagged_np = flagged.to_numpy(bool)
     types = anomaly_type.to_numpy(object)
     is_anomaly = types != NORMAL
-    result = {"overall": _prf(flagged_np, is_anomaly)}
+    result = {"overall": precision_recall_f1(flagged_np, is_anomaly)}
     for kind in sorted(set(types) - {NORMAL}):
         subset = (types == kind) | ~is_anomaly
-        result[kind] = _prf(flagged_np[subset], is_anomaly[subset])
+        result[kind] = precision_recall_f1(flagged_np[subset], is_anomaly[subset])
     return result
 
 

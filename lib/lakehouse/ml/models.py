@@ -158,7 +158,7 @@ def tune_threshold(
     fold: the period is cut into ``folds`` consecutive time blocks, each scored by a
     model fitted on the others (ties: the higher threshold). 0.5 when the labels
     cannot support it (a block without both classes to fit on)."""
-    from lakehouse.ml.metrics import _prf
+    from lakehouse.ml.metrics import precision_recall_f1
 
     block = time_blocks(train["hour_ts"], folds)
     truth = labels.to_numpy(bool)
@@ -173,7 +173,7 @@ def tune_threshold(
             score[~fit] = estimator.predict_proba(design(train[~fit], ANOMALY_FEATURES, categories))[:, 1]
     if not truth.any():
         return 0.5
-    f1 = [_prf(score >= t, truth)["f1"] for t in THRESHOLD_GRID]
+    f1 = [precision_recall_f1(score >= t, truth)["f1"] for t in THRESHOLD_GRID]
     best = max(range(len(f1)), key=lambda i: (round(f1[i], 9), THRESHOLD_GRID[i]))
     return THRESHOLD_GRID[best]
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from lakehouse.config import Settings
 from lakehouse.jobs.records import NotificationRecord
-from lakehouse.quality.results import _describe, failed_expectations, read_results
+from lakehouse.quality.results import describe_failure, failed_expectations, read_results
 
 EVENT = "on_quality_warning"
 
@@ -27,7 +27,7 @@ def warning_alert(path: str, run_date: dt.date, *, job: str, run_id: str) -> dic
     failed = failed_expectations(read_results(path), run_date, severities=("warning",))
     if failed.empty:
         return None
-    details = [_describe(row).strip() for row in failed.to_dict("records")]
+    details = [describe_failure(row).strip() for row in failed.to_dict("records")]
     return {
         "event": EVENT,
         "job": job,

@@ -74,10 +74,10 @@ def append_results(run: QualityRun, path: str) -> int:
     """Append the run's rows in one commit; return how many."""
     from deltalake import write_deltalake
 
-    from lakehouse.maintenance import _storage_options
+    from lakehouse.maintenance import storage_options
 
     table = to_arrow(run)
-    write_deltalake(path, table, mode="append", schema_mode="merge", storage_options=_storage_options(path))
+    write_deltalake(path, table, mode="append", schema_mode="merge", storage_options=storage_options(path))
     return table.num_rows
 
 
@@ -139,7 +139,7 @@ def check_gate(
         return of_date
     failed = failed_expectations(of_date, run_date, severities=severities)
     if not failed.empty:
-        lines = [_describe(row) for row in failed.to_dict("records")]
+        lines = [describe_failure(row) for row in failed.to_dict("records")]
         raise QualityGateError(
             f"quality run {of_date['run_id'].iloc[0]} of {run_date}: {len(lines)} failed "
             f"{'/'.join(severities)} expectation(s):\n" + "\n".join(lines)
@@ -147,7 +147,8 @@ def check_gate(
     return of_date
 
 
-def _describe(row: Mapping[str, object]) -> str:
+def describe_failure(row: Mapping[str, object]) -> str:
+    """One indented line for a failed expectation: severity, suite, what failed and why."""
     text = f"  [{row['severity']}] {row['suite']}: {row['expectation']}"
     if row.get("unexpected_count") is not None and not pd.isna(row["unexpected_count"]):
         text += f" ({int(row['unexpected_count'])} unexpected"  # type: ignore[arg-type]

@@ -153,9 +153,9 @@ def prepare_production_runs(bronze: DataFrame) -> DataFrame:
 def clean_production_runs(bronze: DataFrame) -> DataFrame:
     """Production batches as machine run windows; one row per ``batch_id`` (the rules
     applied outside a pipeline run, e.g. in tests)."""
-    from lakehouse.silver.pharma import _clean
+    from lakehouse.silver.cleaning import apply_drop_rules
 
-    kept, _ = _clean(
+    kept, _ = apply_drop_rules(
         prepare_production_runs(bronze), {**PRODUCTION_RUN_RULES, **LATEST_BATCH_RULE}, PRODUCTION_RUN_COLUMNS
     )
     return kept

@@ -21,6 +21,7 @@ from __future__ import annotations
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
+from lakehouse.silver.cleaning import apply_drop_rules
 from lakehouse.silver.parsing import parse_date_fr, parse_decimal_fr, parse_int
 
 ORDER_LINE_KEYS = ("order_id", "line_number")
@@ -98,18 +99,6 @@ def flag_latest(df: DataFrame, keys: tuple[str, ...], rules: dict[str, str], fla
     return df.withColumn(flag, F.when(valid, rank == 1))
 
 
-def _clean(
-    prepared: DataFrame, rules: dict[str, str], columns: tuple[str, ...]
-) -> tuple[DataFrame, DataFrame]:
-    """``(kept, quarantine)`` of a prepared frame under drop rules (outside a run)."""
-    from lakehouse.pipelines import expectations as ex
-    from lakehouse.pipelines.graph import Action, Expectation
-
-    expectations = [Expectation(n, p, Action.DROP) for n, p in rules.items()]
-    kept, dropped = ex.split(ex.flag(prepared, expectations), expectations)
-    return kept.select(*columns), dropped
-
-
 def flag_latest_version(order_lines: DataFrame) -> DataFrame:
     """Add ``_check_is_latest_version`` among the lines passing every other rule (the
     latest ingested wins); NULL for lines failing a rule, which carry that reason."""
@@ -126,7 +115,7 @@ def prepare_order_lines(bronze: DataFrame, products: DataFrame) -> DataFrame:
 def clean_order_lines(bronze: DataFrame, products: DataFrame) -> tuple[DataFrame, DataFrame]:
     """``(silver order_lines, quarantine)`` outside a pipeline run (same rules)."""
     prepared = prepare_order_lines(bronze, products)
-    return _clean(prepared, {**ORDER_LINE_RULES, **LATEST_VERSION_RULE}, SILVER_ORDER_LINE_COLUMNS)
+    return apply_drop_rules(prepared, {**ORDER_LINE_RULES, **LATEST_VERSION_RULE}, SILVER_ORDER_LINE_COLUMNS)
 
 
 def clean_products(snapshot: DataFrame) -> DataFrame:
@@ -216,7 +205,7 @@ def clean_stock_snapshots(
 ) -> tuple[DataFrame, DataFrame]:
     """``(silver stock_snapshots, quarantine)`` outside a pipeline run (same rules)."""
     prepared = prepare_stock_snapshots(bronze, products, sites)
-    return _clean(
+    return apply_drop_rules(
         prepared, {**STOCK_SNAPSHOT_RULES, **STOCK_LATEST_VERSION_RULE}, SILVER_STOCK_SNAPSHOT_COLUMNS
     )
 
@@ -287,4 +276,6 @@ def prepare_deliveries(bronze: DataFrame, sites: DataFrame) -> DataFrame:
 def clean_deliveries(bronze: DataFrame, sites: DataFrame) -> tuple[DataFrame, DataFrame]:
     """``(silver deliveries, quarantine)`` outside a pipeline run (same rules)."""
     prepared = prepare_deliveries(bronze, sites)
-    return _clean(prepared, {**DELIVERY_RULES, **DELIVERY_LATEST_VERSION_RULE}, SILVER_DELIVERY_COLUMNS)
+    return apply_drop_rules(
+        prepared, {**DELIVERY_RULES, **DELIVERY_LATEST_VERSION_RULE}, SILVER_DELIVERY_COLUMNS
+    )

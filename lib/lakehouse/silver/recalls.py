@@ -107,6 +107,8 @@ def prepare_recalls(bronze: DataFrame, products: DataFrame) -> DataFrame:
 
 def clean_recalls(bronze: DataFrame, products: DataFrame) -> tuple[DataFrame, DataFrame]:
     """``(silver recalls, quarantine)`` outside a pipeline run (same rules)."""
-    from lakehouse.silver.pharma import _clean
+    from lakehouse.silver.cleaning import apply_drop_rules
 
-    return _clean(prepare_recalls(bronze, products), {**RECALL_RULES, **LATEST_NOTICE_RULE}, RECALL_COLUMNS)
+    return apply_drop_rules(
+        prepare_recalls(bronze, products), {**RECALL_RULES, **LATEST_NOTICE_RULE}, RECALL_COLUMNS
+    )
