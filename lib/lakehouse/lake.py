@@ -117,9 +117,9 @@ def write_delta(
 ) -> None:
     """Write ``df`` as Delta. ``replace_where`` overwrites only the matching rows
     (used to make a re-run of one day idempotent)."""
-    from lakehouse.engine import without_explicit_collations
+    from lakehouse.engine.compat import strip_collations
 
-    writer = without_explicit_collations(df).write.format("delta").mode(mode)
+    writer = strip_collations(df).write.format("delta").mode(mode)
     if partition_by:
         writer = writer.partitionBy(*partition_by)
     if replace_where is not None:

@@ -27,6 +27,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from lakehouse.config import Settings
+from lakehouse.engine.compat import score_without_spark_udf
 from lakehouse.gold.energy import model_verdicts, raised_by_model
 from lakehouse.lake import Lake, delta_exists, read_delta, write_delta
 from lakehouse.ml import tracking
@@ -113,12 +114,9 @@ def _shipped_model(model: ChampionModel):
     """The pyfunc model, loaded once here and shipped to the workers with the function
     that uses it (its ``ml/models/`` code pickled by value), and its input columns.
 
-    Not ``mlflow.pyfunc.spark_udf``: it loads the model in every Python worker, and
-    MLflow 3.17 loads a model from code through one module-level variable, so workers
-    loading at once can read it empty ("ensure the model is set using
-    mlflow.models.set_model()", seen when several days were scored in one pass). And
-    with a struct result (score and flag) ``spark_udf`` fails on Sail 0.7.2 in its pandas
-    batch iterator. ``mapInPandas`` over the shipped object works on every engine."""
+    Not ``mlflow.pyfunc.spark_udf`` (gap ``spark_udf_struct_result`` of
+    ``lakehouse.engine.compat``): the shipped object goes through
+    ``score_without_spark_udf``, which works on every engine."""
     import sys
 
     import mlflow.pyfunc
@@ -174,7 +172,7 @@ def predict_consumption(features: DataFrame, model: ChampionModel, scored_at: dt
                 }
             )
 
-    scored = _scored_inputs(features, model_columns).mapInPandas(predict, FORECAST_SCHEMA)
+    scored = score_without_spark_udf(_scored_inputs(features, model_columns), predict, FORECAST_SCHEMA)
     return _with_model_columns(scored, model, scored_at)
 
 
@@ -204,7 +202,7 @@ def score_anomalies(features: DataFrame, model: ChampionModel, scored_at: dt.dat
                 }
             )
 
-    scored = _scored_inputs(features, model_columns).mapInPandas(score, ANOMALY_SCHEMA)
+    scored = score_without_spark_udf(_scored_inputs(features, model_columns), score, ANOMALY_SCHEMA)
     return _with_model_columns(scored, model, scored_at)
 
 

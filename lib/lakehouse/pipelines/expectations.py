@@ -1,7 +1,8 @@
 """Evaluate a dataset's expectations on a DataFrame: counts, drops, failures.
 
 A predicate that evaluates to NULL passes (Databricks semantics). Counts come from
-one aggregate over the flagged rows (Sail has no ``observe()``).
+one aggregate over the flagged rows (``compat.metrics_without_observe``: Sail has no
+``observe()``).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from dataclasses import dataclass
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
+from lakehouse.engine.compat import metrics_without_observe
 from lakehouse.pipelines.graph import Action, Expectation
 
 FAILED_RULES = "_failed_rules"  # array<string>: expectations the row failed
@@ -83,7 +85,7 @@ def _aggregate(
     ]
     if digest:
         aggregates.append(F.sum(row_hash(flagged)).alias("__hash"))
-    row = flagged.agg(*aggregates).first()
+    row = metrics_without_observe(flagged, *aggregates)
     total = row["__rows"]
     results = []
     for i, e in enumerate(expectations):

@@ -24,6 +24,8 @@ from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 from pyspark.sql import DataFrame
 
+from lakehouse.engine.compat import connect_plan
+
 NON_DETERMINISTIC_FUNCTIONS = frozenset(
     {
         "current_date",
@@ -68,11 +70,9 @@ def fingerprint(frame: DataFrame, version_of: Callable[[str], int | None]) -> Pl
     (``version_of(path)``, None for a path holding no table); not ``reproducible`` if
     its result can change with the same inputs. None for a DataFrame of another kind
     than Spark Connect's (nothing to inspect)."""
-    plan_of = getattr(frame, "_plan", None)
-    session = getattr(frame, "sparkSession", None)
-    if plan_of is None or session is None or not hasattr(session, "client"):
+    plan = connect_plan(frame)
+    if plan is None:
         return None
-    plan = plan_of.to_proto(session.client)
     paths: set[str] = set()
     flags = {"reproducible": True}
     _normalise(plan, {}, paths, flags)

@@ -1,15 +1,5 @@
-"""The one Spark session factory.
-
-Pipeline code only sees a ``SparkSession`` speaking Spark Connect (DataFrame and SQL
-APIs; no RDDs, no JVM access), so the same code runs on:
-
-- ``sail`` (default): Sail, a Rust Spark Connect server started inside this process
-  in under a second, with Delta Lake support;
-- ``remote``: any Spark Connect server, ``SPARK_REMOTE=sc://host:port`` (Apache Spark 4
-  with Delta, Databricks through databricks-connect, a Sail cluster);
-- ``classic``: local JVM Spark with the delta-spark jars, where the machine can fetch
-  them from Maven Central.
-"""
+"""The one Spark session factory: the embedded Sail server of this process, a Spark
+Connect server by URL, or classic JVM Spark (see ``lakehouse.engine``)."""
 
 from __future__ import annotations
 
@@ -41,19 +31,18 @@ def get_spark(settings: Settings | None = None, *, app_name: str = "lakehouse") 
     settings = settings or load_settings()
     engine = settings.spark.engine
     if engine == "sail":
-        session = _sail_session(app_name)
-    elif engine == "remote":
-        session = _remote_session(settings.spark.remote, app_name)
-    elif engine == "classic":
-        session = _classic_session(settings, app_name)
-    else:  # pragma: no cover - pydantic restricts the values
-        raise EngineError(f"unknown spark.engine {engine!r}; use sail, remote or classic")
-    _register_jdbc_source(session, engine)
-    return session
+        return _sail_session(app_name)
+    if engine == "remote":
+        return _remote_session(settings.spark.remote, app_name)
+    if engine == "classic":
+        return _classic_session(settings, app_name)
+    raise EngineError(f"unknown spark.engine {engine!r}; use sail, remote or classic")  # pragma: no cover
 
 
 def _sail_session(app_name: str) -> SparkSession:
     global _sail_server
+    from lakehouse.engine.compat import register_jdbc_source  # compat needs this module's is_sail
+
     os.environ.setdefault("RUST_LOG", "warn")  # Sail logs every session at INFO otherwise
     if _sail_server is None or not _sail_server.running:
         from pysail.spark import SparkConnectServer
@@ -61,7 +50,9 @@ def _sail_session(app_name: str) -> SparkSession:
         _sail_server = SparkConnectServer(ip="127.0.0.1", port=0)
         _sail_server.start(background=True)
         _log.info("Sail Spark Connect server listening on %s", _sail_server.listening_address)
-    return _connect(_sail_url(_sail_server), app_name)
+    session = _connect(_sail_url(_sail_server), app_name)
+    register_jdbc_source(session)
+    return session
 
 
 def _sail_url(server) -> str:
@@ -141,68 +132,6 @@ def _classic_session(settings: Settings, app_name: str) -> SparkSession:
 def is_sail(session: SparkSession) -> bool:
     """Whether ``session`` speaks to the embedded Sail server of this process."""
     return _sail_server is not None and _sessions.get(_sail_url(_sail_server)) is session
-
-
-def jdbc_options(session: SparkSession, endpoint) -> dict[str, str]:  # noqa: ANN001 - PostgresEndpoint
-    """The ``url`` (and ``driver``) options of the ``jdbc`` format reading ``endpoint``
-    on the engine behind ``session``. Gaps covered, for JVM Spark:
-
-    - the embedded PostgreSQL listens on a unix socket only. Sail's JDBC source
-      (connectorx) takes the socket folder as host; the PostgreSQL JDBC driver reaches
-      a socket only through junixsocket's socket factory (a jar of ``lakehouse spark
-      serve``). TCP endpoints get the same URL on every engine;
-    - a driver from ``--packages`` is not visible to ``DriverManager`` ("No suitable
-      driver"): naming its class makes Spark register it.
-    """
-    from urllib.parse import quote
-
-    if is_sail(session):
-        return {"url": endpoint.jdbc_url}
-    options = {"url": endpoint.jdbc_url, "driver": "org.postgresql.Driver"}
-    if endpoint.host.startswith("/"):
-        socket_file = f"{endpoint.host.rstrip('/')}/.s.PGSQL.{endpoint.port}"
-        options["url"] = (
-            f"jdbc:postgresql://localhost:{endpoint.port}/{endpoint.database}"
-            "?socketFactory=org.newsclub.net.unix.AFUNIXSocketFactory$FactoryArg"
-            f"&socketFactoryArg={quote(socket_file)}&sslmode=disable"
-        )
-    return options
-
-
-def without_explicit_collations(df):  # noqa: ANN001, ANN201 - DataFrame in, DataFrame out
-    """``df`` with its string columns of the plain ``string`` type, on JVM Spark.
-
-    Gap covered: Spark Connect 4.2 gives the columns of a DDL schema string (e.g. the
-    output of ``mapInPandas(f, "machine_id string, ...")``) an explicit ``UTF8_BINARY``
-    collation, which Delta-Spark 4.4 writes to the log as ``string collate UTF8_BINARY``:
-    delta-rs (maintenance, BI exports, the catalog) then cannot read the table. A cast
-    to the type's DDL text, parsed by the server's SQL parser (not to a ``DataType``,
-    which the client sends with its collation), writes ``string``. Sail has no collations.
-    """
-    if is_sail(df.sparkSession):
-        return df
-    fields = df.schema.fields
-    if not any("string" in field.dataType.simpleString() for field in fields):
-        return df
-    from pyspark.sql import functions as F
-
-    return df.select(
-        *[
-            F.col(f"`{f.name}`").cast(f.dataType.simpleString()).alias(f.name)
-            if "string" in f.dataType.simpleString()
-            else F.col(f"`{f.name}`")
-            for f in fields
-        ]
-    )
-
-
-def _register_jdbc_source(session: SparkSession, engine: str) -> None:
-    """Sail reads JDBC through a Python data source (connectorx); JVM Spark has its own."""
-    if engine != "sail":
-        return
-    from pysail.spark.datasource.jdbc import JdbcDataSource
-
-    session.dataSource.register(JdbcDataSource)
 
 
 def stop_embedded_engine() -> None:
