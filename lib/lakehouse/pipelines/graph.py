@@ -61,6 +61,9 @@ class Dataset:
     # A sink (create_sink): a Delta path written by append flows only; never read by
     # the pipeline, never overwritten (a full refresh appends what it re-reads).
     sink: bool = False
+    # A materialized view refreshed by partition (dp.by_day(...)): only the partitions
+    # whose input changed are recomputed (lakehouse.pipelines.incremental).
+    incremental: Any = None
 
 
 @dataclass

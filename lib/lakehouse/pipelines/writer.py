@@ -1,0 +1,119 @@
+"""The one write path of every flow that writes rows: stage, expectations, quarantine,
+one Delta commit per table.
+
+The rows a flow computes (with their expectation flags) are written once into a
+Parquet file of the run (``_system/staging/<run_id>/<dataset>``) and read back, so
+the counts, the kept rows and the quarantine do not compute the definition three
+times (the engine has no cache). Before a table is written its version is
+remembered (``state.remember_version``), so a failed run puts it back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from pyspark.sql import DataFrame
+
+from lakehouse import maintenance
+from lakehouse.lake import delta_exists
+from lakehouse.pipelines import expectations as ex
+from lakehouse.pipelines.event_log import FlowEvent
+from lakehouse.pipelines.graph import Dataset
+from lakehouse.pipelines.planner import CHECK_PREFIX
+from lakehouse.pipelines.state import RunState, delta_version, remember_version
+
+if TYPE_CHECKING:
+    from lakehouse.pipelines.runner import PipelineRunner
+
+
+@dataclass(frozen=True)
+class Written:
+    """What :func:`write` computed: the flagged rows' content digest (with
+    ``unless_digest``) and the rows kept for the target (staged, readable until the
+    run ends; None when nothing was written)."""
+
+    digest: str | None
+    kept: DataFrame | None
+
+
+def write(
+    runner: PipelineRunner,
+    dataset: Dataset,
+    frame: DataFrame,
+    event: FlowEvent,
+    state: RunState,
+    *,
+    mode: str,
+    merge_schema: bool = False,
+    unless_digest: str | None = None,
+    replace_where: str | None = None,
+) -> Written:
+    """Evaluate expectations, then write kept rows (and quarantined ones) in one
+    commit each. With ``unless_digest``, write nothing if the flagged rows' content
+    digest equals it (a view whose result is unchanged). With ``replace_where`` (a
+    SQL predicate), replace only the rows it selects, in the target and quarantine."""
+    flagged = staged(runner, ex.flag(frame, dataset.expectations), dataset, state)
+    if unless_digest is None:
+        (total, results), digest = ex.count(flagged, dataset.expectations), None
+    else:
+        total, results, digest = ex.count_and_digest(flagged, dataset.expectations)
+    event.rows_read, event.expectations = total, results
+    ex.raise_on_fail(dataset.name, flagged, dataset.expectations, results)
+    path = runner.path(dataset.name)
+    if digest is not None and digest == unless_digest:
+        event.status, event.rows_written = "SKIPPED", 0
+        event.target_version = delta_version(path)
+        event.details = "result unchanged since the last refresh: nothing written"
+        return Written(digest, None)
+    kept, dropped = ex.split(flagged, dataset.expectations)
+    check_columns = [c for c in kept.columns if c.startswith(CHECK_PREFIX)]
+    if check_columns:
+        kept = kept.drop(*check_columns)
+    drop_failures = any(r.failed for r in results if r.action == "drop")
+    dropped_count = dropped.count() if drop_failures else 0
+    remember_version(state, path)
+    save(kept, path, dataset, mode=mode, merge_schema=merge_schema, replace_where=replace_where)
+    quarantine = runner.quarantine_path(dataset.name)
+    if dataset.quarantine and (dropped_count or mode == "overwrite"):
+        remember_version(state, quarantine)
+        where = replace_where if delta_exists(quarantine) else None
+        save(dropped, quarantine, dataset, mode=mode, merge_schema=True, replace_where=where)
+    event.rows_dropped = dropped_count
+    event.rows_quarantined = dropped_count if dataset.quarantine else 0
+    event.rows_written = total - dropped_count
+    event.target_version = maintenance.version(path)
+    event.status = "COMPLETED"
+    return Written(digest, kept)
+
+
+def staged(runner: PipelineRunner, flagged: DataFrame, dataset: Dataset, state: RunState) -> DataFrame:
+    """The flagged rows computed once into a Parquet file of this run and read back:
+    the counts, the kept rows and the quarantine then read that file instead of
+    computing the definition three times. Removed at the end of the run."""
+    uri = f"{state.staging}/{dataset.name}"
+    flagged.write.mode("overwrite").parquet(uri)
+    return runner.spark.read.schema(flagged.schema).parquet(uri)
+
+
+def save(
+    frame: DataFrame,
+    path: str,
+    dataset: Dataset,
+    *,
+    mode: str,
+    merge_schema: bool,
+    replace_where: str | None = None,
+) -> None:
+    writer = frame.write.format("delta").mode(mode)
+    if dataset.partition_cols:
+        writer = writer.partitionBy(*dataset.partition_cols)
+    for key, value in dataset.table_properties.items():
+        writer = writer.option(key, value)
+    if replace_where is not None:  # the schema stays: only some rows are replaced
+        writer = writer.option("replaceWhere", replace_where)
+    elif mode == "overwrite":
+        writer = writer.option("overwriteSchema", "true")
+    elif merge_schema:
+        writer = writer.option("mergeSchema", "true")
+    writer.save(path)
