@@ -48,10 +48,6 @@ class GenerationReport:
     def file_counts(self) -> dict[str, int]:
         return {name: s.files for name, s in self.entities.items()}
 
-    @property
-    def defect_counts(self) -> dict[str, dict[str, int]]:
-        return {name: dict(s.defects) for name, s in self.entities.items()}
-
     def to_table(self) -> Table:
         """A rich table: one row per entity."""
         p = self.parameters

@@ -34,7 +34,7 @@ import pyarrow.parquet as pq
 from lakehouse import maintenance
 from lakehouse.governance import audit
 from lakehouse.governance.catalog import SENSITIVE, CatalogConfig, CatalogEntry
-from lakehouse.lake import Lake, delta_exists, scheme
+from lakehouse.lake import Lake, scheme
 
 _SAFE_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 _TEXT_SUFFIXES = {".csv", ".json", ".jsonl", ".txt", ".tsv", ".ndjson"}
@@ -217,21 +217,3 @@ def residual_files(root: str | Path, values: set[str]) -> list[str]:
     if not Path(root).is_dir():
         return []
     return sorted(str(f) for f in Path(root).rglob("*") if f.is_file() and contains_any(f, values))
-
-
-def readable_versions_with(path: str, key: str, subject: str) -> list[int]:
-    """Versions of a Delta table that can still be read and contain ``subject``."""
-    found = []
-    if not delta_exists(path):
-        return found
-    for commit in maintenance.history(path):
-        version = commit["version"]
-        try:
-            table = maintenance.open_table(path)
-            table.load_as_version(version)
-            rows = table.to_pyarrow_dataset().to_table(filter=pc.field(key) == subject).num_rows
-        except Exception:  # noqa: BLE001 - files or log gone: not readable any more
-            continue
-        if rows:
-            found.append(version)
-    return found
