@@ -43,6 +43,7 @@ from lakehouse.pipelines.api import (
 )
 from lakehouse.pipelines.expectations import ExpectationFailed, ExpectationResult
 from lakehouse.pipelines.graph import GraphError, PipelineGraph
+from lakehouse.pipelines.incremental import by_day, by_key
 from lakehouse.pipelines.runner import (
     DryRunReport,
     PipelineContext,
@@ -65,6 +66,8 @@ __all__ = [
     "append_flow",
     "apply_changes",
     "apply_changes_from_snapshot",
+    "by_day",
+    "by_key",
     "create_auto_cdc_flow",
     "create_auto_cdc_from_snapshot_flow",
     "create_sink",

@@ -108,6 +108,7 @@ def _dataset_decorator(kind: DatasetKind, function: F | None, **options: Any) ->
             quarantine=bool(options.get("quarantine", False)),
             stateful=bool(options.get("stateful", False)),
             private=bool(options.get("private", False)),
+            incremental=options.get("incremental"),
         )
         registry.add_dataset(dataset)
         flow_kind = {
@@ -165,11 +166,14 @@ def materialized_view(
     quarantine: bool = False,
     stateful: bool = False,
     private: bool = False,
+    incremental: Any = None,
 ) -> Any:
     """A table recomputed from its inputs and replaced in one commit. A run skips it
     when nothing it reads changed, and writes nothing when its rows come out the
     same; ``stateful=True`` (a definition keeping state about its own writes, e.g.
-    an incremental one) computes and writes it on every run."""
+    an incremental one) computes and writes it on every run.
+    ``incremental=dp.by_day(...)`` or ``dp.by_key(...)``: only the days or keys whose
+    source rows changed are recomputed (:mod:`lakehouse.pipelines.incremental`)."""
     return _dataset_decorator(
         DatasetKind.MATERIALIZED_VIEW,
         function,
@@ -182,6 +186,7 @@ def materialized_view(
         quarantine=quarantine,
         stateful=stateful,
         private=private,
+        incremental=incremental,
     )
 
 

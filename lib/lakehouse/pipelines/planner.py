@@ -42,13 +42,29 @@ def datasets_to_update(
     include_upstreams: bool,
 ) -> tuple[list[str], set[str]]:
     """``(order, fully refreshed)``: ``refresh`` (default: all) and what they need;
-    without ``include_upstreams`` only ``refresh`` and the temporary views it needs."""
+    without ``include_upstreams`` only ``refresh``, the temporary views it needs and
+    the private datasets only the pipeline reads on the way to it (its internals)."""
     order = graph.order(refresh)
     if refresh is not None and not include_upstreams:
         views = {n for n, d in graph.datasets.items() if d.kind == DatasetKind.TEMPORARY_VIEW}
-        order = [n for n in order if n in set(refresh) | views]
+        order = [n for n in order if n in set(refresh) | views | _private_upstreams(graph, refresh)]
     full = set(order) if full_refresh is True else set(full_refresh or ())
     return order, full
+
+
+def _private_upstreams(graph: PipelineGraph, names: Sequence[str]) -> set[str]:
+    """Private datasets read by ``names`` directly or through temporary views and
+    other private datasets."""
+    found: set[str] = set()
+    todo = list(names)
+    while todo:
+        for upstream in graph.upstream(todo.pop()) & set(graph.datasets):
+            dataset = graph.datasets[upstream]
+            internal = dataset.private or dataset.kind == DatasetKind.TEMPORARY_VIEW
+            if internal and upstream not in found:
+                found.add(upstream)
+                todo.append(upstream)
+    return {name for name in found if graph.datasets[name].private}
 
 
 def update_in_order(

@@ -32,7 +32,7 @@ from pyspark.sql import SparkSession
 
 from lakehouse.lake import Lake, delta_exists
 from lakehouse.pipelines import expectations as ex
-from lakehouse.pipelines import planner
+from lakehouse.pipelines import incremental, planner
 from lakehouse.pipelines.event_log import FlowEvent, append_events
 from lakehouse.pipelines.executor import FlowExecutor, describe, now
 from lakehouse.pipelines.graph import DatasetKind, FlowKind, GraphError, PipelineGraph
@@ -153,11 +153,16 @@ class PipelineRunner:
         return self.lake.system(f"checkpoints/{self.graph.name}/{flow}")
 
     def _unsupported(self) -> list[str]:
-        return [
+        found = [
             f"temporary view {d.name!r} has expectations; put them on the tables that read it"
             for d in self.graph.datasets.values()
             if d.kind == DatasetKind.TEMPORARY_VIEW and d.expectations
         ]
+        for dataset in self.graph.datasets.values():
+            if dataset.incremental is not None:
+                inputs = [i for flow in self.graph.flows_into(dataset.name) for i in flow.inputs]
+                found += incremental.problems(dataset, inputs)
+        return found
 
     @contextmanager
     def _active(self) -> Iterator[None]:
@@ -234,6 +239,19 @@ class PipelineRunner:
             raise PipelineFailed(run)
         return run
 
+    # ---------------------------------------------------------- incremental
+    def incremental_plan(self, dataset: str) -> incremental.IncrementalPlan:
+        """What the next run would recompute of an ``incremental=`` view, from its
+        inputs as stored (temporary views computed): its changed partitions, or
+        everything (``partitions`` None), with the reason. Nothing is written."""
+        with self._active():
+            executor, state = FlowExecutor(self), RunState(ingested_at=now())
+            self._compute_views(executor, state, dataset)
+            (flow,) = self.graph.flows_into(dataset)
+            inputs = executor.inputs(flow, state)
+            target = self.graph.datasets[dataset]
+            return incremental.plan(executor, target, inputs, flow.function(**inputs), full_refresh=False)
+
     # -------------------------------------------------------------- preview
     def preview(self, dataset: str, *, limit: int = 20) -> tuple[Any, list[ex.ExpectationResult]]:
         """Compute one dataset from its stored inputs without writing anything: a
@@ -245,13 +263,7 @@ class PipelineRunner:
         state = RunState(ingested_at=now())
         executor = FlowExecutor(self)
         flow = self.graph.flows_into(dataset)[0]
-        for name in self.graph.order([dataset]):
-            upstream = self.graph.datasets[name]
-            not_stored = upstream.kind == DatasetKind.MATERIALIZED_VIEW and not delta_exists(self.path(name))
-            if name != dataset and (upstream.kind == DatasetKind.TEMPORARY_VIEW or not_stored):
-                # computed in memory: views, and materialized views not built yet
-                upstream_flow = self.graph.flows_into(name)[0]
-                state.views[name] = upstream_flow.function(**executor.inputs(upstream_flow, state))
+        self._compute_views(executor, state, dataset)
         if flow.kind == FlowKind.AUTO_CDC:
             raise GraphError(
                 f"{dataset!r} is written by a CDC flow; preview its source {flow.source!r} instead"
@@ -263,6 +275,16 @@ class PipelineRunner:
         flagged = ex.flag(frame, expectations)
         _, results = ex.count(flagged, expectations)
         return flagged.limit(limit).toPandas(), results
+
+    def _compute_views(self, executor: FlowExecutor, state: RunState, dataset: str) -> None:
+        """In memory, the upstreams of ``dataset`` that are not stored: temporary views
+        and materialized views not built yet."""
+        for name in self.graph.order([dataset]):
+            upstream = self.graph.datasets[name]
+            not_stored = upstream.kind == DatasetKind.MATERIALIZED_VIEW and not delta_exists(self.path(name))
+            if name != dataset and (upstream.kind == DatasetKind.TEMPORARY_VIEW or not_stored):
+                upstream_flow = self.graph.flows_into(name)[0]
+                state.views[name] = upstream_flow.function(**executor.inputs(upstream_flow, state))
 
 
 def _commit(state: RunState) -> None:

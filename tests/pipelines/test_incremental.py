@@ -1,0 +1,233 @@
+"""Incremental refresh of materialized views (``incremental=dp.by_day`` / ``dp.by_key``)
+on a tiny hand-made pipeline: only changed partitions are recomputed, the others keep
+their rows, the write is the runner's (quarantine, roll-back, event log), and the
+table always equals a full rebuild."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import pytest
+from chispa import assert_df_equality
+
+from lakehouse import maintenance
+from lakehouse import pipelines as dp
+from lakehouse.lake import read_delta, read_json, write_delta
+
+D1, D2, D3, D4 = (dt.date(2026, 11, d) for d in (1, 2, 3, 4))
+SALES = "day date, id int, amount int"
+RATES = "rate int"
+TARGET = "day date, id int, amount int, amount_eur int, computed_in string"
+
+
+@pytest.fixture
+def source(spark):
+    """What the upstream views give on the next run (tests change it between runs)."""
+    return {"sales": [], "rates": [(2,)], "cap": 1000}
+
+
+def _graph(spark, source, *, by_key=False):
+    incremental = (
+        dp.by_key(source="sales", keys=["id"]) if by_key else dp.by_day(source="sales", source_day="day")
+    )
+    with dp.graph("shop") as g:
+
+        @dp.materialized_view
+        def sales():
+            return spark.createDataFrame(source["sales"], SALES)
+
+        @dp.materialized_view
+        def rates():
+            return spark.createDataFrame(source["rates"], RATES)
+
+        @dp.materialized_view(quarantine=True, incremental=incremental)
+        @dp.expect_or_drop("positive_amount", "amount > 0")
+        @dp.expect_or_fail("amount_known", "amount IS NOT NULL")
+        def sales_eur(sales, rates):
+            """One row per sale; ``computed_in`` tells which run computed the row."""
+            label = dp.current().parameters["label"]
+            return sales.crossJoin(rates).selectExpr(
+                "day", "id", "amount", "amount * rate AS amount_eur", f"'{label}' AS computed_in"
+            )
+
+        @dp.materialized_view
+        @dp.expect_or_fail("below_the_cap", f"total < {source['cap']}")
+        def total(sales_eur):
+            return sales_eur.selectExpr("sum(amount_eur) AS total")
+
+    return g
+
+
+def _run(spark, lake, source, label, **options):
+    runner = dp.PipelineRunner(spark, _graph(spark, source, **options), lake, parameters={"label": label})
+    return runner, runner.run(raise_on_failure=False)
+
+
+def _details(run) -> dict:
+    return json.loads(run.event("sales_eur").details)
+
+
+def _rows(spark, runner, dataset="sales_eur"):
+    return read_delta(spark, runner.path(dataset))
+
+
+def _assert_rows(spark, runner, rows, dataset="sales_eur"):
+    assert_df_equality(
+        _rows(spark, runner, dataset),
+        spark.createDataFrame(rows, TARGET),
+        ignore_row_order=True,
+        ignore_nullable=True,
+    )
+
+
+def test_only_changed_days_are_recomputed_late_corrected_and_deleted_rows_included(spark, lake, source):
+    source["sales"] = [(D1, 1, 10), (D2, 2, 20), (D2, 3, -5), (D3, 4, 40)]
+    runner, first = _run(spark, lake, source, "r1")
+    assert first.status == "COMPLETED", first.error
+    assert _details(first) == {"mode": "full", "days": [], "reason": "no previous incremental state"}
+    assert [
+        tuple(r) for r in read_delta(spark, runner.quarantine_path("sales_eur")).select("id").collect()
+    ] == [(3,)]
+
+    # a late sale for day 1, day 2's negative sale corrected, a new day 4; day 3 unchanged
+    source["sales"] = [(D1, 1, 10), (D1, 5, 1), (D2, 2, 20), (D2, 3, 5), (D3, 4, 40), (D4, 6, 60)]
+    runner, second = _run(spark, lake, source, "r2")
+    event = second.event("sales_eur")
+    assert (event.status, event.rows_written) == ("COMPLETED", 5)  # days 1, 2 and 4 only
+    assert _details(second) == {
+        "mode": "days",
+        "days": ["2026-11-01", "2026-11-02", "2026-11-04"],
+        "reason": "source days changed",
+    }
+    _assert_rows(
+        spark,
+        runner,
+        [
+            (D1, 1, 10, 20, "r2"),
+            (D1, 5, 1, 2, "r2"),
+            (D2, 2, 20, 40, "r2"),
+            (D2, 3, 5, 10, "r2"),
+            (D3, 4, 40, 80, "r1"),  # untouched: still the row of the first run
+            (D4, 6, 60, 120, "r2"),
+        ],
+    )
+    assert read_delta(spark, runner.quarantine_path("sales_eur")).count() == 0, "day 2 replaced there too"
+    assert _rows(spark, runner, "total").first()["total"] == 272  # downstream views read the new rows
+
+    # day 4 deleted, a row of day 1 deleted: their rows leave the table
+    source["sales"] = [(D1, 1, 10), (D2, 2, 20), (D2, 3, 5), (D3, 4, 40)]
+    runner, third = _run(spark, lake, source, "r3")
+    assert _details(third)["days"] == ["2026-11-01", "2026-11-04"]
+    assert third.event("sales_eur").rows_written == 1
+    _assert_rows(
+        spark,
+        runner,
+        [(D1, 1, 10, 20, "r3"), (D2, 2, 20, 40, "r2"), (D2, 3, 5, 10, "r2"), (D3, 4, 40, 80, "r1")],
+    )
+
+    runner, again = _run(spark, lake, source, "r4")
+    assert (again.event("sales_eur").status, _details(again)["mode"]) == ("SKIPPED", "unchanged")
+
+    runner = dp.PipelineRunner(spark, _graph(spark, source), lake, parameters={"label": "r5"})
+    full = runner.run(full_refresh=["sales_eur"])  # rebuilds every day, state reset
+    assert _details(full) == {"mode": "full", "days": [], "reason": "full refresh"}
+    _assert_rows(
+        spark,
+        runner,
+        [(D1, 1, 10, 20, "r5"), (D2, 2, 20, 40, "r5"), (D2, 3, 5, 10, "r5"), (D3, 4, 40, 80, "r5")],
+    )
+    source["sales"].append((D3, 7, 1))
+    runner.run(refresh=["sales"], include_upstreams=False)
+    assert runner.incremental_plan("sales_eur").partitions == ["2026-11-03"]  # what the next run does
+
+
+def test_another_input_changing_rebuilds_every_day(spark, lake, source):
+    source["sales"] = [(D1, 1, 10), (D2, 2, 20)]
+    _run(spark, lake, source, "r1")
+    source["rates"] = [(3,)]
+    runner, run = _run(spark, lake, source, "r2")
+    assert _details(run) == {"mode": "full", "days": [], "reason": "other inputs changed: rates"}
+    _assert_rows(spark, runner, [(D1, 1, 10, 30, "r2"), (D2, 2, 20, 60, "r2")])
+
+
+def test_a_failure_after_the_write_rolls_back_and_leaves_the_state_uncommitted(spark, lake, source):
+    source["sales"] = [(D1, 1, 10), (D2, 2, 20)]
+    runner, _ = _run(spark, lake, source, "r1")
+    state_file = lake.system("incremental/shop/sales_eur.json")
+    state_before, version_before = read_json(state_file), maintenance.version(runner.path("sales_eur"))
+
+    source["sales"], source["cap"] = [(D1, 1, 10), (D2, 2, 900)], 1000  # total 1820: fails below_the_cap
+    runner, failed = _run(spark, lake, source, "r2")
+    assert failed.status == "FAILED" and failed.event("total").status == "FAILED"
+    assert failed.event("sales_eur").status == "ROLLED_BACK"
+    assert read_json(state_file) == state_before
+    assert maintenance.version(runner.path("sales_eur")) > version_before  # the restore is a commit
+    _assert_rows(spark, runner, [(D1, 1, 10, 20, "r1"), (D2, 2, 20, 40, "r1")])
+
+    source["cap"] = 10_000  # fixed: the same day is rebuilt, the rest is not
+    runner, fixed = _run(spark, lake, source, "r3")
+    assert fixed.status == "COMPLETED", fixed.error
+    assert _details(fixed)["days"] == ["2026-11-02"]
+    _assert_rows(spark, runner, [(D1, 1, 10, 20, "r1"), (D2, 2, 900, 1800, "r3")])
+
+
+def test_a_failing_expectation_on_the_rebuilt_days_commits_nothing(spark, lake, source):
+    source["sales"] = [(D1, 1, 10)]
+    runner, _ = _run(spark, lake, source, "r1")
+    version_before = maintenance.version(runner.path("sales_eur"))
+    state_before = read_json(lake.system("incremental/shop/sales_eur.json"))
+    source["sales"] = [(D1, 1, 10), (D2, 2, None)]
+    runner, run = _run(spark, lake, source, "r2")
+    assert run.status == "FAILED" and "amount_known" in run.error
+    assert maintenance.version(runner.path("sales_eur")) == version_before
+    assert read_json(lake.system("incremental/shop/sales_eur.json")) == state_before
+    source["sales"] = [(D1, 1, 10), (D2, 2, 7)]
+    runner, fixed = _run(spark, lake, source, "r3")
+    assert _details(fixed)["days"] == ["2026-11-02"]
+    _assert_rows(spark, runner, [(D1, 1, 10, 20, "r1"), (D2, 2, 7, 14, "r3")])
+
+
+def test_rows_another_writer_changed_are_rebuilt_by_day(spark, lake, source):
+    source["sales"] = [(D1, 1, 10), (D2, 2, 20)]
+    runner, _ = _run(spark, lake, source, "r1")
+    stray = spark.createDataFrame([(D2, 9, 1, 1, "someone")], TARGET)
+    write_delta(stray, runner.path("sales_eur"), mode="append")
+    plan = runner.incremental_plan("sales_eur")
+    assert (plan.partitions, plan.reason) == (
+        ["2026-11-02"],
+        "the table's days changed since the last refresh",
+    )
+    runner, run = _run(spark, lake, source, "r2")
+    _assert_rows(spark, runner, [(D1, 1, 10, 20, "r1"), (D2, 2, 20, 40, "r2")])
+
+
+def test_by_key_replaces_only_the_changed_keys(spark, lake, source):
+    source["sales"] = [(D1, 1, 10), (D1, 2, 20), (D2, 3, 30)]
+    runner, first = _run(spark, lake, source, "r1", by_key=True)
+    assert json.loads(first.event("sales_eur").details)["mode"] == "full"
+    source["sales"] = [(D1, 1, 10), (D2, 2, 25), (D2, 4, 40)]  # 2 corrected, 3 deleted, 4 new
+    runner, second = _run(spark, lake, source, "r2", by_key=True)
+    assert json.loads(second.event("sales_eur").details) == {
+        "mode": "keys",
+        "keys": ['{"id":2}', '{"id":3}', '{"id":4}'],
+        "reason": "source keys changed",
+    }
+    _assert_rows(spark, runner, [(D1, 1, 10, 20, "r1"), (D2, 2, 25, 50, "r2"), (D2, 4, 40, 80, "r2")])
+
+
+def test_an_incremental_option_that_cannot_apply_is_refused(spark, lake):
+    with dp.graph("bad") as g:
+
+        @dp.materialized_view
+        def orders():
+            return dp.current().spark.range(1)
+
+        @dp.materialized_view(incremental=dp.by_day(source="order_lines", source_day="day"))
+        def totals(orders):
+            return orders
+
+    with pytest.raises(dp.GraphError, match="reads the source 'order_lines', which is not one of its inputs"):
+        dp.PipelineRunner(spark, g, lake)
+    with pytest.raises(dp.GraphError, match="keys is a list of column names"):
+        dp.by_key(source="orders", keys="id")
