@@ -8,6 +8,10 @@ or by walking up from the current directory, so notebooks run from any sub-folde
 ``load_settings(project_root=folder)`` names it instead: its ``conf/`` files are read
 if it has them, otherwise the defaults apply (a pipeline project of its own, outside
 this repository, see ``lakehouse.pipelines.project``).
+
+This module knows no layer. The sections a layer owns (``ingestion`` of bronze,
+``quality``, ``bi``) are declared by that layer and added by ``lakehouse.settings``,
+which importing the package loads: ``load_settings`` returns that composed model.
 """
 
 from __future__ import annotations
@@ -26,10 +30,6 @@ from pydantic_settings import (
     SettingsConfigDict,
     YamlConfigSettingsSource,
 )
-
-from lakehouse.bi.settings import BiSettings
-from lakehouse.bronze.settings import IngestionSettings
-from lakehouse.quality.settings import QualitySettings
 
 CONFIG_FILE = "lakehouse.yaml"
 
@@ -160,7 +160,8 @@ class ApiSettings(BaseModel):
     port: int = 8000
     access_file: Path = Path("conf/base/access.yaml")  # roles and policies, relative to the project root
     tokens_file: Path = Path("conf/local/api_tokens.yaml")  # written by `lakehouse api token create`
-    tokens: list[ApiToken] = []  # more hashes, e.g. LAKEHOUSE_API__TOKENS='[{"name":..,"role":..,"sha256":..}]'
+    # more hashes, e.g. LAKEHOUSE_API__TOKENS='[{"name":..,"role":..,"sha256":..}]'
+    tokens: list[ApiToken] = []
     default_page_size: int = Field(100, ge=1)
     max_page_size: int = Field(5000, ge=1)
     snapshot_check_seconds: float = Field(1.0, ge=0)  # how stale a cached table version may be
@@ -181,7 +182,8 @@ class MlSettings(BaseModel):
 
 
 class Settings(BaseSettings):
-    """Settings of one lakehouse instance. Paths are absolute once loaded."""
+    """Settings of one lakehouse instance. Paths are absolute once loaded. The layers'
+    sections are fields of the subclass ``lakehouse.settings.LakehouseSettings``."""
 
     profile: str = "local"
     project_root: Path = Field(default_factory=_project_root)
@@ -195,12 +197,9 @@ class Settings(BaseSettings):
     pipelines: PipelineSettings = PipelineSettings()
     notifications: NotificationSettings = NotificationSettings()
     s3: S3Settings | None = None
-    ingestion: IngestionSettings = IngestionSettings()  # how sources reach bronze (lakehouse.bronze.settings)
     governance: GovernanceSettings = GovernanceSettings()
     api: ApiSettings = ApiSettings()
-    quality: QualitySettings = QualitySettings()  # data quality suites (lakehouse.quality)
     ml: MlSettings = MlSettings()  # energy models and their MLflow store (lakehouse.ml)
-    bi: BiSettings = BiSettings()  # Tableau extracts, PostgreSQL BI schema, dashboards (lakehouse.bi)
 
     model_config = SettingsConfigDict(env_prefix="LAKEHOUSE_", env_nested_delimiter="__", extra="forbid")
 
@@ -248,6 +247,17 @@ class Settings(BaseSettings):
         return self.var_dir / "ground_truth"
 
 
+# The model load_settings builds: Settings and the layers' sections (lakehouse.settings).
+_model: type[Settings] = Settings
+
+
+def use_model(model: type[Settings]) -> None:
+    """Make :func:`load_settings` build ``model``, a subclass of :class:`Settings` adding
+    the sections the layers own (called once, by ``lakehouse.settings``)."""
+    global _model
+    _model = model
+
+
 def is_remote_uri(path: str) -> bool:
     return "://" in path and not path.startswith("file://")
 
@@ -264,7 +274,7 @@ def load_settings(**overrides: Any) -> Settings:
         overrides["project_root"] = Path(overrides["project_root"]).expanduser().resolve()
     token = _chosen_root.set(overrides.get("project_root"))
     try:
-        return Settings(**overrides)
+        return _model(**overrides)
     except ConfigError:
         raise
     except Exception as exc:  # pydantic's ValidationError names the field

@@ -12,71 +12,51 @@ schedules), :mod:`lakehouse.jobs.airflow_export` (Airflow DAG), notifications
 (:mod:`lakehouse.jobs.notify`) and the run history table (:mod:`lakehouse.jobs.history`).
 """
 
-from lakehouse.jobs.backfill import Backfill, backfill_job
-from lakehouse.jobs.loader import JobsError, JobsFileError, load_jobs
-from lakehouse.jobs.records import (
-    Attempt,
-    JobFailedError,
-    JobRun,
-    JobState,
-    TaskRun,
-    TaskState,
-    executed_notebooks,
-    find_run,
-    list_runs,
-    load_run,
-    new_run_id,
-)
-from lakehouse.jobs.repair import repair_run
-from lakehouse.jobs.runner import (
-    ConcurrentRunError,
-    JobParameterError,
-    JobPlan,
-    plan_job,
-    run_job,
-    should_run,
-)
-from lakehouse.jobs.schema import (
-    Job,
-    JobParameter,
-    JobsFile,
-    RunIf,
-    Schedule,
-    Task,
-    json_schema,
-    write_json_schema,
-)
+from __future__ import annotations
 
-__all__ = [
-    "Attempt",
-    "Backfill",
-    "ConcurrentRunError",
-    "Job",
-    "JobFailedError",
-    "JobParameter",
-    "JobParameterError",
-    "JobPlan",
-    "JobRun",
-    "JobState",
-    "JobsError",
-    "JobsFile",
-    "JobsFileError",
-    "RunIf",
-    "Schedule",
-    "Task",
-    "TaskRun",
-    "TaskState",
-    "backfill_job",
-    "find_run",
-    "json_schema",
-    "list_runs",
-    "load_jobs",
-    "executed_notebooks",
-    "load_run",
-    "new_run_id",
-    "plan_job",
-    "repair_run",
-    "run_job",
-    "should_run",
-    "write_json_schema",
-]
+import importlib
+from typing import Any
+
+# Where each public name lives. They are imported on first use, so that importing one
+# module of the package (``lakehouse.jobs.hooks``, ``lakehouse.jobs.records``) stays cheap.
+_HOMES = {
+    "backfill": ["Backfill", "backfill_job"],
+    "loader": ["JobsError", "JobsFileError", "load_jobs"],
+    "records": [
+        "Attempt",
+        "JobFailedError",
+        "JobRun",
+        "JobState",
+        "TaskRun",
+        "TaskState",
+        "executed_notebooks",
+        "find_run",
+        "list_runs",
+        "load_run",
+        "new_run_id",
+    ],
+    "repair": ["repair_run"],
+    "runner": ["ConcurrentRunError", "JobParameterError", "JobPlan", "plan_job", "run_job", "should_run"],
+    "schema": [
+        "Job",
+        "JobParameter",
+        "JobsFile",
+        "RunIf",
+        "Schedule",
+        "Task",
+        "json_schema",
+        "write_json_schema",
+    ],
+}
+_MODULE_OF = {name: module for module, names in _HOMES.items() for name in names}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _MODULE_OF:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{_MODULE_OF[name]}"), name)
+    globals()[name] = value
+    return value
+
+
+__all__ = sorted(_MODULE_OF)

@@ -20,6 +20,7 @@ from rich.table import Table
 from rich.tree import Tree
 
 from lakehouse.config import ConfigError, Settings, find_project_root, load_settings
+from lakehouse.jobs import hooks
 from lakehouse.jobs.graph import topological_order
 from lakehouse.jobs.loader import JobsError, load_jobs
 from lakehouse.jobs.progress import STATE_STYLES, format_duration, task_table
@@ -246,7 +247,7 @@ def run_command(
         plan = plan_job(jobs, job, params=params, project_root=settings.project_root, run_id=run_id)
     except JobsError as exc:
         _fail(f"error: {exc}")
-    _keep_postgres_up(settings, quiet=quiet)
+    _start_services(settings, quiet=quiet)
     with _cancel_on_sigterm():
         try:
             run = run_job(
@@ -288,19 +289,16 @@ def _cancel_on_sigterm() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def _keep_postgres_up(settings: Settings, *, quiet: bool) -> None:
-    """Start the embedded PostgreSQL (if configured) and keep it up for the whole run;
-    the task kernels connect to the same server."""
-    if settings.postgres.mode != "embedded":
-        return
-    from lakehouse.postgres import ensure_server
-
+def _start_services(settings: Settings, *, quiet: bool) -> None:
+    """Start the services the application registered for runs (a database, say)
+    and keep them up for the whole run; the task kernels connect to them."""
     try:
-        ensure_server(settings)
+        lines = hooks.start_services(settings)
     except Exception as exc:
-        _fail(f"error: cannot start the embedded PostgreSQL ({settings.postgres_data_dir}): {exc}")
+        _fail(f"error: {exc}")
     if not quiet:
-        click.echo(f"embedded PostgreSQL up (data in {settings.postgres_data_dir})", err=True)
+        for line in lines:
+            click.echo(line, err=True)
 
 
 def _print_summary(run: JobRun) -> None:
@@ -427,7 +425,7 @@ def repair_command(
             + (f"; keeping {', '.join(kept)}" if kept else ""),
             err=True,
         )
-    _keep_postgres_up(settings, quiet=quiet)
+    _start_services(settings, quiet=quiet)
     with _cancel_on_sigterm():
         try:
             run = repair_run(
@@ -508,7 +506,7 @@ def backfill_command(
         line = f"{day.run_date} [{style}]{day.status.value}[/] {day.run_id or ''} {escape(day.message or '')}"
         err.print(line.rstrip(), soft_wrap=True, highlight=False)
 
-    _keep_postgres_up(settings, quiet=quiet)
+    _start_services(settings, quiet=quiet)
     with _cancel_on_sigterm():
         try:
             result = backfill_job(

@@ -1,6 +1,7 @@
 """What happens around a run besides its tasks: notifications (start, end, duration
-warning), the run history table and the audit trail entry. Nothing here may change a run's state: failures
-are logged as warnings and kept in the record."""
+warning), the run history table and the listeners on a finished run the application
+registered (:mod:`lakehouse.jobs.hooks`: the audit trail entry). Nothing here may change
+a run's state: failures are logged as warnings and kept in the record."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import threading
 from dataclasses import dataclass, field
 
 from lakehouse.config import ConfigError, Settings, load_settings
-from lakehouse.jobs import history, notify
+from lakehouse.jobs import history, hooks, notify
 from lakehouse.jobs.records import JobRun, write_run
 from lakehouse.jobs.schema import Job
 
@@ -47,9 +48,7 @@ class RunServices:
             self._timer.cancel()
         if self.record_history:
             self._append_history(run)
-            from lakehouse.governance.audit import record_job_run
-
-            record_job_run(run, self)  # audit trail: who ran what, when (never raises)
+        self._tell_listeners(run)
         if self.notify:
             try:
                 self._send(run, notify.final_event(run))
@@ -75,6 +74,16 @@ class RunServices:
             history.append_run(run, path)
         except Exception as exc:  # the run's own outcome matters more
             self._warn(run, f"run history not written to {path}: {type(exc).__name__}: {exc}")
+
+    def _tell_listeners(self, run: JobRun) -> None:
+        """Call the registered listeners on the finished run; a failure is a warning."""
+        for listener in hooks.run_listeners():
+            try:
+                listener(run, self)
+            except Exception as exc:  # the run's own outcome matters more
+                self._warn(
+                    run, f"{getattr(listener, '__name__', listener)} failed: {type(exc).__name__}: {exc}"
+                )
 
     # --- notifications --------------------------------------------------------------
 
