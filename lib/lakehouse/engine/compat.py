@@ -43,8 +43,9 @@ def nullable_literal(value: Column, anchor: Column) -> Column:
     0.7.2: a literal is NOT NULL, and a ``mergeSchema`` append to a Delta table holding
     a NOT NULL column silently drops the new columns. ``when(lit(True), value)`` and
     ``nullif`` are folded back to NOT NULL when written, so the condition tests a real
-    column (``anchor``), which the optimizer cannot fold. Removable when Sail merges
-    the new columns; the anchor alone when ``when(lit(True), ...)`` stays nullable."""
+    column (``anchor``), which the optimizer cannot fold. The anchor must be nullable:
+    over a NOT NULL column the condition folds to true again. Removable when Sail
+    merges the new columns; the anchor alone when ``when(lit(True), ...)`` stays nullable."""
     return F.when(anchor.isNull() | anchor.isNotNull(), value)
 
 
