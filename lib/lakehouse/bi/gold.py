@@ -2,13 +2,16 @@
 
 Exports are driven by the tables found in the lake (``gold/domain=*/model=*/table=*``),
 not by a fixed list, so a new KPI or prediction table is exported without code changes.
-Keys are declared here for the tables we know; the foreign keys of any table follow
-from its column names (``date_key`` -> ``dim_temps`` ...) when that dimension is in the
-same extract.
+Keys come from the contracts of the gold definitions (``lakehouse.gold.tables``,
+``lakehouse.gold.energy_tables``); a table without one is exported without a key. The
+foreign keys of any table follow from its column names: a column named like the
+reference key of a dimension (``date_key`` -> ``dim_temps``, ``site_id`` -> ``dim_site``)
+refers to it when that dimension is in the same extract.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -19,37 +22,30 @@ import pyarrow.fs as pafs
 
 from lakehouse.lake import Lake, filesystem, scheme
 from lakehouse.maintenance import open_table
+from lakehouse.pipelines.contracts import Contract
 
-# Grain of each known table, as its primary key. dim_site is keyed by site_id (one row
-# per site; site_sk = xxhash64(site_id)) because every fact and KPI table carries site_id.
-PRIMARY_KEYS: dict[str, tuple[str, ...]] = {
-    "dim_temps": ("date_key",),
-    "dim_produit": ("product_sk",),
-    "dim_site": ("site_id",),
-    "dim_machine": ("machine_sk",),
-    "dim_temps_horaire": ("hour_key",),
-    "fact_ventes": ("order_id", "line_number"),
-    "fact_consommation_energie": ("machine_id", "hour_key"),
-    "fact_production": ("batch_id",),
-    "kpi_marge_journaliere": ("date_key", "site_id"),
-    "kpi_rupture_stock": ("date_key", "site_id"),
-    "kpi_performance_livraison": ("date_key", "site_id"),
-    "kpi_marge_produit_site_mois": ("month", "product_id", "site_id"),
-    "kpi_duree_rupture": ("site_id", "product_id", "start_date"),
-    "kpi_rappels_en_stock": ("notice_id", "site_id"),
-    "kpi_energie_machine": ("machine_id", "hour_ts"),
-    "kpi_energie_site": ("site_id", "hour_ts"),
-    "kpi_anomalies_machine": ("machine_id", "start_ts"),
-}
 
-# A column of these names refers to that dimension (whose primary key is the column).
-DIMENSION_OF_COLUMN: dict[str, str] = {
-    "date_key": "dim_temps",
-    "hour_key": "dim_temps_horaire",
-    "site_id": "dim_site",
-    "product_sk": "dim_produit",
-    "machine_sk": "dim_machine",
-}
+@functools.cache
+def gold_contracts() -> dict[str, Contract]:
+    """The contract of each gold dataset of the pipeline, by table name."""
+    from lakehouse.pharma import pharma_graph
+
+    datasets = pharma_graph().datasets.values()
+    return {d.name: d.contract for d in datasets if d.contract and (d.path or "").startswith("gold/")}
+
+
+def dimension_of_column() -> dict[str, str]:
+    """Column name -> the dimension it refers to: the one-column reference key of each
+    dataset some contract's foreign key points to (``site_id`` for ``dim_site``, whose
+    natural key every fact and KPI carries; ``product_sk`` for ``dim_produit``)."""
+    contracts = gold_contracts()
+    targets = {target for contract in contracts.values() for target in contract.foreign_keys.values()}
+    return {
+        contracts[name].reference_key[0]: name
+        for name in sorted(targets)
+        if name in contracts and len(contracts[name].reference_key) == 1
+    }
+
 
 # Dimensions shared across domains: the energy extract also carries the sites.
 SHARED_DIMENSIONS: dict[str, tuple[str, ...]] = {"energy": ("dim_site",)}
@@ -75,8 +71,23 @@ class GoldTable:
     path: str
 
     @property
+    def contract(self) -> Contract | None:
+        return gold_contracts().get(self.name)
+
+    @property
     def primary_key(self) -> tuple[str, ...]:
-        return PRIMARY_KEYS.get(self.name, ())
+        """The contract's key (``dim_site``: ``site_sk``); () without a contract."""
+        return self.contract.keys if self.contract else ()
+
+    @property
+    def natural_key(self) -> tuple[str, ...]:
+        """Another unique key other tables carry (``dim_site``: ``site_id``), or ()."""
+        return self.contract.natural_key if self.contract else ()
+
+    @property
+    def reference_key(self) -> tuple[str, ...]:
+        """The key other tables refer to this one by: the natural key, else the key."""
+        return self.contract.reference_key if self.contract else ()
 
     @property
     def is_fact(self) -> bool:
@@ -153,12 +164,11 @@ def subject_areas(tables: Sequence[GoldTable]) -> list[SubjectArea]:
 
 def foreign_keys(table: GoldTable, columns: Sequence[str], available: Sequence[str]) -> list[tuple[str, str]]:
     """``(column, dimension)`` pairs of ``table`` whose dimension is in ``available``."""
+    dimensions = dimension_of_column()
     return [
-        (column, DIMENSION_OF_COLUMN[column])
+        (column, dimensions[column])
         for column in columns
-        if column in DIMENSION_OF_COLUMN
-        and DIMENSION_OF_COLUMN[column] in available
-        and DIMENSION_OF_COLUMN[column] != table.name
+        if column in dimensions and dimensions[column] in available and dimensions[column] != table.name
     ]
 
 

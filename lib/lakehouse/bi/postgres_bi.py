@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 from psycopg import sql
 
-from lakehouse.bi.gold import BiExportError, GoldTable, check_primary_key
+from lakehouse.bi.gold import BiExportError, GoldTable, check_primary_key, gold_contracts
 from lakehouse.postgres import PostgresEndpoint, connect
 
 LoadMode = Literal["replace", "merge"]
@@ -32,17 +32,19 @@ FILTER_COLUMNS = ("date_key", "hour_ts", "site_id", "product_sk", "machine_sk", 
 @dataclass(frozen=True)
 class DashboardView:
     """A view named for a dashboard: every column of its base table ``f`` plus the
-    labels of its dimensions, so new gold columns show up without code changes."""
+    labels of its dimensions, so new gold columns show up without code changes. Each
+    dimension is joined on its reference key (its contract's natural key, else its key),
+    a column of the same name in the base table."""
 
     name: str
     base: str
-    joins: tuple[tuple[str, str, str], ...]  # (dimension, alias, join condition)
+    joins: tuple[tuple[str, str], ...]  # (dimension, alias)
     extras: tuple[tuple[str, str], ...]  # (expression, column name), skipped if the base has it
     where: str = ""
 
     @property
     def needs(self) -> tuple[str, ...]:
-        return (self.base, *(dimension for dimension, _, _ in self.joins))
+        return (self.base, *(dimension for dimension, _ in self.joins))
 
     def select(self, schema: str, base_columns: Sequence[str]) -> sql.Composed:
         extras = [sql.SQL("{} AS {}").format(sql.SQL(expr), sql.Identifier(name))
@@ -50,16 +52,20 @@ class DashboardView:
         statement = sql.SQL("SELECT {} FROM {} f").format(
             sql.SQL(", ").join([sql.SQL("f.*"), *extras]), sql.Identifier(schema, self.base)
         )
-        for dimension, alias, condition in self.joins:
-            statement += sql.SQL(" LEFT JOIN {} {} ON {}").format(
-                sql.Identifier(schema, dimension), sql.SQL(alias), sql.SQL(condition)
+        for dimension, alias in self.joins:
+            (key,) = gold_contracts()[dimension].reference_key
+            statement += sql.SQL(" LEFT JOIN {} {} ON {} = {}").format(
+                sql.Identifier(schema, dimension),
+                sql.SQL(alias),
+                sql.Identifier(alias, key),
+                sql.Identifier("f", key),
             )
         return statement + sql.SQL(f" WHERE {self.where}" if self.where else "")
 
 
-_SITE = ("dim_site", "s", "s.site_id = f.site_id")
+_SITE = ("dim_site", "s")
 _SITE_LABELS = (("s.site_name", "site_name"), ("s.region", "region"))
-_MACHINE = ("dim_machine", "m", "m.machine_sk = f.machine_sk")
+_MACHINE = ("dim_machine", "m")
 _ENERGY_LABELS = (
     ("to_date(f.date_key::text, 'YYYYMMDD')", "date"),
     ("m.machine_type", "machine_type"),
@@ -186,8 +192,9 @@ def _upsert(conn: Any, schema: str, table: GoldTable, columns: list[str], stage:
 
 def _read_checked(table: GoldTable) -> pa.Table:
     data = table.read()
-    if table.primary_key:
-        check_primary_key(table.name, data, table.primary_key)
+    for key in (table.primary_key, table.natural_key):
+        if key:
+            check_primary_key(table.name, data, key)
     return data
 
 
@@ -233,13 +240,17 @@ def _create_table(conn: Any, schema: str, table: GoldTable, arrow_schema: pa.Sch
         sql.SQL("{} {}{}").format(
             sql.Identifier(f.name),
             sql.SQL(postgres_type(table.name, f)),
-            sql.SQL(" NOT NULL" if f.name in table.primary_key else ""),
+            sql.SQL(" NOT NULL" if f.name in (*table.primary_key, *table.natural_key) else ""),
         )
         for f in arrow_schema
     ]
     if table.primary_key:
         columns.append(
             sql.SQL("PRIMARY KEY ({})").format(sql.SQL(", ").join(map(sql.Identifier, table.primary_key)))
+        )
+    if table.natural_key:
+        columns.append(
+            sql.SQL("UNIQUE ({})").format(sql.SQL(", ").join(map(sql.Identifier, table.natural_key)))
         )
     conn.execute(
         sql.SQL("CREATE TABLE {} ({})").format(

@@ -2,8 +2,11 @@
 
 Each extract holds a domain's gold tables in the ``Extract`` schema with their
 types (DATE, TIMESTAMP, NUMERIC for money), NOT NULL keys and *assumed* primary and
-foreign keys, from which Tableau builds the relationships of the data model. With
-``single_table=True`` each fact is instead joined to its dimensions into one
+foreign keys, from which Tableau builds the relationships of the data model. Hyper
+accepts a foreign key only to a table's assumed primary key, so each table is keyed on
+its contract's reference key: ``dim_site`` on its natural key ``site_id``, which every
+fact and KPI carries, rather than on the star's ``site_sk``, which only ``fact_ventes``
+has. With ``single_table=True`` each fact is instead joined to its dimensions into one
 ``"Extract"."Extract"`` table (one file per fact), the shape older Tableau servers read.
 
 A file is written under a temporary name in the same folder and moved over the old one
@@ -133,14 +136,14 @@ def write_star(conn: Any, area: SubjectArea) -> dict[str, int]:
     with tempfile.TemporaryDirectory(prefix="hyper-stage-") as stage:
         for table in area.tables:
             data = normalise(table.read())
-            if table.primary_key:
-                check_primary_key(table.name, data, table.primary_key)
-            rows[table.name] = insert_table(conn, table.name, data, Path(stage), not_null=table.primary_key)
+            if table.reference_key:
+                check_primary_key(table.name, data, table.reference_key)
+            rows[table.name] = insert_table(conn, table.name, data, Path(stage), not_null=table.reference_key)
             columns[table.name] = data.schema.names
     for table in area.tables:
-        if table.primary_key:
+        if table.reference_key:
             conn.execute_command(
-                f"ALTER TABLE {_table(table.name)} ADD ASSUMED PRIMARY KEY ({_columns(table.primary_key)})"
+                f"ALTER TABLE {_table(table.name)} ADD ASSUMED PRIMARY KEY ({_columns(table.reference_key)})"
             )
     for table in area.tables:
         for column, dimension in foreign_keys(table, columns[table.name], names):
@@ -156,15 +159,17 @@ def write_denormalised(conn: Any, area: SubjectArea, fact: GoldTable) -> dict[st
     conn.catalog.create_schema(SCHEMA)
     data = denormalise(fact, area)
     with tempfile.TemporaryDirectory(prefix="hyper-stage-") as stage:
-        return {SINGLE_TABLE: insert_table(conn, SINGLE_TABLE, data, Path(stage), not_null=fact.primary_key)}
+        return {
+            SINGLE_TABLE: insert_table(conn, SINGLE_TABLE, data, Path(stage), not_null=fact.reference_key)
+        }
 
 
 def denormalise(fact: GoldTable, area: SubjectArea) -> pa.Table:
     """The fact's rows (same count) with the columns of its dimensions; a dimension
     column whose name the result already has is prefixed with the dimension's name."""
     data = normalise(fact.read())
-    if fact.primary_key:
-        check_primary_key(fact.name, data, fact.primary_key)
+    if fact.reference_key:
+        check_primary_key(fact.name, data, fact.reference_key)
     for column, dimension_name in foreign_keys(fact, data.schema.names, [t.name for t in area.tables]):
         dimension = area.table(dimension_name)
         assert dimension is not None  # foreign_keys only returns dimensions of the area

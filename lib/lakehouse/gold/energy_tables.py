@@ -29,7 +29,12 @@ CALENDAR_YEARS_AROUND = 1  # dim_temps_horaire: the run date's year and one year
 _CLASSES = ", ".join(f"'{c}'" for c in ANOMALY_CLASSES)
 
 
-@dp.materialized_view(path="gold/domain=energy/model=star/table=dim_machine")
+@dp.materialized_view(
+    path="gold/domain=energy/model=star/table=dim_machine",
+    contract=dp.Contract(
+        keys=("machine_sk",), grain="one row per machine version", owner="energy-operations"
+    ),
+)
 @dp.expect_or_fail("machine_sk_present", "machine_sk IS NOT NULL")
 @dp.expect_or_fail("valid_period", "valid_to > valid_from")
 def dim_machine(silver_machine_history):
@@ -38,7 +43,10 @@ def dim_machine(silver_machine_history):
     return build_dim_machine(silver_machine_history).transform(with_unknown_machine)
 
 
-@dp.materialized_view(path="gold/domain=energy/model=star/table=dim_temps_horaire")
+@dp.materialized_view(
+    path="gold/domain=energy/model=star/table=dim_temps_horaire",
+    contract=dp.Contract(keys=("hour_key",), grain="one row per UTC hour", owner="energy-operations"),
+)
 @dp.expect_or_fail("hour_key_matches_date_key", "hour_key = -1 OR hour_key DIV 100 = date_key")
 def dim_temps_horaire():
     """Calendar, one row per hour (key hour_key yyyymmddHH, UTC), working hours
@@ -52,14 +60,28 @@ def dim_temps_horaire():
 
 def stored_anomaly_scores() -> DataFrame | None:
     """The anomaly model's scores as stored (written by the ML scoring, outside this
-    pipeline), None while no model has scored; the incremental refresh fingerprints
-    their days too (see lakehouse.gold.incremental)."""
+    pipeline), None while no model has scored; fact_consommation_energie's refresh by
+    day fingerprints their days too (extra_day_inputs)."""
     context = dp.current()
     path = f"{context.lake.root}/{ANOMALY_SCORES_PATH}"
     return read_delta(context.spark, path) if delta_exists(path) else None
 
 
-@dp.materialized_view(path="gold/domain=energy/model=star/table=fact_consommation_energie")
+@dp.materialized_view(
+    path="gold/domain=energy/model=star/table=fact_consommation_energie",
+    incremental=dp.by_day(
+        source="silver_iot_readings_hourly",
+        source_day="hour_ts",
+        target_day="hour_ts",
+        extra_day_inputs={ANOMALY_SCORES_PATH: "hour_ts"},  # a day scored since is rebuilt too
+    ),
+    contract=dp.Contract(
+        keys=("machine_id", "hour_key"),
+        grain="one row per machine and hour",
+        owner="energy-operations",
+        foreign_keys={"machine_sk": "dim_machine", "hour_key": "dim_temps_horaire"},
+    ),
+)
 @dp.expect("machine_resolved", "machine_sk <> -1")
 @dp.expect("hour_resolved", "hour_key <> -1")
 @dp.expect_or_fail("keys_present", "machine_sk IS NOT NULL AND hour_key IS NOT NULL")
@@ -76,7 +98,15 @@ def fact_consommation_energie(silver_iot_readings_hourly, dim_machine, dim_temps
     )
 
 
-@dp.materialized_view(path="gold/domain=energy/model=star/table=fact_production")
+@dp.materialized_view(
+    path="gold/domain=energy/model=star/table=fact_production",
+    contract=dp.Contract(
+        keys=("batch_id",),
+        grain="one row per production batch",
+        owner="energy-operations",
+        foreign_keys={"machine_sk": "dim_machine"},
+    ),
+)
 @dp.expect("energy_attributed", "attributed_kwh IS NOT NULL")
 @dp.expect("machine_resolved", "machine_sk <> -1")
 def fact_production(silver_production_runs, silver_iot_readings_hourly, dim_machine):
@@ -85,7 +115,12 @@ def fact_production(silver_production_runs, silver_iot_readings_hourly, dim_mach
     return build_fact_production(silver_production_runs, silver_iot_readings_hourly, dim_machine)
 
 
-@dp.materialized_view(path="gold/domain=energy/model=kpi/table=kpi_energie_machine")
+@dp.materialized_view(
+    path="gold/domain=energy/model=kpi/table=kpi_energie_machine",
+    contract=dp.Contract(
+        keys=("machine_id", "hour_ts"), grain="one row per machine and hour", owner="energy-operations"
+    ),
+)
 @dp.expect_or_fail("rolling_covers_the_hour", "rolling_24h_kwh >= kwh - 0.001 OR kwh < 0")  # sums to 1e-6 kWh
 def kpi_energie_machine(fact_consommation_energie):
     """kWh per machine and hour with the rolling 24 h total (key machine_id, hour_ts);
@@ -93,13 +128,25 @@ def kpi_energie_machine(fact_consommation_energie):
     return build_kpi_energie_machine(fact_consommation_energie)
 
 
-@dp.materialized_view(path="gold/domain=energy/model=kpi/table=kpi_energie_site")
+@dp.materialized_view(
+    path="gold/domain=energy/model=kpi/table=kpi_energie_site",
+    contract=dp.Contract(
+        keys=("site_id", "hour_ts"), grain="one row per site and hour", owner="energy-operations"
+    ),
+)
 def kpi_energie_site(fact_consommation_energie):
     """kWh per site and hour with the rolling 24 h total (key site_id, hour_ts)."""
     return build_kpi_energie_site(fact_consommation_energie)
 
 
-@dp.materialized_view(path="gold/domain=energy/model=kpi/table=kpi_anomalies_machine")
+@dp.materialized_view(
+    path="gold/domain=energy/model=kpi/table=kpi_anomalies_machine",
+    contract=dp.Contract(
+        keys=("machine_id", "start_ts"),
+        grain="one row per anomaly episode (machine and first hour)",
+        owner="energy-operations",
+    ),
+)
 @dp.expect_or_fail(
     "known_episode_class", f"anomaly_class IN ({', '.join(repr(c) for c in ANOMALOUS_CLASSES)})"
 )

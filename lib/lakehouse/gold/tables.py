@@ -30,7 +30,10 @@ from lakehouse.gold.pharma import (
 CALENDAR_YEARS_AROUND = 1  # dim_temps: the run date's year and one year on each side
 
 
-@dp.materialized_view(path="gold/domain=pharma/model=star/table=dim_temps")
+@dp.materialized_view(
+    path="gold/domain=pharma/model=star/table=dim_temps",
+    contract=dp.Contract(keys=("date_key",), grain="one row per day", owner="data-platform"),
+)
 @dp.expect_or_fail("date_key_matches_date", "date_key = CAST(date_format(date, 'yyyyMMdd') AS INT)")
 def dim_temps():
     """Calendar, one row per day (key date_key yyyymmdd), ISO weeks, French holidays;
@@ -42,14 +45,26 @@ def dim_temps():
     return build_dim_temps(context.spark, start, end).transform(with_unknown_date)
 
 
-@dp.materialized_view(path="gold/domain=pharma/model=star/table=dim_produit")
+@dp.materialized_view(
+    path="gold/domain=pharma/model=star/table=dim_produit",
+    contract=dp.Contract(
+        keys=("product_sk",),
+        grain="one row per product version (price and cost period)",
+        owner="sales-analytics",
+    ),
+)
 @dp.expect_or_fail("product_sk_present", "product_sk IS NOT NULL")
 def dim_produit(silver_products, silver_product_prices):
     """Products, SCD type 2 over price and cost periods (key product_sk; -1 unknown)."""
     return build_dim_produit(silver_products, silver_product_prices).transform(with_unknown_product)
 
 
-@dp.materialized_view(path="gold/domain=pharma/model=star/table=dim_site")
+@dp.materialized_view(
+    path="gold/domain=pharma/model=star/table=dim_site",
+    contract=dp.Contract(
+        keys=("site_sk",), natural_key=("site_id",), grain="one row per site", owner="supply-chain"
+    ),
+)
 @dp.expect_or_fail("site_sk_present", "site_sk IS NOT NULL")
 def dim_site(silver_sites):
     """Plants and distribution centres, one row per site (key site_sk = xxhash64(site_id);
@@ -57,7 +72,16 @@ def dim_site(silver_sites):
     return build_dim_site(silver_sites).transform(with_unknown_site)
 
 
-@dp.materialized_view(path="gold/domain=pharma/model=star/table=fact_ventes")
+@dp.materialized_view(
+    path="gold/domain=pharma/model=star/table=fact_ventes",
+    incremental=dp.by_day(source="silver_order_lines", source_day="order_date", target_day="order_date"),
+    contract=dp.Contract(
+        keys=("order_id", "line_number"),
+        grain="one row per order line",
+        owner="sales-analytics",
+        foreign_keys={"product_sk": "dim_produit", "site_sk": "dim_site", "date_key": "dim_temps"},
+    ),
+)
 @dp.expect("product_resolved", "product_sk <> -1")
 @dp.expect("site_resolved", "site_sk <> -1")
 @dp.expect("date_resolved", "date_key <> -1")
@@ -71,13 +95,23 @@ def fact_ventes(silver_order_lines, dim_produit, dim_site, dim_temps):
     return resolve_key(fact, dim_temps, "date_key")
 
 
-@dp.materialized_view(path="gold/domain=pharma/model=kpi/table=kpi_marge_journaliere")
+@dp.materialized_view(
+    path="gold/domain=pharma/model=kpi/table=kpi_marge_journaliere",
+    contract=dp.Contract(
+        keys=("date_key", "site_id"), grain="one row per day and site", owner="sales-analytics"
+    ),
+)
 def kpi_marge_journaliere(fact_ventes):
     """Net revenue, cost and margin per day and site (key date_key, site_id)."""
     return build_kpi_marge_journaliere(fact_ventes)
 
 
-@dp.materialized_view(path="gold/domain=pharma/model=kpi/table=kpi_rupture_stock")
+@dp.materialized_view(
+    path="gold/domain=pharma/model=kpi/table=kpi_rupture_stock",
+    contract=dp.Contract(
+        keys=("date_key", "site_id"), grain="one row per snapshot day and site", owner="supply-chain"
+    ),
+)
 @dp.expect_or_fail(
     "rates_between_0_and_1",
     "stockout_rate BETWEEN 0 AND 1 AND below_safety_stock_rate BETWEEN 0 AND 1",
@@ -87,7 +121,12 @@ def kpi_rupture_stock(silver_stock_snapshots):
     return build_kpi_rupture_stock(silver_stock_snapshots)
 
 
-@dp.materialized_view(path="gold/domain=pharma/model=kpi/table=kpi_performance_livraison")
+@dp.materialized_view(
+    path="gold/domain=pharma/model=kpi/table=kpi_performance_livraison",
+    contract=dp.Contract(
+        keys=("date_key", "site_id"), grain="one row per promised day and site", owner="supply-chain"
+    ),
+)
 @dp.expect_or_fail(
     "counts_add_up",
     "deliveries_delivered + deliveries_pending = deliveries_due AND deliveries_otif + deliveries_late <= deliveries_delivered",
@@ -97,7 +136,14 @@ def kpi_performance_livraison(silver_deliveries):
     return build_kpi_performance_livraison(silver_deliveries)
 
 
-@dp.materialized_view(path="gold/domain=pharma/model=kpi/table=kpi_marge_produit_site_mois")
+@dp.materialized_view(
+    path="gold/domain=pharma/model=kpi/table=kpi_marge_produit_site_mois",
+    contract=dp.Contract(
+        keys=("month", "product_id", "site_id"),
+        grain="one row per month, product and site",
+        owner="sales-analytics",
+    ),
+)
 @dp.expect("cost_known", "lines_without_cost = 0")
 def kpi_marge_produit_site_mois(fact_ventes):
     """Net revenue, cost and margin per month, product and site (key month, product_id,
@@ -105,7 +151,14 @@ def kpi_marge_produit_site_mois(fact_ventes):
     return build_kpi_marge_produit_site_mois(fact_ventes)
 
 
-@dp.materialized_view(path="gold/domain=pharma/model=kpi/table=kpi_duree_rupture")
+@dp.materialized_view(
+    path="gold/domain=pharma/model=kpi/table=kpi_duree_rupture",
+    contract=dp.Contract(
+        keys=("site_id", "product_id", "start_date"),
+        grain="one row per stock-out episode (site, product and first day)",
+        owner="supply-chain",
+    ),
+)
 @dp.expect_or_fail("positive_duration", "days_out_of_stock >= 1 AND end_date >= start_date")
 def kpi_duree_rupture(silver_stock_snapshots):
     """Stock-out episodes per site and product (key site_id, product_id, start_date):
@@ -113,7 +166,12 @@ def kpi_duree_rupture(silver_stock_snapshots):
     return build_kpi_duree_rupture(silver_stock_snapshots)
 
 
-@dp.materialized_view(path="gold/domain=pharma/model=kpi/table=kpi_rappels_en_stock")
+@dp.materialized_view(
+    path="gold/domain=pharma/model=kpi/table=kpi_rappels_en_stock",
+    contract=dp.Contract(
+        keys=("notice_id", "site_id"), grain="one row per recall notice and site", owner="quality-assurance"
+    ),
+)
 def kpi_rappels_en_stock(silver_recalls, silver_stock_snapshots):
     """Recalled products of ours still on hand at a site's latest snapshot (key
     notice_id, site_id)."""

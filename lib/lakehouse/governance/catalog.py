@@ -3,15 +3,17 @@
 Sources, merged per table:
 
 - the pipeline graph (``lakehouse.pharma.pharma_graph``): name, kind, path, description
-  (the definition's docstring), expectations, upstream and downstream lineage;
+  (the definition's docstring), expectations, upstream and downstream lineage, and the
+  dataset's contract: keys, grain, foreign keys, owner and PII tags;
 - the Delta tables of the lake (delta-rs): schema, row count, version, last update;
-- ``conf/base/catalog.yaml`` (validated here): owners, column descriptions, PII tags,
-  erasure keys.
+- ``conf/base/catalog.yaml`` (validated here): the owners' contacts, column
+  descriptions, erasure keys, and the owner and PII tags of tables without a contract
+  (bronze, system tables).
 
 Published as the Delta table ``_system/catalog`` (one row per table), a JSON document
 and a static HTML page (``publish``). ``check`` lists governance problems: a gold
-table without owner or description, personal data in gold, catalog.yaml drifting from
-the tables.
+table without contract or description, personal data in gold, catalog.yaml drifting
+from the tables or restating what a contract declares.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 import pyarrow as pa
 import yaml
@@ -31,7 +33,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from lakehouse import maintenance
 from lakehouse.catalog import find_tables, table_name
-from lakehouse.lake import Lake, delta_exists
+from lakehouse.lake import GoldModel, Lake, delta_exists
+from lakehouse.pipelines.contracts import Contract, contracts_markdown
 from lakehouse.pipelines.graph import PipelineGraph
 
 CATALOG_TABLE = "catalog"
@@ -64,7 +67,9 @@ class TableDoc(BaseModel):
     @model_validator(mode="after")
     def _erasure_key_is_documented(self) -> TableDoc:
         if self.erasure_key and self.columns and self.erasure_key not in self.columns:
-            raise ValueError(f"erasure_key {self.erasure_key!r} is not one of its columns {sorted(self.columns)}")
+            raise ValueError(
+                f"erasure_key {self.erasure_key!r} is not one of its columns {sorted(self.columns)}"
+            )
         return self
 
 
@@ -136,6 +141,15 @@ class CatalogEntry:
     has_personal_data: bool = False
     exists: bool = False
     tags: list[str] = field(default_factory=list)
+    # From the dataset's contract (None / empty without one).
+    grain: str | None = None
+    keys: list[str] = field(default_factory=list)
+    natural_key: list[str] = field(default_factory=list)
+    foreign_keys: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def has_contract(self) -> bool:
+        return self.grain is not None  # every contract states its grain
 
 
 def build_catalog(lake: Lake | str, graph: PipelineGraph, config: CatalogConfig) -> list[CatalogEntry]:
@@ -160,14 +174,16 @@ def _dataset_entry(
     relative = dataset.path or f"pipelines/{graph.name}/{name}"
     path = relative if "://" in relative or relative.startswith("/") else f"{lake.root}/{relative}"
     doc = config.tables.get(name, TableDoc())
+    contract = dataset.contract
+    owner = contract.owner if contract else doc.owner
     entry = CatalogEntry(
         name=name,
         layer=relative.split("/", 1)[0],
         domain=_domain(relative),
         kind=dataset.kind.value,
         path=path,
-        owner=doc.owner,
-        owner_contact=config.owners.get(doc.owner or ""),
+        owner=owner,
+        owner_contact=config.owners.get(owner or ""),
         description=(doc.description or _one_paragraph(dataset.comment)),
         columns=[],
         row_count=None,
@@ -181,10 +197,17 @@ def _dataset_entry(
         ],
         erasure_key=doc.erasure_key,
     )
-    return _with_table_facts(entry, doc)
+    if contract is not None:
+        entry.grain = contract.grain
+        entry.keys = list(contract.keys)
+        entry.natural_key = list(contract.natural_key)
+        entry.foreign_keys = dict(contract.foreign_keys)
+    return _with_table_facts(entry, doc, _pii(contract))
 
 
-def _lake_only_entry(lake: Lake, path: str, config: CatalogConfig, by_path: dict[str, CatalogEntry]) -> CatalogEntry:
+def _lake_only_entry(
+    lake: Lake, path: str, config: CatalogConfig, by_path: dict[str, CatalogEntry]
+) -> CatalogEntry:
     name = table_name(lake.root, path)
     relative = path[len(lake.root) :].strip("/")
     parent = by_path.get(path.removesuffix("_quarantine")) if path.endswith("_quarantine") else None
@@ -215,15 +238,21 @@ def _lake_only_entry(lake: Lake, path: str, config: CatalogConfig, by_path: dict
         erasure_key=doc.erasure_key or (parent.erasure_key if parent is not None else None),
     )
     parent_doc = config.tables.get(parent.name, TableDoc()) if parent is not None else TableDoc()
-    return _with_table_facts(entry, doc if doc.columns else parent_doc)
+    parent_pii = {c.name: c.pii for c in parent.columns if c.pii in SENSITIVE} if parent is not None else {}
+    return _with_table_facts(entry, doc if doc.columns else parent_doc, parent_pii)
 
 
-def _with_table_facts(entry: CatalogEntry, doc: TableDoc) -> CatalogEntry:
-    """Fill schema, row count, version and last update from the Delta table if it exists."""
+def _pii(contract: Contract | None) -> dict[str, str]:
+    return dict(contract.pii) if contract is not None else {}
+
+
+def _with_table_facts(entry: CatalogEntry, doc: TableDoc, pii: dict[str, str]) -> CatalogEntry:
+    """Fill schema, row count, version and last update from the Delta table if it exists;
+    ``pii`` (the contract's tags) adds to the tags of catalog.yaml."""
     if delta_exists(entry.path):
         table = maintenance.open_table(entry.path)
         schema = pa.schema(table.schema().to_arrow())
-        entry.columns = [_column(f.name, str(f.type), f.nullable, doc) for f in schema]
+        entry.columns = [_column(f.name, str(f.type), f.nullable, doc, pii) for f in schema]
         entry.row_count = table.to_pyarrow_dataset().count_rows()
         entry.version = table.version()
         (last,) = table.history(1) or [{}]
@@ -233,15 +262,20 @@ def _with_table_facts(entry: CatalogEntry, doc: TableDoc) -> CatalogEntry:
         entry.last_operation = last.get("operation")
         entry.exists = True
     else:
-        entry.columns = [_column(name, None, None, doc) for name in doc.columns]
+        documented = [*doc.columns, *(name for name in pii if name not in doc.columns)]
+        entry.columns = [_column(name, None, None, doc, pii) for name in documented]
     entry.has_personal_data = any(c.pii in SENSITIVE for c in entry.columns)
-    entry.tags = [tag for tag in ("pii",) if entry.has_personal_data] + (["erasable"] if entry.erasure_key else [])
+    entry.tags = [tag for tag in ("pii",) if entry.has_personal_data] + (
+        ["erasable"] if entry.erasure_key else []
+    )
     return entry
 
 
-def _column(name: str, type_: str | None, nullable: bool | None, doc: TableDoc) -> CatalogColumn:
+def _column(
+    name: str, type_: str | None, nullable: bool | None, doc: TableDoc, pii: dict[str, str]
+) -> CatalogColumn:
     column_doc = doc.columns.get(name, ColumnDoc())
-    return CatalogColumn(name, type_, nullable, column_doc.description, column_doc.pii)
+    return CatalogColumn(name, type_, nullable, column_doc.description, pii.get(name, column_doc.pii))
 
 
 def _domain(relative: str) -> str:
@@ -269,7 +303,11 @@ def check(entries: Iterable[CatalogEntry], config: CatalogConfig) -> list[str]:
     """Governance problems, each naming the table (empty list: all good)."""
     entries = list(entries)
     by_name = {entry.name: entry for entry in entries}
-    sensitive = config.sensitive_columns()
+    sensitive = config.sensitive_columns()  # catalog.yaml first (file order), then contracts
+    for entry in entries:
+        for column in entry.columns:
+            if column.pii in SENSITIVE:
+                sensitive.setdefault(column.name, f"{entry.name}.{column.name}")
     # Dataset names must exist; lake table names ("_system.job_runs") only once built.
     problems = [
         f"catalog.yaml documents {name!r}, which is not a dataset of the pipeline"
@@ -284,8 +322,8 @@ def check(entries: Iterable[CatalogEntry], config: CatalogConfig) -> list[str]:
 def _entry_problems(
     entry: CatalogEntry, config: CatalogConfig, sensitive: dict[str, str], by_name: dict[str, CatalogEntry]
 ) -> list[str]:
-    problems = []
     doc = config.tables.get(entry.name, TableDoc())
+    problems = _contract_problems(entry, doc, config) if entry.has_contract else []
     if entry.exists:
         present = {c.name for c in entry.columns}
         problems += [
@@ -295,10 +333,19 @@ def _entry_problems(
         ]
     if entry.layer != "gold":
         return problems
-    if not entry.owner:
-        problems.append(f"gold table {entry.name}: no owner (add `owner:` under tables.{entry.name} in catalog.yaml)")
+    if not entry.has_contract and entry.name in by_name and entry.kind not in _LAKE_ONLY_KINDS:
+        problems.append(
+            f"gold table {entry.name}: no contract (declare contract=dp.Contract(keys=..., grain=..., "
+            "owner=...) on its definition)"
+        )
+    elif not entry.owner:
+        problems.append(
+            f"gold table {entry.name}: no owner (add `owner:` under tables.{entry.name} in catalog.yaml)"
+        )
     if not entry.description:
-        problems.append(f"gold table {entry.name}: no description (a docstring on its definition or `description:`)")
+        problems.append(
+            f"gold table {entry.name}: no description (a docstring on its definition or `description:`)"
+        )
     for column in entry.columns:
         if column.pii in SENSITIVE or column.name in sensitive:
             where = sensitive.get(column.name, f"{entry.name}.{column.name}")
@@ -307,7 +354,33 @@ def _entry_problems(
                 "gold and exports must carry none"
             )
     for source in _reads_personal_data(entry.name, by_name):
-        problems.append(f"gold table {entry.name}: reads {source}, which holds personal (not pseudonymised) data")
+        problems.append(
+            f"gold table {entry.name}: reads {source}, which holds personal (not pseudonymised) data"
+        )
+    return problems
+
+
+_LAKE_ONLY_KINDS = ("quarantine", "system_table")
+
+
+def _contract_problems(entry: CatalogEntry, doc: TableDoc, config: CatalogConfig) -> list[str]:
+    """catalog.yaml restating what the contract declares, or an owner it does not know."""
+    problems = []
+    if entry.owner not in config.owners:
+        problems.append(
+            f"{entry.name}: the owner {entry.owner!r} of its contract is not a team of `owners:` in catalog.yaml"
+        )
+    if doc.owner is not None:
+        problems.append(
+            f"{entry.name}: catalog.yaml gives it an owner ({doc.owner!r}); its contract declares it: "
+            f"remove `owner:` under tables.{entry.name}"
+        )
+    problems += [
+        f"{entry.name}: catalog.yaml tags column {column!r} as {column_doc.pii}; its contract declares "
+        "its PII: move the tag to the contract's pii="
+        for column, column_doc in doc.columns.items()
+        if column_doc.pii != "none"
+    ]
     return problems
 
 
@@ -330,7 +403,13 @@ def _reads_personal_data(name: str, by_name: dict[str, CatalogEntry]) -> list[st
 # --- publishing ----------------------------------------------------------------------------
 
 _COLUMN = pa.struct(
-    [("name", pa.string()), ("type", pa.string()), ("nullable", pa.bool_()), ("description", pa.string()), ("pii", pa.string())]
+    [
+        ("name", pa.string()),
+        ("type", pa.string()),
+        ("nullable", pa.bool_()),
+        ("description", pa.string()),
+        ("pii", pa.string()),
+    ]
 )
 _EXPECTATION = pa.struct([("name", pa.string()), ("predicate", pa.string()), ("action", pa.string())])
 TABLE_SCHEMA = pa.schema(
@@ -355,6 +434,10 @@ TABLE_SCHEMA = pa.schema(
         ("has_personal_data", pa.bool_()),
         ("exists", pa.bool_()),
         ("tags", pa.list_(pa.string())),
+        ("grain", pa.string()),
+        ("keys", pa.list_(pa.string())),
+        ("natural_key", pa.list_(pa.string())),
+        ("foreign_keys", pa.map_(pa.string(), pa.string())),
         ("generated_at", pa.timestamp("us", tz="UTC")),
     ]
 )
@@ -368,7 +451,9 @@ class Published:
     tables: int
 
 
-def publish(entries: list[CatalogEntry], lake: Lake | str, out_dir: str | Path, *, generated_at: dt.datetime) -> Published:
+def publish(
+    entries: list[CatalogEntry], lake: Lake | str, out_dir: str | Path, *, generated_at: dt.datetime
+) -> Published:
     """Write ``_system/catalog`` (replaced in one commit), ``catalog.json`` and ``catalog.html``."""
     from lakehouse.governance.catalog_html import render_html
 
@@ -384,11 +469,17 @@ def publish(entries: list[CatalogEntry], lake: Lake | str, out_dir: str | Path, 
     )
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    document = {"generated_at": generated_at.isoformat(), "lake_root": lake.root, "tables": [asdict(e) for e in entries]}
+    document = {
+        "generated_at": generated_at.isoformat(),
+        "lake_root": lake.root,
+        "tables": [asdict(e) for e in entries],
+    }
     json_path = out / "catalog.json"
     json_path.write_text(json.dumps(document, indent=2, default=str, ensure_ascii=False), encoding="utf-8")
     html_path = out / "catalog.html"
-    html_path.write_text(render_html(entries, lake_root=lake.root, generated_at=generated_at), encoding="utf-8")
+    html_path.write_text(
+        render_html(entries, lake_root=lake.root, generated_at=generated_at), encoding="utf-8"
+    )
     return Published(path, json_path, html_path, len(entries))
 
 
@@ -419,3 +510,34 @@ def publish_catalog(
         details={"tables": published.tables, **(details or {})},
     )  # fmt: skip
     return entries, config, published
+
+
+# --- docs ------------------------------------------------------------------------------------
+
+CONTRACTS_BEGIN = "<!-- contracts: generated from the gold definitions (governance.catalog.contracts_doc) -->"
+CONTRACTS_END = "<!-- end of contracts -->"
+
+
+def gold_in_doc_order(graph: PipelineGraph) -> list[str]:
+    """Gold datasets by domain (in definition order), model (star, kpi, prediction), name."""
+    gold = [d for d in graph.datasets.values() if (d.path or "").startswith("gold/")]
+    domains = list(dict.fromkeys(_domain(d.path or "") for d in gold))
+    models = list(get_args(GoldModel))
+
+    def position(path: str) -> tuple[int, int, str]:
+        model = re.search(r"model=([^/]+)", path)
+        rank = models.index(model.group(1)) if model and model.group(1) in models else len(models)
+        return domains.index(_domain(path)), rank, path.rsplit("table=", 1)[-1]
+
+    return [d.name for d in sorted(gold, key=lambda d: position(d.path or ""))]
+
+
+def contracts_doc(text: str, graph: PipelineGraph) -> str:
+    """``text`` (a Markdown page) with the block between :data:`CONTRACTS_BEGIN` and
+    :data:`CONTRACTS_END` replaced by the gold contracts' table (``docs/star_schema.md``)."""
+    before, begin, rest = text.partition(CONTRACTS_BEGIN)
+    _, end, after = rest.partition(CONTRACTS_END)
+    if not begin or not end:
+        raise ValueError(f"the page has no {CONTRACTS_BEGIN!r} ... {CONTRACTS_END!r} block")
+    table = contracts_markdown(graph, gold_in_doc_order(graph))
+    return f"{before}{CONTRACTS_BEGIN}\n{table}\n{CONTRACTS_END}{after}"

@@ -41,6 +41,7 @@ from lakehouse.pipelines.api import (
     temporary_view,
     view,
 )
+from lakehouse.pipelines.contracts import Contract
 from lakehouse.pipelines.expectations import ExpectationFailed, ExpectationResult
 from lakehouse.pipelines.graph import GraphError, PipelineGraph
 from lakehouse.pipelines.incremental import by_day, by_key
@@ -54,6 +55,7 @@ from lakehouse.pipelines.runner import (
 )
 
 __all__ = [
+    "Contract",
     "DryRunReport",
     "ExpectationFailed",
     "ExpectationResult",

@@ -28,6 +28,7 @@ from lakehouse.pipelines.autoloader.declaration import (  # noqa: F401 - dp.read
     IncrementalFiles,
     read_files,
 )
+from lakehouse.pipelines.contracts import Contract, contract_problems
 from lakehouse.pipelines.graph import (
     Action,
     Dataset,
@@ -72,6 +73,9 @@ def load_graph(name: str, modules: Sequence[str]) -> PipelineGraph:
             merged.add_dataset(dataset)
         for flow in part.flows.values():
             merged.add_flow(flow)
+    problems = contract_problems(merged)
+    if problems:
+        raise GraphError(f"pipeline {name!r}: " + "; ".join(problems))
     return merged
 
 
@@ -108,6 +112,7 @@ def _dataset_decorator(kind: DatasetKind, function: F | None, **options: Any) ->
             quarantine=bool(options.get("quarantine", False)),
             stateful=bool(options.get("stateful", False)),
             private=bool(options.get("private", False)),
+            contract=_contract(name, options.get("contract")),
             incremental=options.get("incremental"),
         )
         registry.add_dataset(dataset)
@@ -136,6 +141,7 @@ def table(
     schema: str | None = None,
     quarantine: bool = False,
     private: bool = False,
+    contract: Contract | None = None,
 ) -> Any:
     """A streaming table: each run appends only what is new in its inputs (new files
     for ``read_files``, new commits of upstream tables). ``private=True``: read by the
@@ -151,6 +157,7 @@ def table(
         schema=schema,
         quarantine=quarantine,
         private=private,
+        contract=contract,
     )
 
 
@@ -166,12 +173,14 @@ def materialized_view(
     quarantine: bool = False,
     stateful: bool = False,
     private: bool = False,
+    contract: Contract | None = None,
     incremental: Any = None,
 ) -> Any:
     """A table recomputed from its inputs and replaced in one commit. A run skips it
     when nothing it reads changed, and writes nothing when its rows come out the
     same; ``stateful=True`` (a definition keeping state about its own writes, e.g.
-    an incremental one) computes and writes it on every run.
+    an incremental one) computes and writes it on every run. ``contract``: its keys,
+    grain, owner, foreign keys and PII tags (:class:`~lakehouse.pipelines.contracts.Contract`).
     ``incremental=dp.by_day(...)`` or ``dp.by_key(...)``: only the days or keys whose
     source rows changed are recomputed (:mod:`lakehouse.pipelines.incremental`)."""
     return _dataset_decorator(
@@ -186,6 +195,7 @@ def materialized_view(
         quarantine=quarantine,
         stateful=stateful,
         private=private,
+        contract=contract,
         incremental=incremental,
     )
 
@@ -208,6 +218,7 @@ def create_streaming_table(
     expect_all_or_fail: Mapping[str, str] | None = None,
     quarantine: bool = False,
     private: bool = False,
+    contract: Contract | None = None,
     module: str | None = None,
 ) -> None:
     """Declare a streaming table written by ``@append_flow`` or ``create_auto_cdc_flow``."""
@@ -230,6 +241,7 @@ def create_streaming_table(
             expectations=expectations,
             quarantine=quarantine,
             private=private,
+            contract=_contract(name, contract),
         )
     )
 
@@ -262,6 +274,14 @@ def create_sink(
     _registry(module or _caller_module()).add_dataset(
         Dataset(name=name, kind=DatasetKind.STREAMING_TABLE, path=options["path"], sink=True)
     )
+
+
+def _contract(name: str, contract: Any) -> Contract | None:
+    if contract is not None and not isinstance(contract, Contract):
+        raise GraphError(
+            f"dataset {name!r}: contract= takes dp.Contract(keys=..., grain=..., owner=...), got {contract!r}"
+        )
+    return contract
 
 
 def _check_private(name: str, private: bool, path: str | None) -> None:

@@ -14,6 +14,8 @@ from enum import Enum
 from graphlib import CycleError, TopologicalSorter
 from typing import Any
 
+from lakehouse.pipelines.contracts import Contract, contract_problems
+
 
 class DatasetKind(str, Enum):
     STREAMING_TABLE = "streaming_table"  # appended incrementally; only new input is read
@@ -61,6 +63,8 @@ class Dataset:
     # A sink (create_sink): a Delta path written by append flows only; never read by
     # the pipeline, never overwritten (a full refresh appends what it re-reads).
     sink: bool = False
+    # Keys, grain, foreign keys, owner and PII tags (lakehouse.pipelines.contracts).
+    contract: Contract | None = None
     # A materialized view refreshed by partition (dp.by_day(...)): only the partitions
     # whose input changed are recomputed (lakehouse.pipelines.incremental).
     incremental: Any = None
@@ -138,7 +142,8 @@ class PipelineGraph:
 
     def validate(self) -> list[str]:
         """Every problem in the definitions (empty when valid): missing inputs, flows
-        into unknown or non-streaming targets, datasets without a flow, cycles."""
+        into unknown or non-streaming targets, datasets without a flow, cycles, contracts
+        naming unknown columns or foreign keys to unknown keys."""
         problems = []
         for flow in self.flows.values():
             target = self.datasets.get(flow.target)
@@ -178,6 +183,7 @@ class PipelineGraph:
             self.order()
         except GraphError as exc:
             problems.append(str(exc))
+        problems += contract_problems(self)
         return problems
 
     def order(self, only: Sequence[str] | None = None) -> list[str]:

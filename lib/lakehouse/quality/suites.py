@@ -5,6 +5,10 @@ message) and a ``severity``: ``critical`` stops ``pipeline_load_bi``, ``warning`
 alerts. Suites are tolerant to added columns: they require the columns they know
 (``ExpectTableColumnsToMatchSet(exact_match=False)``) and check the types of those.
 
+Keys, foreign keys and where each table lives are not written here: they come from
+the dataset's contract and path in the pipeline graph (``contract_checks``,
+``dataset_suite``), so a suite always checks the keys its definition declares.
+
 Checks that need more than one table or more than one run are turned into plain
 expectations before validation:
 
@@ -20,6 +24,8 @@ expectations before validation:
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import re
 import statistics
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -31,11 +37,14 @@ from pyspark.sql import functions as F
 from lakehouse.gold.energy import ANOMALY_CLASSES
 from lakehouse.gold.keys import UNKNOWN_SK
 from lakehouse.lake import Lake, delta_exists, read_delta
+from lakehouse.pipelines.contracts import Contract
 from lakehouse.quality.model import ROW_COUNT_CHECK
 from lakehouse.quality.settings import QualitySettings
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
+
+    from lakehouse.pipelines.graph import Dataset
 
 Severity = Literal["critical", "warning"]
 CRITICAL: Severity = "critical"
@@ -117,18 +126,37 @@ def schema_checks(types: Mapping[str, str]) -> list[Check]:
     return checks
 
 
-def key_checks(columns: Sequence[str]) -> list[Check]:
-    """Every key column not NULL, the key unique."""
+def key_checks(columns: Sequence[str], *, kind: str = "key") -> list[Check]:
+    """Every key column not NULL, the key unique (check ``<kind>_<columns>_unique``)."""
     checks = [
         Check(f"{column}_not_null", CRITICAL, gxe.ExpectColumnValuesToNotBeNull(column=column))
         for column in columns
     ]
-    name = f"key_{'_'.join(columns)}_unique"
+    name = f"{kind}_{'_'.join(columns)}_unique"
     if len(columns) == 1:
         checks.append(Check(name, CRITICAL, gxe.ExpectColumnValuesToBeUnique(column=columns[0])))
     else:
         checks.append(Check(name, CRITICAL, gxe.ExpectCompoundColumnsToBeUnique(column_list=list(columns))))
     return checks
+
+
+def contract_checks(contract: Contract) -> list[Check]:
+    """The checks a contract implies: its key and natural key not NULL and unique, and
+    each foreign key not NULL, in its dimension and mostly known. A column checked as
+    not NULL twice (a key that is also a foreign key) is checked once."""
+    checks = [
+        *key_checks(contract.keys),
+        *(key_checks(contract.natural_key, kind="natural_key") if contract.natural_key else []),
+        *(
+            check
+            for column, dimension in contract.foreign_keys.items()
+            for check in foreign_key_checks(column, dimension)
+        ),
+    ]
+    once: dict[str, Check] = {}
+    for check in checks:
+        once.setdefault(check.name, check)
+    return list(once.values())
 
 
 def between(
@@ -225,95 +253,76 @@ def _existing(path: str, table: str) -> str:
     return path
 
 
-def _gold(domain: str, model: str, table: str) -> Callable[[Lake], str]:
-    return lambda lake: lake.gold(domain, model, table)  # type: ignore[arg-type]
+@functools.cache
+def _datasets() -> dict[str, Dataset]:
+    """The datasets of the pipeline whose tables the suites check."""
+    from lakehouse.pharma import pharma_graph
+
+    return pharma_graph().datasets
 
 
-def _silver(domain: str, table: str) -> Callable[[Lake], str]:
-    return lambda lake: lake.silver(domain, table)  # type: ignore[arg-type]
+def _lake_path(dataset: str) -> Callable[[Lake], str]:
+    relative = _datasets()[dataset].path
+    return lambda lake: f"{lake.root}/{relative}"
 
 
-def _references(refs: Mapping[str, Callable[[Lake], str]]) -> Callable[[DataFrame, SuiteInputs], DataFrame]:
+def _references(foreign_keys: Mapping[str, str]) -> Callable[[DataFrame, SuiteInputs], DataFrame]:
+    """Add the ``_orphan_<column>`` columns of the foreign keys (column -> dimension)."""
+    paths = {column: _lake_path(dimension) for column, dimension in foreign_keys.items()}
+
     def prepare(df: DataFrame, inputs: SuiteInputs) -> DataFrame:
         dimensions = {
             column: read_delta(inputs.spark, _existing(path(inputs.lake), f"{column} dimension"))
-            for column, path in refs.items()
+            for column, path in paths.items()
         }
         return with_orphans(df, dimensions)
 
     return prepare
 
 
-# --- the suites ----------------------------------------------------------------------
+def dataset_suite(
+    dataset: str, types: Mapping[str, str], checks: Callable[[SuiteInputs], list[Check]]
+) -> TableSuite:
+    """The suite of a pipeline dataset, named ``<layer>.<table>`` after its path: the
+    types of ``types``' columns, its contract's checks, then ``checks``. A dataset with
+    foreign keys gets its orphan columns before validation."""
+    definition = _datasets()[dataset]
+    contract, path = definition.contract, definition.path or ""
+    table = re.search(r"table=([^/]+)", path)
+    if contract is None or table is None:
+        raise ValueError(f"quality suite of {dataset}: it needs a contract and a table= path, got {path!r}")
 
-DIM_PRODUIT = _gold("pharma", "star", "dim_produit")
-DIM_SITE = _gold("pharma", "star", "dim_site")
-DIM_TEMPS = _gold("pharma", "star", "dim_temps")
-DIM_MACHINE = _gold("energy", "star", "dim_machine")
-DIM_TEMPS_HORAIRE = _gold("energy", "star", "dim_temps_horaire")
+    def all_checks(inputs: SuiteInputs) -> list[Check]:
+        return [*schema_checks(types), *contract_checks(contract), *checks(inputs)]
+
+    name = f"{path.split('/', 1)[0]}.{table.group(1)}"
+    if not contract.foreign_keys:
+        return TableSuite(name, _lake_path(dataset), all_checks)
+    return TableSuite(name, _lake_path(dataset), all_checks, _references(contract.foreign_keys))
+
+
+# --- the suites ----------------------------------------------------------------------
+# Each suite: the Spark types of the columns it knows, then its contract's checks (keys,
+# foreign keys), then the value checks below.
 
 
 def _dim_produit(inputs: SuiteInputs) -> list[Check]:
     return [
-        *schema_checks(
-            {
-                "product_sk": "LongType",
-                "product_id": "StringType",
-                "unit_cost": "DecimalType",
-                "list_price": "DecimalType",
-                "valid_from": "DateType",
-                "is_current": "BooleanType",
-            }
-        ),
-        *key_checks(["product_sk"]),
         between("unit_cost", 0, None, severity=WARNING),
         between("list_price", 0, None, severity=WARNING),
     ]
 
 
 def _dim_site(inputs: SuiteInputs) -> list[Check]:
-    return [
-        *schema_checks({"site_sk": "LongType", "site_id": "StringType", "site_type": "StringType"}),
-        *key_checks(["site_sk"]),
-        in_set("site_type", ["plant", "distribution_center", "unknown"], severity=WARNING),
-    ]
-
-
-def _dim_temps(inputs: SuiteInputs) -> list[Check]:
-    return [
-        *schema_checks({"date_key": "IntegerType", "date": "DateType"}),
-        *key_checks(["date_key"]),
-    ]
+    return [in_set("site_type", ["plant", "distribution_center", "unknown"], severity=WARNING)]
 
 
 def _dim_machine(inputs: SuiteInputs) -> list[Check]:
-    return [
-        *schema_checks(
-            {"machine_sk": "LongType", "machine_id": "StringType", "rated_power_kw": "DoubleType"}
-        ),
-        *key_checks(["machine_sk"]),
-        between("rated_power_kw", 0, 1000, severity=WARNING),
-    ]
+    return [between("rated_power_kw", 0, 1000, severity=WARNING)]
 
 
 def _fact_ventes(inputs: SuiteInputs) -> list[Check]:
     return [
-        *schema_checks(
-            {
-                "order_id": "StringType",
-                "line_number": "IntegerType",
-                "date_key": "IntegerType",
-                "product_sk": "LongType",
-                "site_sk": "LongType",
-                "quantity": "IntegerType",
-                "net_amount": "DecimalType",
-                "gross_amount": "DecimalType",
-            }
-        ),
-        *key_checks(["order_id", "line_number"]),
-        *foreign_key_checks("product_sk", "dim_produit"),
-        *foreign_key_checks("site_sk", "dim_site"),
-        *foreign_key_checks("date_key", "dim_temps"),
         between("quantity", 1, None),
         between("discount_pct", 0, 100),
         in_set("sales_channel", SALES_CHANNELS, severity=WARNING),
@@ -324,19 +333,6 @@ def _fact_ventes(inputs: SuiteInputs) -> list[Check]:
 
 def _fact_consommation_energie(inputs: SuiteInputs) -> list[Check]:
     return [
-        *schema_checks(
-            {
-                "machine_sk": "LongType",
-                "hour_key": "IntegerType",
-                "kwh": "DoubleType",
-                "temperature_c": "DoubleType",
-                "vibration_mm_s": "DoubleType",
-                "anomaly_class": "StringType",
-            }
-        ),
-        *key_checks(["machine_sk", "hour_key"]),
-        *foreign_key_checks("machine_sk", "dim_machine"),
-        *foreign_key_checks("hour_key", "dim_temps_horaire"),
         in_set("anomaly_class", ANOMALY_CLASSES),
         between("kwh", 0, 1000),  # a meter cannot run backwards; 1 MWh an hour is no machine of ours
         between("minutes_observed", 1, 60),
@@ -365,16 +361,6 @@ def _fact_consommation_energie(inputs: SuiteInputs) -> list[Check]:
 
 def _fact_production(inputs: SuiteInputs) -> list[Check]:
     return [
-        *schema_checks(
-            {
-                "batch_id": "StringType",
-                "machine_sk": "LongType",
-                "units_produced": "LongType",
-                "attributed_kwh": "DoubleType",
-            }
-        ),
-        *key_checks(["batch_id"]),
-        *foreign_key_checks("machine_sk", "dim_machine"),
         between("units_produced", 0, None),
         between("units_rejected", 0, None),
         between("attributed_kwh", 0, None, severity=WARNING),
@@ -382,65 +368,99 @@ def _fact_production(inputs: SuiteInputs) -> list[Check]:
 
 
 def _silver_order_lines(inputs: SuiteInputs) -> list[Check]:
-    return [
-        *schema_checks(
-            {
-                "order_id": "StringType",
-                "line_number": "IntegerType",
-                "order_date": "DateType",
-                "product_id": "StringType",
-                "quantity": "IntegerType",
-            }
-        ),
-        *key_checks(["order_id", "line_number"]),
-        between("quantity", 1, None),
-        volume_check("silver.order_lines", inputs),
-    ]
+    return [between("quantity", 1, None), volume_check("silver.order_lines", inputs)]
 
 
 def _silver_iot_readings_hourly(inputs: SuiteInputs) -> list[Check]:
     return [
-        *schema_checks(
-            {
-                "machine_id": "StringType",
-                "hour_ts": "TimestampType",
-                "kwh": "DoubleType",
-                "minutes_observed": "LongType",
-            }
-        ),
-        *key_checks(["machine_id", "hour_ts"]),
         between("kwh", 0, 1000),
         between("minutes_observed", 1, 60),
         volume_check("silver.iot_readings_hourly", inputs),
     ]
 
 
+def _no_value_checks(inputs: SuiteInputs) -> list[Check]:
+    return []
+
+
 SUITES: tuple[TableSuite, ...] = (
-    TableSuite("silver.order_lines", _silver("pharma", "order_lines"), _silver_order_lines),
-    TableSuite(
-        "silver.iot_readings_hourly", _silver("energy", "iot_readings_hourly"), _silver_iot_readings_hourly
+    dataset_suite(
+        "silver_order_lines",
+        {
+            "order_id": "StringType",
+            "line_number": "IntegerType",
+            "order_date": "DateType",
+            "product_id": "StringType",
+            "quantity": "IntegerType",
+        },
+        _silver_order_lines,
     ),
-    TableSuite("gold.dim_produit", DIM_PRODUIT, _dim_produit),
-    TableSuite("gold.dim_site", DIM_SITE, _dim_site),
-    TableSuite("gold.dim_temps", DIM_TEMPS, _dim_temps),
-    TableSuite("gold.dim_machine", DIM_MACHINE, _dim_machine),
-    TableSuite(
-        "gold.fact_ventes",
-        _gold("pharma", "star", "fact_ventes"),
+    dataset_suite(
+        "silver_iot_readings_hourly",
+        {
+            "machine_id": "StringType",
+            "hour_ts": "TimestampType",
+            "kwh": "DoubleType",
+            "minutes_observed": "LongType",
+        },
+        _silver_iot_readings_hourly,
+    ),
+    dataset_suite(
+        "dim_produit",
+        {
+            "product_sk": "LongType",
+            "product_id": "StringType",
+            "unit_cost": "DecimalType",
+            "list_price": "DecimalType",
+            "valid_from": "DateType",
+            "is_current": "BooleanType",
+        },
+        _dim_produit,
+    ),
+    dataset_suite(
+        "dim_site", {"site_sk": "LongType", "site_id": "StringType", "site_type": "StringType"}, _dim_site
+    ),
+    dataset_suite("dim_temps", {"date_key": "IntegerType", "date": "DateType"}, _no_value_checks),
+    dataset_suite(
+        "dim_machine",
+        {"machine_sk": "LongType", "machine_id": "StringType", "rated_power_kw": "DoubleType"},
+        _dim_machine,
+    ),
+    dataset_suite(
+        "fact_ventes",
+        {
+            "order_id": "StringType",
+            "line_number": "IntegerType",
+            "date_key": "IntegerType",
+            "product_sk": "LongType",
+            "site_sk": "LongType",
+            "quantity": "IntegerType",
+            "net_amount": "DecimalType",
+            "gross_amount": "DecimalType",
+        },
         _fact_ventes,
-        _references({"product_sk": DIM_PRODUIT, "site_sk": DIM_SITE, "date_key": DIM_TEMPS}),
     ),
-    TableSuite(
-        "gold.fact_consommation_energie",
-        _gold("energy", "star", "fact_consommation_energie"),
+    dataset_suite(
+        "fact_consommation_energie",
+        {
+            "machine_sk": "LongType",
+            "hour_key": "IntegerType",
+            "kwh": "DoubleType",
+            "temperature_c": "DoubleType",
+            "vibration_mm_s": "DoubleType",
+            "anomaly_class": "StringType",
+        },
         _fact_consommation_energie,
-        _references({"machine_sk": DIM_MACHINE, "hour_key": DIM_TEMPS_HORAIRE}),
     ),
-    TableSuite(
-        "gold.fact_production",
-        _gold("energy", "star", "fact_production"),
+    dataset_suite(
+        "fact_production",
+        {
+            "batch_id": "StringType",
+            "machine_sk": "LongType",
+            "units_produced": "LongType",
+            "attributed_kwh": "DoubleType",
+        },
         _fact_production,
-        _references({"machine_sk": DIM_MACHINE}),
     ),
 )
 

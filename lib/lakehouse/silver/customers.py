@@ -43,7 +43,15 @@ def pseudonymise_customers(bronze: DataFrame, key: bytes) -> DataFrame:
     )
 
 
-@dp.materialized_view(path="silver/domain=pharma/table=customers")
+@dp.materialized_view(
+    path="silver/domain=pharma/table=customers",
+    contract=dp.Contract(
+        keys=("customer_id",),
+        grain="one row per customer",
+        owner="data-platform",
+        pii={f"{column}_pseudonym": "pseudonymised" for column in CONTACT_COLUMNS},
+    ),
+)
 @dp.expect_or_fail("customer_id_present", "customer_id IS NOT NULL AND customer_id <> ''")
 def silver_customers(bronze_customers):
     """One row per customer (key customer_id); contact fields pseudonymised (HMAC-SHA256)."""

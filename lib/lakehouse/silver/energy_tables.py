@@ -24,14 +24,22 @@ def _up_to_run_date(bronze):
     return bronze.where(partition_date() <= F.lit(dp.current().parameters["run_date"]))
 
 
-@dp.materialized_view(path="silver/domain=energy/table=machines")
+@dp.materialized_view(
+    path="silver/domain=energy/table=machines",
+    contract=dp.Contract(keys=("machine_id",), grain="one row per machine", owner="energy-operations"),
+)
 @dp.expect_or_fail("machine_id_present", "machine_id IS NOT NULL")
 def silver_machines(bronze_machines):
     """One row per machine (key machine_id), typed: site, type, rated power (kW)."""
     return clean_machines(bronze_machines)
 
 
-@dp.materialized_view(path="silver/domain=energy/table=machine_history")
+@dp.materialized_view(
+    path="silver/domain=energy/table=machine_history",
+    contract=dp.Contract(
+        keys=("machine_id", "valid_from"), grain="one row per machine version", owner="energy-operations"
+    ),
+)
 @dp.expect_or_fail("machine_id_present", "machine_id IS NOT NULL")
 @dp.expect_or_fail("valid_period", "valid_to IS NULL OR valid_to > valid_from")
 def silver_machine_history(bronze_machines_changes):
@@ -41,7 +49,11 @@ def silver_machine_history(bronze_machines_changes):
     return clean_machine_history(bronze_machines_changes)
 
 
-@dp.materialized_view(path="silver/domain=energy/table=production_runs", quarantine=True)
+@dp.materialized_view(
+    path="silver/domain=energy/table=production_runs",
+    quarantine=True,
+    contract=dp.Contract(keys=("batch_id",), grain="one row per production batch", owner="energy-operations"),
+)
 @dp.expect_all_or_drop({**PRODUCTION_RUN_RULES, **LATEST_BATCH_RULE})
 def silver_production_runs(bronze_production_batches):
     """One row per production batch (key batch_id): machine, product, [start_ts, end_ts)
@@ -50,7 +62,14 @@ def silver_production_runs(bronze_production_batches):
     return prepare_production_runs(_up_to_run_date(bronze_production_batches))
 
 
-@dp.materialized_view(path=HOURLY_READINGS_PATH, quarantine=True, stateful=True)
+@dp.materialized_view(
+    path=HOURLY_READINGS_PATH,
+    quarantine=True,
+    stateful=True,
+    contract=dp.Contract(
+        keys=("machine_id", "hour_ts"), grain="one row per machine and UTC hour", owner="energy-operations"
+    ),
+)
 @dp.expect_all_or_drop(HOURLY_READING_RULES)
 def silver_iot_readings_hourly(bronze_iot_readings, silver_machines, silver_production_runs):
     """One row per machine x UTC hour (key machine_id, hour_ts): kWh, mean and peak kW,

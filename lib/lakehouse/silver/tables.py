@@ -23,19 +23,33 @@ from lakehouse.silver.pharma import (
 from lakehouse.silver.recalls import LATEST_NOTICE_RULE, RECALL_RULES, prepare_recalls
 
 
-@dp.materialized_view(path="silver/domain=pharma/table=products")
+@dp.materialized_view(
+    path="silver/domain=pharma/table=products",
+    contract=dp.Contract(keys=("product_id",), grain="one row per product", owner="data-platform"),
+)
 def silver_products(bronze_products):
     """One row per product (key product_id), typed."""
     return clean_products(bronze_products)
 
 
-@dp.materialized_view(path="silver/domain=pharma/table=product_prices")
+@dp.materialized_view(
+    path="silver/domain=pharma/table=product_prices",
+    contract=dp.Contract(
+        keys=("product_id", "valid_from"), grain="one row per product and price period", owner="data-platform"
+    ),
+)
 def silver_product_prices(bronze_product_prices):
     """One row per product and price period (key product_id, valid_from); valid_to exclusive."""
     return clean_product_prices(bronze_product_prices)
 
 
-@dp.materialized_view(path="silver/domain=pharma/table=order_lines", quarantine=True)
+@dp.materialized_view(
+    path="silver/domain=pharma/table=order_lines",
+    quarantine=True,
+    contract=dp.Contract(
+        keys=("order_id", "line_number"), grain="one row per order line", owner="sales-analytics"
+    ),
+)
 @dp.expect_all_or_drop({**ORDER_LINE_RULES, **LATEST_VERSION_RULE})
 def silver_order_lines(bronze_order_lines, silver_products):
     """One row per order line (key order_id, line_number), typed and validated; the
@@ -44,13 +58,24 @@ def silver_order_lines(bronze_order_lines, silver_products):
     return prepare_order_lines(bronze_order_lines.where(partition_date() <= F.lit(run_date)), silver_products)
 
 
-@dp.materialized_view(path="silver/domain=pharma/table=sites")
+@dp.materialized_view(
+    path="silver/domain=pharma/table=sites",
+    contract=dp.Contract(keys=("site_id",), grain="one row per site", owner="supply-chain"),
+)
 def silver_sites(bronze_sites):
     """One row per site (key site_id), typed."""
     return clean_sites(bronze_sites)
 
 
-@dp.materialized_view(path="silver/domain=pharma/table=stock_snapshots", quarantine=True)
+@dp.materialized_view(
+    path="silver/domain=pharma/table=stock_snapshots",
+    quarantine=True,
+    contract=dp.Contract(
+        keys=("snapshot_date", "site_id", "product_id"),
+        grain="one row per day, site and product",
+        owner="supply-chain",
+    ),
+)
 @dp.expect_all_or_drop({**STOCK_SNAPSHOT_RULES, **STOCK_LATEST_VERSION_RULE})
 def silver_stock_snapshots(bronze_stock_snapshots, silver_products, silver_sites):
     """One row per day x site x product (key snapshot_date, site_id, product_id), typed
@@ -61,7 +86,11 @@ def silver_stock_snapshots(bronze_stock_snapshots, silver_products, silver_sites
     return prepare_stock_snapshots(bronze, silver_products, silver_sites)
 
 
-@dp.materialized_view(path="silver/domain=pharma/table=deliveries", quarantine=True)
+@dp.materialized_view(
+    path="silver/domain=pharma/table=deliveries",
+    quarantine=True,
+    contract=dp.Contract(keys=("delivery_id",), grain="one row per delivery", owner="supply-chain"),
+)
 @dp.expect_all_or_drop({**DELIVERY_RULES, **DELIVERY_LATEST_VERSION_RULE})
 def silver_deliveries(bronze_deliveries, silver_sites):
     """One row per delivery (key delivery_id), validated, with is_on_time / is_complete
@@ -71,7 +100,11 @@ def silver_deliveries(bronze_deliveries, silver_sites):
     return prepare_deliveries(bronze_deliveries.where(partition_date() <= F.lit(run_date)), silver_sites)
 
 
-@dp.materialized_view(path="silver/domain=pharma/table=recalls", quarantine=True)
+@dp.materialized_view(
+    path="silver/domain=pharma/table=recalls",
+    quarantine=True,
+    contract=dp.Contract(keys=("notice_id",), grain="one row per recall notice", owner="quality-assurance"),
+)
 @dp.expect_all_or_drop({**RECALL_RULES, **LATEST_NOTICE_RULE})
 @dp.expect("matched_to_a_product", "is_our_product")
 def silver_recalls(bronze_recalls, silver_products):
