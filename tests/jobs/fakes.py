@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 
 from lakehouse.jobs import TaskState
-from lakehouse.jobs.runner import AttemptOutcome, AttemptSpec
+from lakehouse.jobs.executor import AttemptOutcome, AttemptSpec
 
 
 class FakeExecutor:

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from lakehouse.jobs import JobsError, TaskState
 from lakehouse.jobs.backfill import DayStatus, backfill_job, latest_run_for
 from lakehouse.jobs.cli import jobs_cli
-from lakehouse.jobs.runner import AttemptOutcome, AttemptSpec
+from lakehouse.jobs.executor import AttemptOutcome, AttemptSpec
 
 WriteJobs = Callable[[str], Path]
 NB = "notebooks/write_params.ipynb"

@@ -66,7 +66,10 @@ def test_a_task_is_a_notebook_or_a_job_not_both(write_jobs: WriteJobs) -> None:
             tasks:
               - {task_key: both, notebook: notebooks/fail.ipynb, run_job_task: {job_name: a}}
         """)
-    with pytest.raises(JobsFileError, match=r"jobs.yaml:4: job 'a', task 'both': set exactly one of notebook and run_job_task"):
+    with pytest.raises(
+        JobsFileError,
+        match=r"jobs.yaml:4: job 'a', task 'both': set exactly one of notebook and run_job_task",
+    ):
         load_jobs(path)
 
 
@@ -80,7 +83,9 @@ def test_child_parameters_must_be_declared_by_the_child(write_jobs: WriteJobs) -
             tasks:
               - {task_key: c, run_job_task: {job_name: child, job_parameters: {lake: "x"}}}
         """)
-    with pytest.raises(JobsFileError, match=r"job 'child' has no parameter 'lake' \(its parameters: run_date\)"):
+    with pytest.raises(
+        JobsFileError, match=r"job 'child' has no parameter 'lake' \(its parameters: run_date\)"
+    ):
         load_jobs(path)
 
 
@@ -89,7 +94,9 @@ def test_parent_runs_children_in_their_own_run_folders_and_stops_on_failure(
     write_jobs: WriteJobs, project: Path
 ) -> None:
     path = write_jobs(CHAIN)
-    run = run_job(path, "daily", params={"run_date": "2026-11-26", "out": str(project)}, quiet=True, run_id="r1")
+    run = run_job(
+        path, "daily", params={"run_date": "2026-11-26", "out": str(project)}, quiet=True, run_id="r1"
+    )
 
     assert run.state == JobState.FAILED
     states = {key: task.state for key, task in run.tasks.items()}

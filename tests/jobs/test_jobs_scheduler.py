@@ -13,7 +13,7 @@ import pytest
 from rich.console import Console
 
 from lakehouse.jobs import ConcurrentRunError, JobsError, JobState, TaskState, load_run, run_job
-from lakehouse.jobs.runner import AttemptOutcome, AttemptSpec, _outcome, cell_error_message
+from lakehouse.jobs.executor import AttemptOutcome, AttemptSpec, cell_error_message, outcome_from_report
 from tests.jobs.fakes import FakeExecutor
 
 WriteJobs = Callable[[str], Path]
@@ -212,7 +212,7 @@ def test_vanished_worker_and_cell_error_messages(tmp_path: Path) -> None:
         kernel=None,
         where="jobs.yaml:3",
     )
-    vanished = _outcome(spec, tmp_path / "missing.json", -9)
+    vanished = outcome_from_report(spec, tmp_path / "missing.json", -9)
     assert vanished.state == TaskState.FAILED
     assert "exited with code -9 without a report" in (vanished.error or "")
     assert str(spec.log_file) in (vanished.error or "")

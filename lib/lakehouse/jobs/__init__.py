@@ -36,7 +36,8 @@ _HOMES = {
         "new_run_id",
     ],
     "repair": ["repair_run"],
-    "runner": ["ConcurrentRunError", "JobParameterError", "JobPlan", "plan_job", "run_job", "should_run"],
+    "planning": ["JobParameterError", "JobPlan", "plan_job"],
+    "runner": ["ConcurrentRunError", "run_job", "should_run"],
     "schema": [
         "Job",
         "JobParameter",

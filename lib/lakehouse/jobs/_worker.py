@@ -99,7 +99,12 @@ def main(argv: list[str]) -> int:
     temporary = result.with_name(result.name + ".tmp")
     temporary.write_text(json.dumps(outcome), encoding="utf-8")
     os.replace(temporary, result)
-    codes = {"ok": EXIT_OK, "cell_error": EXIT_CELL_ERROR, "kernel_died": EXIT_KERNEL_DIED, "job_failed": EXIT_CELL_ERROR}
+    codes = {
+        "ok": EXIT_OK,
+        "cell_error": EXIT_CELL_ERROR,
+        "kernel_died": EXIT_KERNEL_DIED,
+        "job_failed": EXIT_CELL_ERROR,
+    }
     return codes.get(outcome["status"], EXIT_ERROR)
 
 

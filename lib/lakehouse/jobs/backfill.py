@@ -18,9 +18,11 @@ from pathlib import Path
 from rich.console import Console
 
 from lakehouse.config import Settings
+from lakehouse.jobs.executor import Executor
 from lakehouse.jobs.loader import JobsError
+from lakehouse.jobs.planning import plan_job, resolve_jobs
 from lakehouse.jobs.records import JobRun, JobState, list_runs
-from lakehouse.jobs.runner import Executor, plan_job, resolve_jobs, resolve_runs_dir, run_job
+from lakehouse.jobs.runner import resolve_runs_dir, run_job
 from lakehouse.jobs.schema import JobsFile
 
 RUN_DATE = "run_date"

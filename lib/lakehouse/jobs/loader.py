@@ -353,7 +353,9 @@ def _check_run_job_tasks(jobs_file: JobsFile) -> list[_Issue]:
             child = task.run_job_task.job_name
             if child not in jobs_file.jobs:
                 known = ", ".join(jobs_file.jobs)
-                issues.append(_Issue((*loc, "job_name"), f"run_job_task names unknown job {child!r} (jobs: {known})"))
+                issues.append(
+                    _Issue((*loc, "job_name"), f"run_job_task names unknown job {child!r} (jobs: {known})")
+                )
                 continue
             children[name].append(child)
             declared = {p.name for p in jobs_file.jobs[child].parameters}
@@ -369,7 +371,9 @@ def _check_run_job_tasks(jobs_file: JobsFile) -> list[_Issue]:
     cycle = find_cycle(children)
     if cycle:
         issues.append(
-            _Issue(("jobs", cycle[0]), "run_job_task cycle: " + " -> ".join(cycle) + " (each job runs the next)")
+            _Issue(
+                ("jobs", cycle[0]), "run_job_task cycle: " + " -> ".join(cycle) + " (each job runs the next)"
+            )
         )
     return issues
 

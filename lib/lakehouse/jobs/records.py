@@ -4,10 +4,13 @@ crash leaves a partial record."""
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
 import json
 import os
 import secrets
 import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
 
@@ -234,6 +237,17 @@ def find_run(runs_dir: str | Path, run_id: str, *, job: str | None = None) -> Jo
         jobs = ", ".join(m.parent.parent.name for m in matches)
         raise LookupError(f"run id {run_id!r} exists for several jobs ({jobs}); name the job")
     return load_run(matches[0])
+
+
+@contextmanager
+def file_lock(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``path`` (a job's ``.lock``) between processes."""
+    with open(path, "a", encoding="utf-8") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _pid_alive(pid: int) -> bool:

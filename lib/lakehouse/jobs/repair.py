@@ -22,9 +22,20 @@ from pathlib import Path
 from rich.console import Console
 
 from lakehouse.config import Settings
+from lakehouse.jobs.executor import Executor
 from lakehouse.jobs.loader import JobsError, load_jobs
-from lakehouse.jobs.records import JobRun, JobState, TaskState, find_run, load_run, new_run_id, write_run
-from lakehouse.jobs.runner import Executor, claim_run, execute, file_lock, new_record, plan_job
+from lakehouse.jobs.planning import plan_job
+from lakehouse.jobs.records import (
+    JobRun,
+    JobState,
+    TaskState,
+    file_lock,
+    find_run,
+    load_run,
+    new_run_id,
+    write_run,
+)
+from lakehouse.jobs.runner import claim_run, execute, new_record
 from lakehouse.jobs.schema import Job, JobsFile
 from lakehouse.jobs.services import RunServices
 

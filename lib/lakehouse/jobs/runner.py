@@ -1,38 +1,36 @@
 """Run a job of ``jobs.yaml``: each task is a notebook executed by papermill in its own
 kernel, in dependency order, into ``runs/<job>/<run_id>/<task_key>.ipynb``.
 
-Timeouts: each attempt runs in a child process (``python -m lakehouse.jobs._worker``) in
-its own session; papermill starts the kernel from there. The runner waits on that
-process with a wall-clock deadline; when it passes (or the run is interrupted) the child
-is stopped and it and all its descendants (the kernel and anything the kernel started)
-are killed with SIGKILL. The child reports the outcome as JSON (cell error, dead kernel);
-a child that vanishes without a report is a failure that points at the task's log.
+The run is planned first (:mod:`lakehouse.jobs.planning`), then its record claimed (the
+run folder and ``run.json``, within ``max_concurrent_runs``); the tasks whose upstream
+tasks are final start (up to ``max_parallel`` at once) under their ``run_if``, each
+attempt executed by :mod:`lakehouse.jobs.executor`, retried as the task says.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import fcntl
-import json
 import os
-import signal
-import subprocess
-import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from rich.console import Console
 
 from lakehouse.config import Settings
-from lakehouse.jobs import templates
-from lakehouse.jobs.graph import topological_order
-from lakehouse.jobs.loader import JobsError, load_jobs
+from lakehouse.jobs.executor import (
+    AttemptOutcome,
+    AttemptSpec,
+    Executor,
+    PapermillExecutor,
+    child_job_fields,
+    kernel_env,
+)
+from lakehouse.jobs.loader import JobsError
+from lakehouse.jobs.planning import JobPlan, PlannedTask, plan_job
 from lakehouse.jobs.progress import NullProgress, RichProgress, RunProgress, format_duration
 from lakehouse.jobs.records import (
     Attempt,
@@ -40,156 +38,16 @@ from lakehouse.jobs.records import (
     JobState,
     TaskRun,
     TaskState,
+    file_lock,
     list_runs,
-    new_run_id,
     write_run,
 )
 from lakehouse.jobs.schema import Job, JobsFile, RunIf, Task
 from lakehouse.jobs.services import RunServices
 
-_POLL_SECONDS = 0.1
-
-
-class JobParameterError(JobsError):
-    """A run's parameters do not match the job's declared parameters."""
-
 
 class ConcurrentRunError(JobsError):
     """The job already has ``max_concurrent_runs`` runs in progress."""
-
-
-# --- plan -----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class PlannedTask:
-    """A task with its parameters rendered and its notebook resolved."""
-
-    task: Task
-    parameters: dict[str, Any]
-    input_notebook: Path
-    where: str
-    """``jobs.yaml:line`` of the task, for messages."""
-
-
-@dataclass(frozen=True)
-class JobPlan:
-    """Everything decided before the first task starts."""
-
-    job: Job
-    run_id: str
-    start_time: dt.datetime
-    params: dict[str, str]
-    tasks: list[PlannedTask]
-    """In topological order (ties in ``jobs.yaml`` order)."""
-    project_root: Path
-    jobs_file: Path | None
-
-
-def plan_job(
-    jobs_file: JobsFile | str | Path,
-    job_name: str,
-    *,
-    params: Mapping[str, str] | None = None,
-    project_root: str | Path | None = None,
-    run_id: str | None = None,
-    start_time: dt.datetime | None = None,
-) -> JobPlan:
-    """Resolve job parameters (defaults, then ``params``), render task parameters and
-    order the tasks. Raises :class:`JobParameterError` for unknown or missing
-    parameters, ``KeyError`` for an unknown job, :class:`JobsFileError` for a bad file."""
-    jobs, root = resolve_jobs(jobs_file, project_root)
-    try:
-        job = jobs.job(job_name)
-    except KeyError as exc:
-        raise JobsError(str(exc.args[0])) from None
-    if not job.name:  # a JobsFile built in code rather than loaded
-        job._name = job_name
-    start_time = start_time or dt.datetime.now(dt.UTC)
-    run_id = run_id or new_run_id(start_time)
-    run_values = {
-        "job.name": job.name,
-        "job.run_id": run_id,
-        **templates.start_time_values(start_time),
-    }
-    resolved = resolve_parameters(job, params or {}, run_values=run_values, where=jobs.where(job))
-    values = {**run_values, **{f"job.parameters.{k}": v for k, v in resolved.items()}}
-    by_key = {task.task_key: task for task in job.tasks}
-    unknown = sorted({dep for task in job.tasks for dep in task.upstream} - set(by_key))
-    if unknown:  # load_jobs rejects these; a JobsFile built in code may not
-        raise JobsError(f"job {job.name!r}: depends_on names unknown tasks {unknown}")
-    try:
-        order = topological_order({task.task_key: task.upstream for task in job.tasks})
-    except ValueError as exc:
-        raise JobsError(f"job {job.name!r}: {exc}") from None
-    planned = [
-        PlannedTask(
-            task=by_key[key],
-            parameters=render_parameters(by_key[key], values),
-            input_notebook=_input_path(by_key[key], root, jobs.source),
-            where=jobs.where(by_key[key]),
-        )
-        for key in order
-    ]
-    return JobPlan(job, run_id, start_time, resolved, planned, root, jobs.source)
-
-
-def _input_path(task: Task, root: Path, jobs_source: Path | None) -> Path:
-    """The notebook a task executes, or for a ``run_job_task`` the jobs file it reads."""
-    if task.notebook is not None:
-        return (root / task.notebook).resolve()
-    if jobs_source is None:
-        raise JobsError(
-            f"task {task.task_key!r} runs job {task.target!r}: run_job_task needs a jobs file "
-            "on disk (load it with load_jobs)"
-        )
-    return jobs_source
-
-
-def resolve_jobs(jobs_file: JobsFile | str | Path, project_root: str | Path | None) -> tuple[JobsFile, Path]:
-    """The jobs file and the project root its notebook paths are relative to."""
-    if isinstance(jobs_file, JobsFile):
-        jobs = jobs_file
-    else:
-        jobs = load_jobs(jobs_file, project_root=project_root)
-    root = project_root or jobs.project_root or Path.cwd()
-    return jobs, Path(root).resolve()
-
-
-def resolve_parameters(
-    job: Job, overrides: Mapping[str, str], *, run_values: Mapping[str, str], where: str = "jobs.yaml"
-) -> dict[str, str]:
-    """Job parameter values: rendered defaults, replaced by ``overrides``."""
-    declared = job.parameter_defaults()
-    unknown = sorted(set(overrides) - set(declared))
-    if unknown:
-        known = ", ".join(declared) or "none"
-        raise JobParameterError(
-            f"job {job.name!r} has no parameter {', '.join(map(repr, unknown))}; its "
-            f"parameters: {known}. Declare it under the job's parameters ({where}) "
-            "or drop the --param"
-        )
-    resolved: dict[str, str] = {}
-    for name, default in declared.items():
-        if name in overrides:
-            resolved[name] = str(overrides[name])
-        elif default is None:
-            raise JobParameterError(
-                f"job {job.name!r} needs parameter {name!r} (no default in {where}); "
-                f"pass --param {name}=VALUE"
-            )
-        else:
-            resolved[name] = templates.render(default, run_values)
-    return resolved
-
-
-def render_parameters(task: Task, values: Mapping[str, str]) -> dict[str, Any]:
-    """The task's parameters with references replaced; non-strings unchanged."""
-    task_values = {**values, "task.name": task.task_key}
-    return {
-        key: templates.render(value, task_values) if isinstance(value, str) else value
-        for key, value in task.declared_parameters.items()
-    }
 
 
 # --- run_if ---------------------------------------------------------------------------
@@ -222,225 +80,6 @@ def not_run_state(upstream: list[TaskState]) -> TaskState:
     if TaskState.CANCELED in upstream:
         return TaskState.CANCELED
     return TaskState.SKIPPED
-
-
-# --- one attempt ----------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class AttemptSpec:
-    """One execution of a task's notebook."""
-
-    job: str
-    run_id: str
-    task_key: str
-    attempt: int
-    notebook: str
-    input_notebook: Path
-    output_notebook: Path
-    log_file: Path
-    parameters: dict[str, Any]
-    cwd: Path
-    env: dict[str, str]
-    timeout_seconds: int
-    kernel: str | None
-    where: str
-    run_job: str | None = None
-    """For a ``run_job_task``: the child job, run from ``input_notebook`` (the jobs file)
-    into the runs folder ``runs_dir`` with ``parameters`` as its job parameters."""
-    runs_dir: Path | None = None
-    max_parallel: int = 1
-
-    @property
-    def output_path(self) -> str:
-        """What a person opens after the attempt: the executed notebook, or for a
-        ``run_job_task`` the child run's folder."""
-        if self.run_job and self.runs_dir:
-            return str(self.runs_dir / self.run_job / self.child_run_id)
-        return str(self.output_notebook)
-
-    @property
-    def child_run_id(self) -> str:
-        """Run id of a ``run_job_task``'s child run (one per attempt)."""
-        suffix = f"-attempt{self.attempt}" if self.attempt > 1 else ""
-        return f"{self.run_id}-{self.task_key}{suffix}"
-
-
-@dataclass(frozen=True)
-class AttemptOutcome:
-    """SUCCESS, FAILED, TIMED_OUT or CANCELED, with a message naming the task."""
-
-    state: TaskState
-    error: str | None = None
-
-
-Executor = Callable[[AttemptSpec, threading.Event], AttemptOutcome]
-
-
-class PapermillExecutor:
-    """Runs an attempt in a killable child process (see the module docstring)."""
-
-    def __call__(self, spec: AttemptSpec, cancel: threading.Event) -> AttemptOutcome:
-        """Execute, wait with the task's deadline, and translate the child's report."""
-        result = spec.output_notebook.with_name(f".{spec.task_key}.attempt{spec.attempt}.json")
-        result.unlink(missing_ok=True)
-        payload = {
-            "input": str(spec.input_notebook),
-            "output": str(spec.output_notebook),
-            "parameters": spec.parameters,
-            "kernel": spec.kernel,
-            "cwd": str(spec.cwd),
-            "result": str(result),
-        }
-        if spec.run_job:
-            payload |= {
-                "job": spec.run_job,
-                "run_id": spec.child_run_id,
-                "runs_dir": str(spec.runs_dir),
-                "max_parallel": spec.max_parallel,
-            }
-        with open(spec.log_file, "a", encoding="utf-8") as log:
-            log.write(f"=== {spec.task_key} attempt {spec.attempt} {_now().isoformat()}\n")
-            log.flush()
-            process = subprocess.Popen(
-                [sys.executable, "-m", "lakehouse.jobs._worker", json.dumps(payload)],
-                cwd=spec.cwd,
-                env=spec.env,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        ended = _wait(process, spec.timeout_seconds, cancel)
-        try:
-            if ended == "timeout":
-                return AttemptOutcome(TaskState.TIMED_OUT, _timeout_message(spec))
-            if ended == "canceled":
-                return AttemptOutcome(TaskState.CANCELED, f"task {spec.task_key!r} canceled")
-            return _outcome(spec, result, process.returncode)
-        finally:
-            result.unlink(missing_ok=True)
-
-
-def _wait(process: subprocess.Popen[bytes], timeout: int, cancel: threading.Event) -> str:
-    """Wait for the child: ``"exited"``, or ``"timeout"``/``"canceled"`` after killing it."""
-    deadline = time.monotonic() + timeout if timeout else None
-    while True:
-        try:
-            process.wait(timeout=_POLL_SECONDS)
-            return "exited"
-        except subprocess.TimeoutExpired:
-            pass
-        if cancel.is_set():
-            kill_process_tree(process.pid)
-            process.wait()
-            return "canceled"
-        if deadline is not None and time.monotonic() >= deadline:
-            kill_process_tree(process.pid)
-            process.wait()
-            return "timeout"
-
-
-def kill_process_tree(pid: int) -> None:
-    """SIGKILL a process and all its descendants (the kernel runs in its own session,
-    so a process-group kill would miss it). The root is stopped first so it cannot
-    start new children while they are collected."""
-    import psutil  # a dependency of ipykernel
-
-    try:
-        root = psutil.Process(pid)
-        root.send_signal(signal.SIGSTOP)
-        victims = [root, *root.children(recursive=True)]
-    except psutil.NoSuchProcess:
-        return
-    for process in victims:
-        try:
-            process.kill()
-        except psutil.NoSuchProcess:
-            pass
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline and not all(_dead(p) for p in victims):
-        time.sleep(0.02)
-
-
-def _dead(process: object) -> bool:
-    """Gone, or a zombie (dead; its parent or init will reap it)."""
-    import psutil
-
-    assert isinstance(process, psutil.Process)
-    try:
-        return process.status() == psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return True
-
-
-def _outcome(spec: AttemptSpec, result: Path, returncode: int) -> AttemptOutcome:
-    """Translate the child's JSON report (or its absence) into an outcome."""
-    try:
-        report = json.loads(result.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return AttemptOutcome(
-            TaskState.FAILED,
-            f"task {spec.task_key!r}: the papermill process for {spec.notebook} exited with "
-            f"code {returncode} without a report (killed? out of memory?). "
-            f"Log: {spec.log_file}",
-        )
-    status = report["status"]
-    if status == "ok":
-        return AttemptOutcome(TaskState.SUCCESS)
-    if status == "job_failed":
-        return AttemptOutcome(
-            TaskState.FAILED,
-            f"task {spec.task_key!r}: job {spec.run_job!r} run {spec.child_run_id} ended "
-            f"{report.get('state')}:\n{report.get('message')}",
-        )
-    if status == "cell_error":
-        return AttemptOutcome(TaskState.FAILED, cell_error_message(spec, report))
-    if status == "kernel_died":
-        return AttemptOutcome(
-            TaskState.FAILED,
-            f"task {spec.task_key!r}: kernel died while running {spec.notebook} (the "
-            "kernel process exited: os._exit, a crash, or out of memory). Partial output "
-            f"notebook: {spec.output_notebook}; log: {spec.log_file}",
-        )
-    return AttemptOutcome(
-        TaskState.FAILED,
-        f"task {spec.task_key!r}: papermill could not run {spec.notebook}: "
-        f"{report.get('type')}: {report.get('message')}. Log: {spec.log_file}",
-    )
-
-
-def cell_error_message(spec: AttemptSpec, report: Mapping[str, Any]) -> str:
-    """Message for an exception raised by a cell (papermill's PapermillExecutionError)."""
-    source = str(report.get("source") or "")
-    first = next((line.strip() for line in source.splitlines() if line.strip()), "")
-    count = report.get("exec_count")
-    label = f"cell {report.get('cell_index')}" + (f" (In [{count}])" if count else "")
-    return (
-        f"task {spec.task_key!r} failed: notebook {spec.notebook} raised in {label}: "
-        f"{first}\n"
-        f"  {report.get('ename')}: {report.get('evalue')}\n"
-        f"  output notebook (with the traceback): {spec.output_notebook}"
-    )
-
-
-def child_job_fields(planned: PlannedTask, runs_root: Path, max_parallel: int) -> dict[str, Any]:
-    """The ``AttemptSpec`` fields of a ``run_job_task`` (none for a notebook task)."""
-    if planned.task.run_job_task is None:
-        return {}
-    return {
-        "run_job": planned.task.run_job_task.job_name,
-        "runs_dir": runs_root,
-        "max_parallel": max_parallel,
-    }
-
-
-def _timeout_message(spec: AttemptSpec) -> str:
-    return (
-        f"task {spec.task_key!r} timed out after {spec.timeout_seconds}s running "
-        f"{spec.notebook}; its kernel was killed. Partial output notebook: "
-        f"{spec.output_notebook}. Raise timeout_seconds ({spec.where}) or speed it up"
-    )
 
 
 # --- the run --------------------------------------------------------------------------
@@ -570,32 +209,8 @@ def claim_run(run: JobRun, job: Job, runs_root: Path) -> None:
         write_run(run)
 
 
-@contextmanager
-def file_lock(path: Path) -> Iterator[None]:
-    with open(path, "a", encoding="utf-8") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
-
-
-def kernel_env(project_root: Path, job: str, run_id: str, task_key: str, run_dir: str) -> dict[str, str]:
-    """Environment of the papermill child and its kernel."""
-    env = dict(os.environ)
-    env.update(
-        LAKEHOUSE_HOME=str(project_root),
-        LAKEHOUSE_JOB=job,
-        LAKEHOUSE_RUN_ID=run_id,
-        LAKEHOUSE_TASK_KEY=task_key,
-        LAKEHOUSE_RUN_DIR=run_dir,
-        PYTHONUNBUFFERED="1",
-    )
-    return env
 
 
 @dataclass

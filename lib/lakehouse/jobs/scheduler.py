@@ -46,9 +46,9 @@ from rich.console import Console
 from rich.text import Text
 
 from lakehouse.jobs import cron
+from lakehouse.jobs.executor import kill_process_tree
 from lakehouse.jobs.loader import JobsError, load_jobs
-from lakehouse.jobs.records import JobState, list_runs, load_run, new_run_id
-from lakehouse.jobs.runner import file_lock, kill_process_tree
+from lakehouse.jobs.records import JobState, file_lock, list_runs, load_run, new_run_id
 from lakehouse.jobs.schema import Job, JobsFile
 
 STATE_FILE = ".scheduler.json"

@@ -17,18 +17,18 @@ import threading
 from collections.abc import Mapping
 from pathlib import Path
 
-from lakehouse.jobs.loader import JobsError
-from lakehouse.jobs.records import Attempt, TaskRun, TaskState
-from lakehouse.jobs.runner import (
+from lakehouse.jobs.executor import (
     AttemptOutcome,
     AttemptSpec,
     Executor,
     PapermillExecutor,
     child_job_fields,
     kernel_env,
-    plan_job,
-    resolve_runs_dir,
 )
+from lakehouse.jobs.loader import JobsError
+from lakehouse.jobs.planning import plan_job
+from lakehouse.jobs.records import Attempt, TaskRun, TaskState
+from lakehouse.jobs.runner import resolve_runs_dir
 from lakehouse.jobs.schema import JobsFile
 
 
