@@ -115,12 +115,15 @@ def run_scale(
     classic: bool = True,
     spark_connect=None,
     daily_job_remote: str | None = None,
+    extras: bool = True,
     progress: Progress = print,
 ) -> ScaleResult:
     """Measure one scale factor in ``workdir`` (emptied first). ``spark_connect``: a
     session on an Apache Spark Connect server that reaches ``workdir``; the whole
     pipeline runs on it too. ``daily_job_remote`` (with ``spark_connect``): that
-    server's URL, to time ``lakehouse jobs run daily`` for the new day on both engines."""
+    server's URL, to time ``lakehouse jobs run daily`` for the new day on both engines.
+    ``extras=False`` leaves out what follows the three runs on the embedded engine (ML,
+    exports, the full rebuild, table sizes, the gold subset): a quick check."""
     from lakehouse.generate import generate_all
     from lakehouse.postgres import ensure_server
 
@@ -151,13 +154,14 @@ def run_scale(
     restore_day(held)
     result.daily = run_layers(spark, settings, run_date, memory, progress, label="daily ")
     result.nothing_new = run_layers(spark, settings, run_date, memory, progress, label="again ")
-    result.downstream = run_downstream(spark, settings, memory, progress)  # settings.run_date is the new day
-    result.full_rebuild = run_layers(spark, settings, run_date, memory, progress, label="rebuild ", full=True)
-    result.tables = table_sizes(settings.lake_root)
-    progress(f"scale {scale}: engines side by side")
-    result.comparison = compare_engines(
-        spark, Lake(settings.lake_root), workdir / "compare", classic=classic, spark_connect=spark_connect
-    )
+    if extras:
+        result.downstream = run_downstream(spark, settings, memory, progress)  # settings.run_date: the new day
+        result.full_rebuild = run_layers(spark, settings, run_date, memory, progress, label="rebuild ", full=True)
+        result.tables = table_sizes(settings.lake_root)
+        progress(f"scale {scale}: engines side by side")
+        result.comparison = compare_engines(
+            spark, Lake(settings.lake_root), workdir / "compare", classic=classic, spark_connect=spark_connect
+        )
     if spark_settings is not None:
         progress(f"scale {scale}: the whole pipeline on {on_spark.SPARK_CONNECT}")
         result.spark_connect, spark_job_lake = run_spark_pipeline(
