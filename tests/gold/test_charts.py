@@ -7,12 +7,11 @@ import pytest
 
 from lakehouse.gold.charts import GOLD_HEADLINES
 from lakehouse.gold.charts import plot_headline as plot_gold
-from lakehouse.gold.incremental import refresh_gold
 from lakehouse.pharma import layer_datasets, runner
 from lakehouse.silver.charts import SILVER_HEADLINES
 from lakehouse.silver.charts import plot_headline as plot_silver
 
-from .test_incremental import _context, _write_silver, silver_days_1_to_4
+from .test_incremental import _context, _write_silver, refresh_gold, silver_days_1_to_4
 
 matplotlib.use("Agg")
 
@@ -33,7 +32,7 @@ def test_headline_charts_draw_values_and_survive_empty_tables(spark, tmp_path):
     ctx = _context(spark, tmp_path)
     _write_silver(spark, runner(ctx), silver_days_1_to_4())
     for domain in ("pharma", "energy"):
-        refresh_gold(ctx, domain, incremental=False)
+        refresh_gold(ctx, domain, full_refresh=True)
     for name in GOLD_HEADLINES:
         plot_gold(ctx, name)
         plt.close("all")

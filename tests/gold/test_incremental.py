@@ -1,18 +1,21 @@
-"""Incremental refresh of gold equals a full rebuild (hand-made silver, both domains)."""
+"""Incremental refresh of gold equals a full rebuild (hand-made silver, both domains):
+the facts are refreshed by day (``incremental=dp.by_day(...)``) by the gold layer's
+pipeline run."""
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 from decimal import Decimal
 
 import pytest
 from chispa import assert_df_equality
 
 from lakehouse.context import RunContext
-from lakehouse.gold.incremental import changed_days, day_ranges, days_predicate, refresh_gold
 from lakehouse.lake import Lake, read_delta, write_delta
 from lakehouse.ml.scoring import apply_scores_to_fact
-from lakehouse.pharma import layer_datasets, runner
+from lakehouse.pharma import layer_datasets, run_layer, runner
+from lakehouse.pipelines.incremental import changed_partitions, day_ranges, days_predicate
 
 RUN_DATE = dt.date(2026, 11, 4)
 D1, D2, D3, D4 = (dt.date(2026, 11, d) for d in (1, 2, 3, 4))
@@ -176,6 +179,20 @@ def _context(spark, root) -> RunContext:
     return RunContext(settings, spark, Lake(str(root)), RUN_DATE, "test-run", dt.datetime(2026, 11, 4, 6))
 
 
+def refresh_gold(ctx: RunContext, domain: str, *, full_refresh: bool = False):
+    """What the gold notebooks run: the domain's gold layer (full_refresh: rebuilt)."""
+    run = run_layer(ctx, "gold", under=f"domain={domain}", full_refresh=full_refresh)
+    assert run.status == "COMPLETED", run.error
+    return run
+
+
+def _fact(run, name: str) -> tuple[str, list[str], int, str]:
+    """(mode, days rebuilt, rows written, reason) of a fact's refresh, from its event."""
+    event = run.event(name)
+    details = json.loads(event.details)
+    return details["mode"], details["days"], event.rows_written, details["reason"]
+
+
 def _gold(spark, ctx: RunContext) -> dict[str, object]:
     pipeline = runner(ctx)
     return {name: read_delta(spark, pipeline.path(name)) for name in layer_datasets(pipeline.graph, "gold")}
@@ -186,25 +203,25 @@ def test_incremental_day_4_gives_the_same_gold_as_a_full_rebuild(spark, tmp_path
     incremental = _context(spark, tmp_path / "incremental")
     _write_silver(spark, runner(incremental), silver_days_1_to_3())
     for domain in ("pharma", "energy"):
-        refresh_gold(incremental, domain, incremental=False)
+        refresh_gold(incremental, domain, full_refresh=True)
     # the daily scoring runs after gold: scores stored, then the fact's rows updated in place
     write_delta(_scores(spark), incremental.lake.gold("energy", "prediction", "anomaly_scores"))
     assert apply_scores_to_fact(spark, incremental.lake, _scores(spark)) == 3
     _write_silver(spark, runner(incremental), silver_days_1_to_4())
-    refreshed = {d: refresh_gold(incremental, d)["facts"] for d in ("pharma", "energy")}
+    refreshed = {d: refresh_gold(incremental, d) for d in ("pharma", "energy")}
 
     full = _context(spark, tmp_path / "full")
     _write_silver(spark, runner(full), silver_days_1_to_4())
     write_delta(_scores(spark), full.lake.gold("energy", "prediction", "anomaly_scores"))
     for domain in ("pharma", "energy"):
-        refresh_gold(full, domain, incremental=False)
+        refresh_gold(full, domain, full_refresh=True)
 
-    (ventes,) = refreshed["pharma"]
-    assert (ventes.mode, ventes.days) == ("days", ["2026-11-01", "2026-11-02", "2026-11-04"])
-    assert ventes.rows_written == 4  # O1, O4 (day 1), O2 (day 2), O5 (day 4); O3 (day 3) untouched
-    (energy,) = refreshed["energy"]
+    mode, days, rows_written, _ = _fact(refreshed["pharma"], "fact_ventes")
+    assert (mode, days) == ("days", ["2026-11-01", "2026-11-02", "2026-11-04"])
+    assert rows_written == 4  # O1, O4 (day 1), O2 (day 2), O5 (day 4); O3 (day 3) untouched
+    mode, days, _, _ = _fact(refreshed["energy"], "fact_consommation_energie")
     # day 1: scored since the last refresh (its fingerprint includes the scores' day)
-    assert (energy.mode, energy.days) == ("days", ["2026-11-01", "2026-11-02", "2026-11-04"])
+    assert (mode, days) == ("days", ["2026-11-01", "2026-11-02", "2026-11-04"])
     expected, actual = _gold(spark, full), _gold(spark, incremental)
     assert set(actual) == set(expected)
     for name in sorted(expected):
@@ -223,15 +240,15 @@ def test_incremental_day_4_gives_the_same_gold_as_a_full_rebuild(spark, tmp_path
     assert fact["O2"].quantity == 5 and fact["O2"].net_amount == Decimal("50.00")  # 5 x 10.00
     assert fact["O3"].site_sk == -1 and fact["O3"].product_sk != -1
 
-    again = refresh_gold(incremental, "pharma")["facts"]
-    assert [(r.mode, r.days) for r in again] == [("unchanged", [])]
+    again = refresh_gold(incremental, "pharma")
+    assert _fact(again, "fact_ventes")[:2] == ("unchanged", [])
 
 
 def test_changed_days_are_new_changed_or_gone():
     before = {"2026-11-01": "1:5", "2026-11-02": "2:7", "2026-11-03": "1:1"}
     now = {"2026-11-01": "1:5", "2026-11-02": "2:8", "2026-11-04": "1:2"}
-    assert changed_days(now, before) == ["2026-11-02", "2026-11-03", "2026-11-04"]
-    assert changed_days(before, before) == []
+    assert changed_partitions(now, before) == ["2026-11-02", "2026-11-03", "2026-11-04"]
+    assert changed_partitions(before, before) == []
 
 
 def test_days_predicate_merges_consecutive_days():
@@ -253,12 +270,12 @@ def test_a_dimension_change_rebuilds_the_fact_and_a_removed_day_is_deleted(spark
     ctx = _context(spark, tmp_path)
     tables = silver_days_1_to_4()
     _write_silver(spark, runner(ctx), tables)
-    refresh_gold(ctx, "pharma", incremental=False)
+    refresh_gold(ctx, "pharma", full_refresh=True)
 
     without_day_4 = [row for row in tables["silver_order_lines"] if row[2] != D4]
     _write_silver(spark, runner(ctx), {"silver_order_lines": without_day_4})
-    (removed,) = refresh_gold(ctx, "pharma")["facts"]
-    assert (removed.mode, removed.days, removed.rows_written) == ("days", ["2026-11-04"], 0)
+    removed = refresh_gold(ctx, "pharma")
+    assert _fact(removed, "fact_ventes")[:3] == ("days", ["2026-11-04"], 0)
     fact = read_delta(spark, runner(ctx).path("fact_ventes"))
     assert sorted(r.order_id for r in fact.collect()) == ["O1", "O2", "O3", "O4"]
 
@@ -269,8 +286,9 @@ def test_a_dimension_change_rebuilds_the_fact_and_a_removed_day_is_deleted(spark
         ("P2", dt.date(2026, 1, 1), None, Decimal("3"), Decimal("8")),
     ]
     _write_silver(spark, runner(ctx), {"silver_product_prices": prices})
-    (rebuilt,) = refresh_gold(ctx, "pharma")["facts"]
-    assert (rebuilt.mode, rebuilt.reason) == ("full", "dimensions changed: dim_produit")
+    rebuilt = refresh_gold(ctx, "pharma")
+    mode, _, _, reason = _fact(rebuilt, "fact_ventes")
+    assert (mode, reason) == ("full", "other inputs changed: dim_produit")
     costs = {r.order_id: r.cost_amount for r in read_delta(spark, runner(ctx).path("fact_ventes")).collect()}
     assert costs == {
         "O1": Decimal("14.00"),

@@ -1,7 +1,9 @@
 """Incremental refresh of silver iot_readings_hourly: only touched days are resampled
-again, and the table always equals a full rebuild."""
+again (silver_iot_readings_resampled, refreshed by day), and the table always equals
+a full rebuild."""
 
 import datetime as dt
+import json
 from pathlib import Path
 
 from chispa import assert_df_equality
@@ -10,9 +12,8 @@ from pyspark.sql import functions as F
 from lakehouse import pipelines as dp
 from lakehouse.bronze.sources import partition_date
 from lakehouse.lake import read_delta, write_delta
-from lakehouse.silver.energy import HOURLY_COLUMNS, clean_hourly_readings, resample_hourly
+from lakehouse.silver.energy import HOURLY_COLUMNS, clean_hourly_readings
 from lakehouse.silver.energy_tables import BRONZE_READINGS_PATH, HOURLY_READINGS_PATH
-from lakehouse.silver.incremental import forget_state, hourly_readings, plan_refresh, state_uri
 
 BRONZE_SCHEMA = (
     "machine_id string, ts timestamp, kwh double, kw double, temperature_c double, vibration_mm_s double, "
@@ -24,6 +25,7 @@ RUNS_SCHEMA = (
     "end_ts timestamp, units_produced bigint, units_rejected bigint"
 )
 DATASET = "silver_iot_readings_hourly"
+RESAMPLED = "silver_iot_readings_resampled"  # the incremental part: resampled by day
 EPOCH_DAY_NOV_1 = 20758  # (2026-11-01 - 1970-01-01).days
 
 
@@ -60,11 +62,17 @@ def _write_referential(spark, lake, machines: list[str]) -> None:
     )
 
 
-def _refresh(spark, lake, run_date: dt.date):
+def _runner(spark, lake, run_date: dt.date):
     graph = dp.load_graph("energy_test", ["lakehouse.bronze.tables", "lakehouse.silver.energy_tables"])
-    runner = dp.PipelineRunner(spark, graph, lake, parameters={"run_date": run_date})
-    run = runner.run(refresh=[DATASET], include_upstreams=False)
+    return dp.PipelineRunner(spark, graph, lake, parameters={"run_date": run_date})
+
+
+def _refresh(spark, lake, run_date: dt.date, *, full_refresh: bool = False):
+    run = _runner(spark, lake, run_date).run(
+        refresh=[DATASET], include_upstreams=False, full_refresh=full_refresh
+    )
     assert run.status == "COMPLETED", run.error
+    return run
 
 
 def _reasons():
@@ -96,12 +104,18 @@ def _assert_equals_full_rebuild(spark, lake, run_date: dt.date) -> None:
     )
 
 
-def _plan(spark, lake, run_date: dt.date):
-    bronze_path = f"{lake.root}/{BRONZE_READINGS_PATH}"
-    schema = resample_hourly(read_delta(spark, bronze_path)).schema.simpleString()
-    return plan_refresh(
-        spark, lake, bronze_path, f"{lake.root}/{HOURLY_READINGS_PATH}", run_date=run_date, schema=schema
-    )
+class _Plan:
+    """The days the next refresh resamples, as UTC day numbers; None: every day."""
+
+    def __init__(self, partitions: list[str] | None) -> None:
+        epoch = dt.date(1970, 1, 1)
+        self.days = (
+            None if partitions is None else [(dt.date.fromisoformat(d) - epoch).days for d in partitions]
+        )
+
+
+def _plan(spark, lake, run_date: dt.date) -> _Plan:
+    return _Plan(_runner(spark, lake, run_date).incremental_plan(RESAMPLED).partitions)
 
 
 def _hour(spark, lake, machine: str, hour_ts: dt.datetime):
@@ -160,9 +174,8 @@ def test_full_refresh_and_referential_changes_reach_every_day(spark, lake):
     incremental_target, incremental_quarantine = (df.collect() for df in _stored(spark, lake))
     assert len(incremental_quarantine) == 2, "M999's two hours"
 
-    forget_state(lake)  # a full refresh of the table
-    assert _plan(spark, lake, _day(2)).days is None
-    _refresh(spark, lake, _day(2))
+    full = _refresh(spark, lake, _day(2), full_refresh=True)  # a full refresh of the table
+    assert json.loads(full.event(RESAMPLED).details)["mode"] == "full", "every day resampled"
     target, quarantine = _stored(spark, lake)
     assert sorted(target.collect()) == sorted(incremental_target)
     assert sorted(quarantine.collect()) == sorted(incremental_quarantine)
@@ -181,41 +194,28 @@ def test_a_computation_whose_write_did_not_land_is_not_trusted(spark, lake):
     _append_drop(spark, lake, 1, [("M001", _at(1, 10, 0), 1.0, 20.0)])
     _refresh(spark, lake, _day(1))
     _append_drop(spark, lake, 2, [("M001", _at(2, 10, 0), 2.0, 20.0)])
-    graph = dp.load_graph("energy_test", ["lakehouse.bronze.tables", "lakehouse.silver.energy_tables"])
-    runner = dp.PipelineRunner(spark, graph, lake, parameters={"run_date": _day(2)})
-    runner.preview(DATASET)  # computes (and announces) day 2 but writes nothing
+    runner = _runner(spark, lake, _day(2))
+    runner.preview(DATASET)  # computes day 2 but writes nothing
     assert _plan(spark, lake, _day(2)).days == [EPOCH_DAY_NOV_1 + 1], "day 2 still to do"
     _refresh(spark, lake, _day(2))
     _assert_equals_full_rebuild(spark, lake, _day(2))
 
-    runner.preview(DATASET)  # announces version v + 1 ...
-    target_path = f"{lake.root}/{HOURLY_READINGS_PATH}"
-    one_row = spark.createDataFrame(
-        read_delta(spark, target_path).limit(1).collect(), read_delta(spark, target_path).schema
-    )
-    write_delta(one_row, target_path, mode="append")  # ... but v + 1 is another writer's append
-    assert _plan(spark, lake, _day(2)).days is None, "the table is not known to match any state"
-    _refresh(spark, lake, _day(2))  # a full resample puts it right
+    runner.preview(DATASET)
+    for path in (f"{lake.root}/{HOURLY_READINGS_PATH}", runner.path(RESAMPLED)):  # another writer's append
+        one_row = spark.createDataFrame(
+            read_delta(spark, path).limit(1).collect(), read_delta(spark, path).schema
+        )
+        write_delta(one_row, path, mode="append")
+    day_of_row = (one_row.first()["hour_ts"].date() - dt.date(1970, 1, 1)).days
+    assert _plan(spark, lake, _day(2)).days == [day_of_row], "the day the other writer changed is not trusted"
+    _refresh(spark, lake, _day(2))  # resampling that day again puts it right
     _assert_equals_full_rebuild(spark, lake, _day(2))
 
 
-def test_without_a_bronze_table_everything_is_resampled_and_no_state_is_kept(spark, lake):
-    """E.g. a dry run of the pipeline before any ingestion."""
-    row = ("M001", _at(1, 10, 0), 1.0, 60.0, 20.0, 1.0, None, "f", 1, _at(1, 23, 0), "2026", "11", "01")
-    bronze = spark.createDataFrame([row], BRONZE_SCHEMA)
-    machines = spark.createDataFrame([("M001",)], "machine_id string")
-    runs = spark.createDataFrame([], RUNS_SCHEMA)
-    hourly = hourly_readings(
-        bronze,
-        machines,
-        runs,
-        spark=spark,
-        lake=lake,
-        run_date="2026-11-01",
-        bronze_path=f"{lake.root}/{BRONZE_READINGS_PATH}",
-        target_path=f"{lake.root}/{HOURLY_READINGS_PATH}",
-    )
-    assert [(r["machine_id"], r["kwh"], r["minutes_observed"]) for r in hourly.collect()] == [
-        ("M001", 1.0, 1)
-    ]
-    assert not Path(state_uri(lake)).exists()
+def test_a_preview_before_any_run_resamples_everything_and_keeps_no_state(spark, lake):
+    """E.g. developing the definition before the pipeline ever ran."""
+    _write_referential(spark, lake, ["M001"])
+    _append_drop(spark, lake, 1, [("M001", _at(1, 10, 0), 1.0, 20.0)])
+    sample, _ = _runner(spark, lake, _day(1)).preview(DATASET)
+    assert [(r.machine_id, r.kwh, r.minutes_observed) for r in sample.itertuples()] == [("M001", 1.0, 1)]
+    assert not Path(lake.system("incremental")).exists()

@@ -14,8 +14,8 @@
   per ``(machine_id, ts)``) resampled to the hour, with the minutes of the hour during
   which a production batch ran on the machine. Hours of machines missing from the
   referential go to ``iot_readings_hourly_quarantine`` (rule ``known_machine``).
-  Each run resamples only the UTC days touched by new readings
-  (``lakehouse.silver.incremental``).
+  Each run resamples only the UTC days whose readings changed (the pipeline's
+  ``silver_iot_readings_resampled``, refreshed by day).
 
 Hours are computed on epoch seconds, so they do not depend on the session time zone.
 """

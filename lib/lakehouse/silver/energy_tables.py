@@ -12,9 +12,10 @@ from lakehouse.silver.energy import (
     PRODUCTION_RUN_RULES,
     clean_machine_history,
     clean_machines,
+    finish_hourly_readings,
     prepare_production_runs,
+    resample_hourly,
 )
-from lakehouse.silver.incremental import hourly_readings
 
 BRONZE_READINGS_PATH = "bronze/source=iot/table=readings"
 HOURLY_READINGS_PATH = "silver/domain=energy/table=iot_readings_hourly"
@@ -62,29 +63,39 @@ def silver_production_runs(bronze_production_batches):
     return prepare_production_runs(_up_to_run_date(bronze_production_batches))
 
 
+@dp.temporary_view
+def bronze_iot_readings_to_date(bronze_iot_readings):
+    """The well-formed minute readings (with a time) dropped up to the run date: what
+    the hourly readings are made of."""
+    readings = _up_to_run_date(bronze_iot_readings)
+    return readings.where(F.col("_corrupt_record").isNull() & F.col("ts").isNotNull())
+
+
+@dp.materialized_view(
+    private=True,
+    incremental=dp.by_day(source="bronze_iot_readings_to_date", source_day="ts", target_day="hour_ts"),
+)
+def silver_iot_readings_resampled(bronze_iot_readings_to_date):
+    """Minute readings resampled to machine x UTC hour, the latest copy of a minute
+    counting once: the expensive step, so only the UTC days whose readings changed are
+    resampled again (every copy of a minute falls on the minute's day). Internal to the
+    pipeline: silver_iot_readings_hourly adds what is cheap to every hour."""
+    return resample_hourly(bronze_iot_readings_to_date)
+
+
 @dp.materialized_view(
     path=HOURLY_READINGS_PATH,
     quarantine=True,
-    stateful=True,
     contract=dp.Contract(
         keys=("machine_id", "hour_ts"), grain="one row per machine and UTC hour", owner="energy-operations"
     ),
 )
 @dp.expect_all_or_drop(HOURLY_READING_RULES)
-def silver_iot_readings_hourly(bronze_iot_readings, silver_machines, silver_production_runs):
+def silver_iot_readings_hourly(silver_iot_readings_resampled, silver_machines, silver_production_runs):
     """One row per machine x UTC hour (key machine_id, hour_ts): kWh, mean and peak kW,
     mean temperature, max vibration, minutes observed, minutes a batch ran. Minute
     readings are deduplicated on (machine_id, ts), corrupt lines excluded; hours of
-    unknown machines: iot_readings_hourly_quarantine. Only the UTC days touched by new
-    readings are resampled again (lakehouse.silver.incremental)."""
-    context = dp.current()
-    return hourly_readings(
-        bronze_iot_readings,
-        silver_machines,
-        silver_production_runs,
-        spark=context.spark,
-        lake=context.lake,
-        run_date=context.parameters["run_date"],
-        bronze_path=f"{context.lake.root}/{BRONZE_READINGS_PATH}",
-        target_path=f"{context.lake.root}/{HOURLY_READINGS_PATH}",
-    )
+    unknown machines: iot_readings_hourly_quarantine. The resampled hours come from
+    silver_iot_readings_resampled (refreshed by day); the machine check and production
+    minutes are redone on every hour, so a new machine or batch reaches old hours too."""
+    return finish_hourly_readings(silver_iot_readings_resampled, silver_machines, silver_production_runs)
