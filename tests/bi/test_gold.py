@@ -57,6 +57,25 @@ def test_foreign_keys_follow_column_names_to_dimensions_of_the_same_extract(gold
     )
 
 
+def test_keys_come_from_the_contracts_of_the_gold_definitions(gold_lake):
+    tables = {t.name: t for t in discover_gold_tables(gold_lake)}
+    site = tables["dim_site"]
+    assert (site.primary_key, site.natural_key, site.reference_key) == (
+        ("site_sk",),
+        ("site_id",),
+        ("site_id",),
+    )
+    assert (
+        tables["fact_ventes"].primary_key
+        == tables["fact_ventes"].reference_key
+        == ("order_id", "line_number")
+    )
+    assert tables["fact_consommation_energie"].primary_key == ("machine_id", "hour_key")
+    assert tables["kpi_rupture_stock"].primary_key == ("date_key", "site_id")
+    extra = tables["kpi_test_extra"]  # not a dataset of the pipeline: no contract, no key
+    assert (extra.contract, extra.primary_key, extra.reference_key) == (None, (), ())
+
+
 def test_primary_key_checks_name_the_table_and_the_problem():
     data = pa.table({"k": [1, 2, None], "v": ["a", "b", "c"]})
     with pytest.raises(BiExportError, match=r"'t': key column 'k' has 1 NULL value"):
@@ -74,6 +93,9 @@ def test_personal_data_columns_are_refused(gold_lake):
     check_no_personal_data("fact_ventes", ["customer_id", "site_name", "name"])  # ids and labels are fine
     with pytest.raises(BiExportError, match=r"'dim_client'.*customer_email, phone_number"):
         check_no_personal_data("dim_client", ["customer_id", "customer_email", "phone_number"])
+    # tagged pseudonymised by silver_customers' contract, whatever the name looks like
+    with pytest.raises(BiExportError, match=r"'fact_ventes'.*\(contact_name_pseudonym\)"):
+        check_no_personal_data("fact_ventes", ["order_id", "contact_name_pseudonym"])
     write_gold(
         gold_lake,
         "pharma",

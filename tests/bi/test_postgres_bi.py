@@ -123,6 +123,14 @@ def test_types_keys_and_filter_indexes(gold_lake, endpoint):
     )
     assert dict(keys)["fact_ventes"] == "order_id,line_number"
     assert dict(keys)["fact_consommation_energie"] == "machine_id,hour_key"
+    assert dict(keys)["dim_site"] == "site_sk"  # the star's surrogate key (dim_site's contract)
+    unique = _query(
+        endpoint,
+        "SELECT tc.table_name, kcu.column_name FROM information_schema.table_constraints tc "
+        "JOIN information_schema.key_column_usage kcu USING (constraint_schema, constraint_name) "
+        "WHERE tc.constraint_type = 'UNIQUE' AND tc.table_schema = 'bi'",
+    )
+    assert unique == [("dim_site", "site_id")]  # its natural key, which the views join on
     assert "kpi_test_extra" not in dict(keys)  # unknown table: loaded, no invented key
     indexes = {r[0] for r in _query(endpoint, "SELECT indexname FROM pg_indexes WHERE schemaname = 'bi'")}
     assert {

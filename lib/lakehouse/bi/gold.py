@@ -34,6 +34,17 @@ def gold_contracts() -> dict[str, Contract]:
     return {d.name: d.contract for d in datasets if d.contract and (d.path or "").startswith("gold/")}
 
 
+@functools.cache
+def tagged_personal_columns() -> frozenset[str]:
+    """Columns any dataset's contract tags personal or pseudonymised (silver_customers'
+    pseudonyms): a gold column of that name would be personal data."""
+    from lakehouse.pharma import pharma_graph
+
+    return frozenset(
+        column for d in pharma_graph().datasets.values() if d.contract for column in d.contract.pii
+    )
+
+
 def dimension_of_column() -> dict[str, str]:
     """Column name -> the dimension it refers to: the one-column reference key of each
     dataset some contract's foreign key points to (``site_id`` for ``dim_site``, whose
@@ -50,7 +61,8 @@ def dimension_of_column() -> dict[str, str]:
 # Dimensions shared across domains: the energy extract also carries the sites.
 SHARED_DIMENSIONS: dict[str, tuple[str, ...]] = {"energy": ("dim_site",)}
 
-# Column names that would mean personal data reached gold; exports refuse them.
+# Column names that would mean personal data reached gold; exports refuse them, and the
+# columns a contract tags as personal data (tagged_personal_columns).
 _PERSONAL_DATA = re.compile(
     r"(e_?mail|phone|mobile|address|street|first_?name|last_?name|surname|birth|customer_name|iban|ssn)",
     re.IGNORECASE,
@@ -173,7 +185,7 @@ def foreign_keys(table: GoldTable, columns: Sequence[str], available: Sequence[s
 
 
 def check_no_personal_data(table: str, columns: Sequence[str]) -> None:
-    flagged = [c for c in columns if _PERSONAL_DATA.search(c)]
+    flagged = [c for c in columns if _PERSONAL_DATA.search(c) or c in tagged_personal_columns()]
     if flagged:
         raise BiExportError(
             f"gold table {table!r} has columns that look like personal data ({', '.join(flagged)}); "
