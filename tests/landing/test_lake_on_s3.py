@@ -130,7 +130,7 @@ def test_delta_rs_commits_and_vacuums_on_s3_with_the_lake_storage_options(monkey
     for key, value in {"AWS_ENDPOINT_URL": aws_env, "AWS_ALLOW_HTTP": "true"}.items():
         monkeypatch.setenv(key, value)
     path = f"s3://{bucket}/lake/silver/domain=pharma/table=probe"
-    options = maintenance._storage_options(path)
+    options = maintenance.storage_options(path)
     for rows in ([1, 2], [3]):
         write_deltalake(path, pa.table({"id": rows}), mode="overwrite", storage_options=options)
     assert maintenance.row_count(path) == 1 and maintenance.version(path) == 1

@@ -134,7 +134,7 @@ def record_events(lake: Lake | str, events: Iterable[AuditEvent | Mapping[str, A
             delta if delta is not None else path,
             pa.Table.from_pylist(rows, schema=SCHEMA),
             mode="append",
-            storage_options=None if delta is not None else maintenance._storage_options(path),
+            storage_options=None if delta is not None else maintenance.storage_options(path),
         )
         # Our commit's version, unless a writer outside this lock came in between: then
         # the cache misses next time and the tail is read from the table.
@@ -334,8 +334,9 @@ def current_actor() -> str:
 
 
 def record_job_run(run: Any, services: Any) -> None:
-    """Record a finished job run (``lakehouse.jobs.runner``) as ``job.run``, in the lake
-    its run history goes to; never raises (a failure becomes a run warning)."""
+    """Record a finished job run as ``job.run`` (a run listener registered by
+    ``lakehouse.wiring``), in the lake its run history goes to; never raises (a failure
+    becomes a run warning)."""
     if not getattr(services, "record_history", False):
         return
     try:
