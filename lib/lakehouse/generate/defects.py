@@ -48,12 +48,9 @@ def truncate_json(rng: np.random.Generator, line: str) -> str:
     return line[: int(rng.integers(max(1, len(line) // 3), len(line) - 1))]
 
 
-def inject_malformed_json(
-    rng: np.random.Generator, lines: list[str], rate: float = JSON_LINES_DEFECT_RATES["malformed_json"]
-) -> tuple[list[str], np.ndarray]:
-    """Truncate ``rate`` of ``lines``; returns the new lines and the sorted indexes hit."""
-    hit = np.sort(rng.choice(len(lines), size=defect_count(rate, len(lines)), replace=False))
-    out = list(lines)
-    for i in hit:
-        out[i] = truncate_json(rng, out[i])
-    return out, hit
+def pick_malformed(
+    rng: np.random.Generator, records: int, rate: float = JSON_LINES_DEFECT_RATES["malformed_json"]
+) -> np.ndarray:
+    """Sorted indexes of the ``rate`` of ``records`` lines to truncate; each is then cut
+    by :func:`truncate_json` with the same ``rng``, in index order."""
+    return np.sort(rng.choice(records, size=defect_count(rate, records), replace=False))

@@ -20,10 +20,12 @@ from __future__ import annotations
 import datetime as dt
 import json
 import time
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from lakehouse.config import Settings, is_remote_uri
@@ -32,7 +34,8 @@ from lakehouse.generate.defects import (
     ORDER_LINE_DEFECT_RATES,
     STOCK_DEFECT_RATES,
     DefectRecord,
-    inject_malformed_json,
+    pick_malformed,
+    truncate_json,
 )
 from lakehouse.generate.energy import (
     ANOMALY_SHARE,
@@ -42,15 +45,16 @@ from lakehouse.generate.energy import (
     plan_anomalies,
     readings_jsonl,
     readings_path,
-    simulate_site,
+    simulate_plant,
 )
 from lakehouse.generate.formats import (
     CSV_ENCODING,
     clear_folder,
-    json_line,
+    json_lines,
+    json_values,
     write_text_atomic,
 )
-from lakehouse.generate.order_export import build_order_line_export
+from lakehouse.generate.order_export import order_line_files
 from lakehouse.generate.orders import DELIVERY_COLUMNS, build_deliveries, build_order_lines
 from lakehouse.generate.params import MINUTES_PER_DAY, GenerationError, GenerationParams
 from lakehouse.generate.postgres_load import load_referential
@@ -58,7 +62,7 @@ from lakehouse.generate.production import batch_records, build_production_batche
 from lakehouse.generate.recalls import recall_document, recall_text, recalls_path
 from lakehouse.generate.referential import Referential, build_referential
 from lakehouse.generate.report import EntityStats, GenerationReport
-from lakehouse.generate.stock import build_stock_export
+from lakehouse.generate.stock import stock_files
 from lakehouse.postgres import PostgresEndpoint
 
 # The generator owns these landing folders (per drop date) and clears them first;
@@ -104,7 +108,7 @@ class _Writer:
         self.lake_root = lake_root
         self.bytes_written = 0
 
-    def write(self, relative_path: str, text: str, encoding: str = "utf-8") -> None:
+    def write(self, relative_path: str, text: str | bytes, encoding: str = "utf-8") -> None:
         self.bytes_written += write_text_atomic(self.lake_root / relative_path, text, encoding)
 
 
@@ -115,29 +119,32 @@ def clear_landing(landing: Path, params: GenerationParams) -> None:
             clear_folder(landing / folder / day.isoformat())
 
 
-def jsonl_export(
+def jsonl_files(
     params: GenerationParams,
     stream: str,
     records: pd.DataFrame,
     columns: tuple[str, ...],
     path_for: Callable[[dt.date], str],
-) -> tuple[dict[str, list[str]], list[DefectRecord]]:
-    """JSON lines per drop date (``records.drop_date``); ~0.5 % of all lines truncated.
-    Every date of the period gets a file, empty when nothing was dropped."""
-    per_day: dict[dt.date, list[str]] = {day: [] for day in params.dates}
-    for day, record in zip(records["drop_date"], records[list(columns)].to_dict("records")):
-        per_day[day].append(json_line(record))
-    flat = [(day, line) for day in params.dates for line in per_day[day]]
-    lines, hit = inject_malformed_json(params.rng(stream, "defects"), [line for _, line in flat])
-    files: dict[str, list[str]] = {path_for(day): [] for day in params.dates}
-    hit_set = set(int(i) for i in hit)
-    defects = []
-    for i, ((day, _), line) in enumerate(zip(flat, lines)):
-        path = path_for(day)
-        files[path].append(line)
-        if i in hit_set:
-            defects.append(DefectRecord(path, len(files[path]), "malformed_json"))
-    return files, defects
+) -> Iterator[tuple[str, bytes, list[DefectRecord]]]:
+    """JSON lines per drop date (``records.drop_date``), one file at a time; ~0.5 % of
+    all lines truncated. Every date of the period gets a file, empty when nothing was
+    dropped. Yields the path, the bytes and the file's defects."""
+    rng = params.rng(stream, "defects")
+    drop_ord = np.array([d.toordinal() for d in records["drop_date"]], dtype=np.int64)
+    in_file_order = np.argsort(drop_ord, kind="stable")
+    hit = deque(pick_malformed(rng, len(records)).tolist())
+    values = {name: json_values(records[name]) for name in columns}
+    first = 0  # index of the day's first line among all lines
+    for day in params.dates:
+        rows = in_file_order[first : first + int((drop_ord == day.toordinal()).sum())]
+        lines = json_lines({name: text.take(rows) for name, text in values.items()}).to_pylist()
+        path, defects = path_for(day), []
+        while hit and hit[0] < first + len(rows):
+            i = hit.popleft() - first
+            lines[i] = truncate_json(rng, lines[i])
+            defects.append(DefectRecord(path, i + 1, "malformed_json"))
+        first += len(rows)
+        yield path, "".join(line + "\n" for line in lines).encode("utf-8"), defects
 
 
 def write_ground_truth(
@@ -232,28 +239,33 @@ class _Context:
         path_for: Callable[[dt.date], str],
     ) -> None:
         """Write one JSON-lines entity (with malformed lines) and record its stats."""
-        files, defects = jsonl_export(self.params, entity, records, columns, path_for)
-        for path, lines in files.items():
-            self.writer.write(path, "".join(line + "\n" for line in lines))
+        defects: list[DefectRecord] = []
+        for path, data, file_defects in jsonl_files(self.params, entity, records, columns, path_for):
+            self.writer.write(path, data)
+            defects += file_defects
         self.other_defects += [(entity, d) for d in defects]
         self.stats[entity] = EntityStats(
-            entity, len(records), len(files), LANDING_FOLDERS[entity],
+            entity, len(records), self.params.days, LANDING_FOLDERS[entity],
             _count(defects, JSON_LINES_DEFECT_RATES),
         )  # fmt: skip
 
 
 def step_order_lines(ctx: _Context) -> pd.DataFrame:
-    """Order-line CSV files; returns the clean lines (deliveries follow them)."""
+    """Order-line CSV files, written one at a time; returns the clean lines
+    (deliveries follow them)."""
     lines = build_order_lines(ctx.params, ctx.ref)
-    export = build_order_line_export(ctx.params, lines)
-    for file in export.files:
+    records = files = 0
+    for file, defects in order_line_files(ctx.params, lines):
         ctx.writer.write(file.relative_path, file.text(), CSV_ENCODING)
-    ctx.order_defects = export.defects
+        ctx.order_defects += defects
+        records += len(file.lines)
+        files += 1
+        ctx.notify(f"order_lines:{file.drop_date}", f"{file.drop_date}: {records:,} lines")
     ctx.stats["order_lines"] = EntityStats(
-        "order_lines", export.records, len(export.files), LANDING_FOLDERS["order_lines"],
-        _count(export.defects, ORDER_LINE_DEFECT_RATES),
+        "order_lines", records, files, LANDING_FOLDERS["order_lines"],
+        _count(ctx.order_defects, ORDER_LINE_DEFECT_RATES),
     )  # fmt: skip
-    ctx.notify("order_lines", f"{export.records:,} lines in {len(export.files)} files")
+    ctx.notify("order_lines", f"{records:,} lines in {files} files")
     return lines
 
 
@@ -267,24 +279,27 @@ def step_deliveries(ctx: _Context, lines: pd.DataFrame) -> None:
 
 
 def step_stock(ctx: _Context) -> None:
-    export = build_stock_export(ctx.params, ctx.ref)
-    for file in export.files:
+    records = files = 0
+    defects: list[DefectRecord] = []
+    for file, file_defects in stock_files(ctx.params, ctx.ref):
         ctx.writer.write(file.relative_path, file.text(), CSV_ENCODING)
-    ctx.other_defects += [("stock_snapshots", d) for d in export.defects]
+        defects += file_defects
+        records += len(file.lines)
+        files += 1
+    ctx.other_defects += [("stock_snapshots", d) for d in defects]
     ctx.stats["stock_snapshots"] = EntityStats(
-        "stock_snapshots", export.records, len(export.files), LANDING_FOLDERS["stock_snapshots"],
-        _count(export.defects, STOCK_DEFECT_RATES),
+        "stock_snapshots", records, files, LANDING_FOLDERS["stock_snapshots"],
+        _count(defects, STOCK_DEFECT_RATES),
     )  # fmt: skip
-    ctx.notify("stock_snapshots", f"{export.records:,} rows")
+    ctx.notify("stock_snapshots", f"{records:,} rows")
 
 
 def step_production(ctx: _Context) -> pd.DataFrame:
     """Production-batch files; returns the batches (they drive the energy readings)."""
     batches = build_production_batches(ctx.params, ctx.ref)
-    records = pd.DataFrame(batch_records(ctx.params, batches))
-    columns = tuple(records.columns)
+    records = batch_records(ctx.params, batches)
     ctx.write_jsonl(
-        "production_batches", records.assign(drop_date=batches["drop_date"]), columns,
+        "production_batches", records.assign(drop_date=batches["drop_date"]), tuple(records.columns),
         lambda d: f"landing/source=erp/production_batches/{d.isoformat()}/production_{d:%Y%m%d}.jsonl",
     )  # fmt: skip
     ctx.notify("production_batches", f"{len(batches):,} batches")
@@ -292,19 +307,22 @@ def step_production(ctx: _Context) -> pd.DataFrame:
 
 
 def step_readings(ctx: _Context, batches: pd.DataFrame) -> list[Anomaly]:
-    """Readings files, one plant at a time (bounds memory); returns the anomalies."""
+    """Readings files, one plant at a time and one day at a time (memory: one plant's
+    compact readings); returns the anomalies."""
     params, ref = ctx.params, ctx.ref
     anomalies = plan_anomalies(params, ref)
     readings = files = 0
     for site_id in ref.sites.loc[ref.sites["site_type"] == "plant", "site_id"]:
-        series = simulate_site(params, ref, site_id, batches, anomalies)
-        if not series:
+        plant = simulate_plant(params, ref, site_id, batches, anomalies)
+        if not plant.machine_ids:
             continue
         for d, day in enumerate(params.dates):
-            ctx.writer.write(readings_path(site_id, day), readings_jsonl(params, series, d))
-            readings += len(series) * MINUTES_PER_DAY
+            ctx.writer.write(readings_path(site_id, day), readings_jsonl(params, plant, d))
+            readings += len(plant.machine_ids) * MINUTES_PER_DAY
             files += 1
-        ctx.notify(f"iot_readings:{site_id}", f"{len(series)} machines x {params.days} days")
+            ctx.notify(f"iot_readings:{site_id}:{day}", f"{site_id} {day}: {readings:,} readings")
+        ctx.notify(f"iot_readings:{site_id}", f"{len(plant.machine_ids)} machines x {params.days} days")
+        del plant
     counts = {kind: sum(a.anomaly_type == kind for a in anomalies) for kind in ANOMALY_TYPES}
     ctx.stats["iot_readings"] = EntityStats(
         "iot_readings", readings, files, LANDING_FOLDERS["iot_readings"], {}, counts

@@ -7,11 +7,10 @@ stay within their day (UTC); ``end_ts`` is exclusive (the machine runs the minut
 
 from __future__ import annotations
 
-import datetime as dt
-
 import numpy as np
 import pandas as pd
 
+from lakehouse.generate.formats import iso_ts
 from lakehouse.generate.params import MINUTES_PER_DAY, GenerationParams
 from lakehouse.generate.referential import Referential
 from lakehouse.generate.vocabulary import UNITS_PER_HOUR
@@ -82,27 +81,17 @@ def build_production_batches(params: GenerationParams, ref: Referential) -> pd.D
     return frame.sort_values(["drop_date", "machine_id", "start_minute"]).reset_index(drop=True)
 
 
-def batch_records(params: GenerationParams, batches: pd.DataFrame) -> list[dict[str, object]]:
-    """Batches as exported JSON objects (ISO 8601 UTC timestamps)."""
-    base = dt.datetime.combine(params.start_date, dt.time(), tzinfo=dt.UTC)
-
-    def stamp(minute: int) -> str:
-        return (base + dt.timedelta(minutes=int(minute))).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-    return [
+def batch_records(params: GenerationParams, batches: pd.DataFrame) -> pd.DataFrame:
+    """Batches as exported, column by column (ISO 8601 UTC timestamps)."""
+    return pd.DataFrame(
         {
-            "batch_id": b,
-            "machine_id": m,
-            "site_id": s,
-            "product_id": p,
-            "start_ts": stamp(start),
-            "end_ts": stamp(end),
-            "units_produced": int(produced),
-            "units_rejected": int(rejected),
+            "batch_id": batches["batch_id"],
+            "machine_id": batches["machine_id"],
+            "site_id": batches["site_id"],
+            "product_id": batches["product_id"],
+            "start_ts": iso_ts(batches["start_minute"].to_numpy(), params.start_date),
+            "end_ts": iso_ts(batches["end_minute"].to_numpy(), params.start_date),
+            "units_produced": batches["units_produced"].astype(np.int64),
+            "units_rejected": batches["units_rejected"].astype(np.int64),
         }
-        for b, m, s, p, start, end, produced, rejected in zip(
-            batches["batch_id"], batches["machine_id"], batches["site_id"], batches["product_id"],
-            batches["start_minute"], batches["end_minute"], batches["units_produced"],
-            batches["units_rejected"],
-        )
-    ]  # fmt: skip
+    )

@@ -8,12 +8,12 @@ of 1-4 days (~3 % of rows at zero) and ~0.5 % negative quantities (an export def
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
 
 import numpy as np
-import pandas as pd
 
 from lakehouse.generate.defects import STOCK_DEFECT_RATES, DefectRecord, defect_count
-from lakehouse.generate.formats import CsvExport, CsvFile, csv_line
+from lakehouse.generate.formats import CsvFile, csv_lines
 from lakehouse.generate.params import GenerationParams
 from lakehouse.generate.referential import Referential
 
@@ -55,8 +55,8 @@ def simulate_stock(params: GenerationParams, ref: Referential) -> tuple[np.ndarr
     return qty, safety
 
 
-def build_stock_export(params: GenerationParams, ref: Referential) -> CsvExport:
-    """One file per day; ~0.5 % of rows (positive ones) made negative."""
+def stock_files(params: GenerationParams, ref: Referential) -> Iterator[tuple[CsvFile, list[DefectRecord]]]:
+    """One file per day, one at a time; ~0.5 % of rows (positive ones) made negative."""
     qty, safety = simulate_stock(params, ref)
     n_days, n_sites, n_products = qty.shape
     flat = qty.reshape(-1).copy()
@@ -73,28 +73,16 @@ def build_stock_export(params: GenerationParams, ref: Referential) -> CsvExport:
     qty = flat.reshape(qty.shape)
     negative = negative.reshape(qty.shape)
 
-    site_ids = ref.sites["site_id"].to_numpy()
-    product_ids = ref.products["product_id"].to_numpy()
-    site_col = np.repeat(site_ids, n_products)
-    product_col = np.tile(product_ids, n_sites)
+    site_col = np.repeat(ref.sites["site_id"].to_numpy(dtype=object), n_products)
+    product_col = np.tile(ref.products["product_id"].to_numpy(dtype=object), n_sites)
     safety_col = safety.reshape(-1).astype(str)
-    files, defects = [], []
     for d, day in enumerate(params.dates):
         path = stock_path(day)
-        date_text = day.strftime("%d/%m/%Y")
-        frame = pd.DataFrame(
-            {
-                "snapshot_date": date_text,
-                "site_id": site_col,
-                "product_id": product_col,
-                "quantity_on_hand": qty[d].reshape(-1).astype(str),
-                "safety_stock": safety_col,
-            }
-        )
-        lines = [csv_line(row) for row in frame.itertuples(index=False, name=None)]
-        files.append(CsvFile(path, day, STOCK_COLUMNS, lines))
-        defects.extend(
+        date_col = np.full(len(site_col), day.strftime("%d/%m/%Y"), dtype=object)
+        quantity_col = qty[d].reshape(-1).astype(str)
+        lines = csv_lines([date_col, site_col, product_col, quantity_col, safety_col])
+        defects = [
             DefectRecord(path, int(i) + 2, "negative_quantity")
             for i in np.flatnonzero(negative[d].reshape(-1))
-        )
-    return CsvExport(files, defects)
+        ]
+        yield CsvFile(path, day, STOCK_COLUMNS, lines), defects
