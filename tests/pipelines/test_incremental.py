@@ -231,3 +231,33 @@ def test_an_incremental_option_that_cannot_apply_is_refused(spark, lake):
         dp.PipelineRunner(spark, g, lake)
     with pytest.raises(dp.GraphError, match="keys is a list of column names"):
         dp.by_key(source="orders", keys="id")
+
+
+def test_a_private_incremental_step_is_refreshed_with_its_reader(spark, lake, source):
+    """The split of silver_iot_readings_hourly: a private view refreshed by day holds
+    the costly step; refreshing its public reader alone refreshes it too."""
+    with dp.graph("split") as g:
+
+        @dp.materialized_view
+        def sales():
+            return spark.createDataFrame(source["sales"], SALES)
+
+        @dp.materialized_view(private=True, incremental=dp.by_day(source="sales", source_day="day"))
+        def daily(sales):
+            return sales.groupBy("day").agg({"amount": "sum"}).withColumnRenamed("sum(amount)", "amount")
+
+        @dp.materialized_view
+        def report(daily):
+            return daily.selectExpr("day", "amount * 10 AS amount")
+
+    runner = dp.PipelineRunner(spark, g, lake)
+    source["sales"] = [(D1, 1, 1), (D1, 2, 2), (D2, 3, 4)]
+    runner.run(refresh=["sales"], include_upstreams=False)
+    first = runner.run(refresh=["report"], include_upstreams=False)
+    assert [e.dataset for e in first.events] == ["daily", "report"]
+    source["sales"] = [(D1, 1, 1), (D1, 2, 2), (D2, 3, 5)]
+    runner.run(refresh=["sales"], include_upstreams=False)
+    second = runner.run(refresh=["report"], include_upstreams=False)
+    assert json.loads(second.event("daily").details)["days"] == ["2026-11-02"]
+    rows = {(r.day, r.amount) for r in read_delta(spark, runner.path("report")).collect()}
+    assert rows == {(D1, 30), (D2, 50)}

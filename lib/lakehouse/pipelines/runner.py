@@ -36,7 +36,6 @@ from lakehouse.pipelines import incremental, planner
 from lakehouse.pipelines.event_log import FlowEvent, append_events
 from lakehouse.pipelines.executor import FlowExecutor, describe, now
 from lakehouse.pipelines.graph import DatasetKind, FlowKind, GraphError, PipelineGraph
-from lakehouse.pipelines.planner import CHECK_PREFIX  # noqa: F401 - part of this module's names
 from lakehouse.pipelines.state import (
     RunState,
     remove,
