@@ -23,7 +23,7 @@ def test_help_names_every_option_and_where_files_go():
     ("args", "message"),
     [
         (["--scale", "0"], "--scale"),
-        (["--scale", "11"], "--scale"),
+        (["--scale", "51"], "--scale"),
         (["--days", "0"], "--days"),
         (["--seed", "-1"], "--seed"),
         (["--run-date", "2026-02-31"], "--run-date"),

@@ -15,8 +15,8 @@ from .conftest import RUN_DATE, make_settings
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"scale": 0.0}, "scale must be a number > 0 and <= 10, found 0.0"),
-        ({"scale": 11.0}, "scale must be a number > 0 and <= 10, found 11.0"),
+        ({"scale": 0.0}, "scale must be a number > 0 and <= 50, found 0.0"),
+        ({"scale": 51.0}, "scale must be a number > 0 and <= 50, found 51.0"),
         ({"days": 0}, "days must be an integer between 1 and 731, found 0"),
         ({"days": 2.5}, "days must be an integer between 1 and 731, found 2.5"),
         ({"seed": -1}, "seed must be an integer >= 0, found -1"),
@@ -31,8 +31,8 @@ def test_invalid_parameters_name_what_was_expected_and_found(kwargs, message):
 
 
 def test_generate_all_rejects_a_scale_the_config_allows_but_the_generator_cannot(tmp_path):
-    settings = make_settings(tmp_path, scale=50.0)  # pydantic only checks scale > 0
-    with pytest.raises(GenerationError, match=r"scale must be a number > 0 and <= 10, found 50.0"):
+    settings = make_settings(tmp_path, scale=51.0)  # pydantic only checks scale > 0
+    with pytest.raises(GenerationError, match=r"scale must be a number > 0 and <= 50, found 51.0"):
         generate_all(settings)
     assert not (tmp_path / "lake").exists(), "nothing is written when parameters are invalid"
 
@@ -50,6 +50,12 @@ def test_sizes_follow_the_scale_with_minimums():
     tiny = sizes_for(0.01)
     assert (tiny.products, tiny.sites, tiny.machines, tiny.customers) == (2, 2, 2, 5)
     assert sizes_for(0.2).sites == 5 and sizes_for(0.19).sites == 2
+    ten = sizes_for(10.0)
+    assert (ten.products, ten.machines, ten.customers) == (2000, 200, 5000)
+    # Above 10: the catalogue and the three-digit machine ids stop growing, orders do not.
+    fifty = sizes_for(50.0)
+    assert (fifty.products, fifty.sites, fifty.machines, fifty.customers) == (2000, 5, 999, 25000)
+    assert fifty.orders_per_day == 20_000
 
 
 def test_period_and_schema_change_day():

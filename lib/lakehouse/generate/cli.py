@@ -113,10 +113,12 @@ def generate_command(
         task = bar.add_task("generating", total=len(steps))
 
         def on_step(step: str, message: str) -> None:
-            bar.console.print(f"[green]done[/] {step}: {message}")
             if step in steps:
+                bar.console.print(f"[green]done[/] {step}: {message}")
                 bar.advance(task)
                 bar.update(task, description=f"{step} done")
+            else:  # a file of a long step ('order_lines:<date>'): shown, not printed
+                bar.update(task, description=f"{step.split(':')[0]} {message}")
 
         try:
             report = generate_all(settings, endpoint=endpoint, progress=on_step)

@@ -18,10 +18,15 @@ import numpy as np
 if TYPE_CHECKING:
     from lakehouse.config import Settings
 
-# Limits keep identifiers inside their fixed widths ('P0001', 'M001', 'C00001'), the
-# unknown-product defect ids ('P9xxx') clear of real product ids, and products within
-# the label catalogue (2,880 labels; 2,000 products at scale 10).
-MAX_SCALE = 10.0
+# Limits keep identifiers inside their fixed widths ('P0001', 'M001', 'C00001', five
+# digits of order number a day), the unknown-product defect ids ('P9xxx') clear of real
+# product ids, and products within the label catalogue (2,880 labels). Above scale 10
+# the catalogue stays at 2,000 products and the fleet stops at 999 machines (bronze
+# checks 'M' and three digits): orders, customers and readings keep growing, so
+# scale 50 has 999 machines, about 43 M readings in 30 days.
+MAX_SCALE = 50.0
+MAX_PRODUCTS = 2000
+MAX_MACHINES = 999
 MAX_DAYS = 731
 MINUTES_PER_DAY = 1440
 
@@ -49,11 +54,12 @@ def scaled(count_at_scale_1: int, scale: float, minimum: int) -> int:
 def sizes_for(scale: float) -> Sizes:
     """Sizes at ``scale``: 200 products, 5 sites, 20 machines, 500 customers and
     ~400 orders a day at scale 1. Sites stay at 5 from scale 0.2 up (3 plants, 2
-    distribution centres) and drop to 2 (1 plant, 1 distribution centre) below."""
+    distribution centres) and drop to 2 (1 plant, 1 distribution centre) below;
+    products stop at :data:`MAX_PRODUCTS` and machines at :data:`MAX_MACHINES`."""
     return Sizes(
-        products=scaled(200, scale, 2),
+        products=min(MAX_PRODUCTS, scaled(200, scale, 2)),
         sites=5 if scale >= 0.2 else 2,
-        machines=scaled(20, scale, 2),
+        machines=min(MAX_MACHINES, scaled(20, scale, 2)),
         customers=scaled(500, scale, 2),
         orders_per_day=max(2.0, 400.0 * scale),
     )

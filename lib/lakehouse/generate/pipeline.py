@@ -366,8 +366,9 @@ def generate_all(
     generator's own folders for those dates), the ground truth under
     ``settings.ground_truth_dir``, and, when ``endpoint`` is given, recreates the
     referential schema in PostgreSQL. ``progress(step, message)`` is called as each
-    step of :data:`STEPS` finishes, and with ``"iot_readings:<site_id>"`` as each
-    plant's readings are written.
+    step of :data:`STEPS` finishes, and on the way with ``"order_lines:<date>"`` as
+    each order-line file is written, ``"iot_readings:<site_id>:<date>"`` as each
+    readings file is and ``"iot_readings:<site_id>"`` as each plant's are.
     """
     started = time.perf_counter()
     params = GenerationParams.from_settings(settings)
