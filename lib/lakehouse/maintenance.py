@@ -29,7 +29,6 @@ def storage_options(path: str) -> dict[str, str] | None:
     return options
 
 
-_storage_options = storage_options  # the former name, until governance and the S3 test use the public one
 
 
 def open_table(path: str) -> DeltaTable:

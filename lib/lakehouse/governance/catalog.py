@@ -465,7 +465,7 @@ def publish(
         pa.Table.from_pylist(rows, schema=TABLE_SCHEMA),
         mode="overwrite",
         schema_mode="overwrite",
-        storage_options=maintenance._storage_options(path),
+        storage_options=maintenance.storage_options(path),
     )
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
