@@ -55,7 +55,6 @@ from lakehouse.pipelines.state import RunState, delta_version, table_definition
 if TYPE_CHECKING:
     from lakehouse.pipelines.executor import FlowExecutor
 
-DAY_FORMAT = "yyyy-MM-dd"
 STATE_FORMAT = 1
 
 
@@ -72,15 +71,22 @@ class ByDay:
     extra_day_inputs: Mapping[str, str] = field(default_factory=dict)
     unit = "days"
 
+    # Days as DATE (str() gives 'YYYY-MM-DD'): a cast costs half of date_format, and
+    # rows are selected by day ranges, which the engine filters far faster than labels.
     def source_partition(self) -> Column:
-        return F.date_format(F.expr(self.source_day), DAY_FORMAT)
+        return F.expr(self.source_day).cast("date")
 
     def target_partition(self) -> Column:
-        return F.date_format(F.col(self.target_day), DAY_FORMAT)
+        return F.col(self.target_day).cast("date")
+
+    def source_condition(self, partitions: Sequence[str], source: DataFrame) -> Column:
+        day = f"({self.source_day})"
+        return F.expr(days_predicate(day, partitions, is_timestamp=_is_timestamp(source.select(F.expr(day)))))
 
     def replace_condition(self, partitions: Sequence[str], target: DataFrame) -> str:
-        is_timestamp = dict(target.dtypes).get(self.target_day) in ("timestamp", "timestamp_ntz")
-        return days_predicate(self.target_day, partitions, is_timestamp=is_timestamp)
+        return days_predicate(
+            self.target_day, partitions, is_timestamp=_is_timestamp(target.select(self.target_day))
+        )
 
 
 @dataclass(frozen=True)
@@ -99,6 +105,9 @@ class ByKey:
 
     def target_partition(self) -> Column:
         return self._label()
+
+    def source_condition(self, partitions: Sequence[str], source: DataFrame) -> Column:
+        return self._label().isin(list(partitions))
 
     def replace_condition(self, partitions: Sequence[str], target: DataFrame) -> str:
         quoted = ", ".join("'" + p.replace("\\", "\\\\").replace("'", "\\'") + "'" for p in partitions)
@@ -220,9 +229,7 @@ def _source_partitions(executor: FlowExecutor, spec: ByDay | ByKey, source: Data
         uri = f"{executor.runner.lake.root}/{path}"
         if not delta_exists(uri):
             continue
-        extra = partition_fingerprints(
-            read_delta(executor.spark, uri), F.date_format(F.expr(day_expr), DAY_FORMAT)
-        )
+        extra = partition_fingerprints(read_delta(executor.spark, uri), F.expr(day_expr).cast("date"))
         partitions = {p: f"{fp}|{extra[p]}" if p in extra else fp for p, fp in partitions.items()}
     return partitions
 
@@ -233,6 +240,10 @@ def _identity(executor: FlowExecutor, name: str, frame: DataFrame) -> str:
     if executor.graph.datasets[name].kind == DatasetKind.TEMPORARY_VIEW:
         return f"content {ex.content_digest(frame)}"
     return f"version {delta_version(executor.runner.path(name))}"
+
+
+def _is_timestamp(one_column: DataFrame) -> bool:
+    return one_column.dtypes[0][1] in ("timestamp", "timestamp_ntz")
 
 
 def partition_fingerprints(df: DataFrame, partition: Column) -> dict[str, str]:
@@ -304,8 +315,9 @@ def refresh_incremental(
         event.target_version = delta_version(target)
         table, mode = before["target"], "unchanged"
     else:
-        changed = spec.source_partition().isin(planned.partitions)
-        frame = flow.function(**{**inputs, spec.source: inputs[spec.source].where(changed)})
+        source = inputs[spec.source]
+        changed = source.where(spec.source_condition(planned.partitions, source))
+        frame = flow.function(**{**inputs, spec.source: changed})
         condition = spec.replace_condition(planned.partitions, read_delta(executor.spark, target))
         written = writer.write(
             runner, dataset, frame, event, state, mode="overwrite", replace_where=condition
