@@ -12,7 +12,7 @@ import pytest
 
 from lakehouse.generate import GenerationParams
 from lakehouse.generate.energy import plan_anomalies, readings_jsonl, simulate_machine, simulate_plant
-from lakehouse.generate.formats import csv_line, csv_lines, fr_decimal, json_values
+from lakehouse.generate.formats import csv_line, csv_lines, fr_decimal, json_fixed_point, json_values
 from lakehouse.generate.order_export import order_line_files
 from lakehouse.generate.orders import build_order_lines
 from lakehouse.generate.production import build_production_batches
@@ -90,6 +90,9 @@ def test_column_spellings_match_the_row_by_row_ones():
     assert json_values(numbers).to_pylist() == ["3", "null", "-7"]
     floats = np.array([1.0, 0.00001, 0.00083, 12.5, 1999.999, 0.0])
     assert json_values(floats).to_pylist() == ["1.0", "0.00001", "0.00083", "12.5", "1999.999", "0.0"]
+    units = np.array([100000, 1, 83, 1250000, 0, 123456789, 10, -250000])
+    spelled = pd.Series(units / 1e5).to_json(orient="values", double_precision=6)
+    assert "[" + ",".join(json_fixed_point(units, 5).to_pylist()) + "]" == spelled
 
 
 def _peak_bytes_writing_order_lines(days: int) -> int:

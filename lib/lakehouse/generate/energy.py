@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from lakehouse.generate.formats import iso_ts, json_lines, json_numbers, json_strings, text_bytes
+from lakehouse.generate.formats import iso_ts, json_fixed_point, json_lines, json_strings, text_bytes
 from lakehouse.generate.params import MINUTES_PER_DAY, GenerationParams
 from lakehouse.generate.referential import Referential
 
@@ -218,26 +218,27 @@ def anomalies_frame(params: GenerationParams, anomalies: list[Anomaly]) -> pd.Da
 # digit (kW to 3 decimals, °C to 2, mm/s to 3): k / 10**d is the very float
 # np.round(x, d) gave, and 12 bytes a machine-minute instead of 32.
 FIXED_POINT = {"kw": 3, "temperature_c": 2, "vibration_mm_s": 3}
+KWH_DECIMALS = 5
+DECIMALS = {"kwh": KWH_DECIMALS, **FIXED_POINT}
 
 
 @dataclass(frozen=True)
 class PlantReadings:
-    """One plant's readings over the period, arrays (minutes, machines) per column
-    of :data:`FIXED_POINT`: a day is a contiguous block, minute by minute."""
+    """One plant's readings over the period, arrays (machines, minutes) per column
+    of :data:`FIXED_POINT`."""
 
     machine_ids: list[str]
     columns: dict[str, np.ndarray]
 
     def day(self, day_index: int) -> dict[str, np.ndarray]:
-        """The day's readings as floats, flattened minute by minute (machines in id
-        order within a minute); ``kwh`` recomputed from ``kw`` as the simulation does
-        (a stuck meter holds both, so the formula holds there too)."""
+        """The day's readings as integers of their last digit, flattened minute by
+        minute (machines in id order within a minute); ``kwh`` recomputed from ``kw``
+        as the simulation does (a stuck meter holds both, so the formula holds there
+        too)."""
         window = slice(day_index * MINUTES_PER_DAY, (day_index + 1) * MINUTES_PER_DAY)
-        values = {
-            name: self.columns[name][window].reshape(-1) / 10.0**decimals
-            for name, decimals in FIXED_POINT.items()
-        }
-        return {"kwh": np.round(values["kw"] / 60.0, 5), **values}
+        units = {name: self.columns[name][:, window].T.reshape(-1) for name in FIXED_POINT}
+        kwh = np.round(units["kw"] / 10.0 ** FIXED_POINT["kw"] / 60.0, KWH_DECIMALS)
+        return {"kwh": np.rint(kwh * 10.0**KWH_DECIMALS).astype(np.int64), **units}
 
 
 def simulate_plant(
@@ -250,7 +251,7 @@ def simulate_plant(
     """Every machine of one plant, in machine_id order, simulated one at a time into
     the compact :class:`PlantReadings` (one machine's float series alive at a time)."""
     machines = ref.machines[ref.machines["site_id"] == site_id].sort_values("machine_id")
-    columns = {name: np.empty((params.minutes, len(machines)), np.int32) for name in FIXED_POINT}
+    columns = {name: np.empty((len(machines), params.minutes), np.int32) for name in FIXED_POINT}
     batches_of = dict(tuple(batches.groupby("machine_id", sort=False)))
     anomalies_of: dict[str, list[Anomaly]] = {}
     for anomaly in anomalies:
@@ -261,7 +262,7 @@ def simulate_plant(
             params, machine, batches_of.get(machine_id, batches.iloc[:0]), anomalies_of.get(machine_id, [])
         )
         for name, decimals in FIXED_POINT.items():
-            columns[name][:, m] = np.rint(getattr(series, name) * 10.0**decimals)
+            columns[name][m] = np.rint(getattr(series, name) * 10.0**decimals)
     return PlantReadings(machines["machine_id"].tolist(), columns)
 
 
@@ -279,6 +280,6 @@ def readings_jsonl(params: GenerationParams, plant: PlantReadings, day_index: in
         "ts": pa.DictionaryArray.from_arrays(
             np.repeat(np.arange(MINUTES_PER_DAY, dtype=np.int32), n), json_strings(stamps)
         ).dictionary_decode(),
-        **{name: json_numbers(values[name]) for name in READING_COLUMNS[2:]},
+        **{name: json_fixed_point(values[name], DECIMALS[name]) for name in READING_COLUMNS[2:]},
     }
     return text_bytes(json_lines(fields))

@@ -123,6 +123,19 @@ def json_numbers(values: Sequence[object] | np.ndarray | pd.Series) -> pa.Array:
     return pc.fill_null(text, "null")
 
 
+def json_fixed_point(units: np.ndarray, decimals: int) -> pa.Array:
+    """Numbers given as integers of their last digit (``units / 10**decimals``) as
+    JSON text, spelled as json and pandas spell the float: trailing zeros dropped,
+    one kept after the point (``12.5``, ``3.0``). Much faster than formatting floats."""
+    units = np.asarray(units, dtype=np.int64)
+    whole, fraction = np.divmod(np.abs(units), 10**decimals)
+    digits = pc.utf8_lpad(pc.cast(pa.array(fraction), pa.string()), decimals, "0")
+    digits = pc.utf8_rtrim(digits, "0")
+    digits = pc.if_else(pc.equal(pc.utf8_length(digits), 0), "0", digits)
+    sign = pa.array(np.where(units < 0, "-", ""))
+    return pc.binary_join_element_wise(sign, pc.cast(pa.array(whole), pa.string()), ".", digits, "")
+
+
 def json_values(values: Sequence[object] | np.ndarray | pd.Series) -> pa.Array:
     """A column of strings or numbers (None -> null) as JSON text."""
     array = pa.array(values, from_pandas=True)

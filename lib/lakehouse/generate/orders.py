@@ -43,8 +43,9 @@ def weighted_sample_without_replacement(
     picks: list[np.ndarray] = []
     for lo in range(0, len(counts), rows_per_chunk):
         hi = min(len(counts), lo + rows_per_chunk)
-        keys = log_w + rng.gumbel(size=(hi - lo, len(weights)))
-        top = np.argpartition(-keys, k_max - 1, axis=1)[:, :k_max]
+        keys = rng.gumbel(size=(hi - lo, len(weights)))
+        keys += log_w  # in place: this matrix is the biggest array of the generator
+        top = np.argpartition(keys, len(weights) - k_max, axis=1)[:, len(weights) - k_max :]
         order = np.argsort(-np.take_along_axis(keys, top, axis=1), axis=1)
         top = np.take_along_axis(top, order, axis=1)
         picks.extend(top[i, : counts[lo + i]] for i in range(hi - lo))
