@@ -90,9 +90,11 @@ def test_column_spellings_match_the_row_by_row_ones():
     assert json_values(numbers).to_pylist() == ["3", "null", "-7"]
     floats = np.array([1.0, 0.00001, 0.00083, 12.5, 1999.999, 0.0])
     assert json_values(floats).to_pylist() == ["1.0", "0.00001", "0.00083", "12.5", "1999.999", "0.0"]
-    units = np.array([100000, 1, 83, 1250000, 0, 123456789, 10, -250000])
+    units = np.array([100000, 1, 83, 1250000, 0, 123456789, 10, 99999])
     spelled = pd.Series(units / 1e5).to_json(orient="values", double_precision=6)
     assert "[" + ",".join(json_fixed_point(units, 5).to_pylist()) + "]" == spelled
+    with pytest.raises(ValueError, match="non-negative"):
+        json_fixed_point(np.array([-5]), 1)
 
 
 def _peak_bytes_writing_order_lines(days: int) -> int:

@@ -25,13 +25,15 @@ truth ``end_ts`` is exclusive too.
 from __future__ import annotations
 
 import datetime as dt
+import json
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
-from lakehouse.generate.formats import iso_ts, json_fixed_point, json_lines, json_strings, text_bytes
+from lakehouse.generate.formats import iso_ts, json_fixed_point_parts, text_bytes
 from lakehouse.generate.params import MINUTES_PER_DAY, GenerationParams
 from lakehouse.generate.referential import Referential
 
@@ -268,18 +270,20 @@ def simulate_plant(
 
 def readings_jsonl(params: GenerationParams, plant: PlantReadings, day_index: int) -> bytes:
     """One day of one plant as JSON lines, minute by minute, machines in id order;
-    numbers spelled as pandas' ``to_json(double_precision=6)`` did."""
+    numbers spelled as pandas' ``to_json(double_precision=6)`` did. Built from ten
+    text columns joined once: the constant keys ride on the machine, timestamp and
+    fraction texts, so no scalar is broadcast."""
     n = len(plant.machine_ids)
     first = day_index * MINUTES_PER_DAY
     stamps = iso_ts(np.arange(first, first + MINUTES_PER_DAY), params.start_date)
+    names = READING_COLUMNS[2:]
+    heads = pa.array([f'{{"machine_id":{json.dumps(m)},"ts":' for m in plant.machine_ids])
+    times = pa.array([f'"{ts}","{names[0]}":' for ts in stamps])
+    parts = [
+        heads.take(pa.array(np.tile(np.arange(n), MINUTES_PER_DAY))),
+        times.take(pa.array(np.repeat(np.arange(MINUTES_PER_DAY), n))),
+    ]
     values = plant.day(day_index)
-    fields = {
-        "machine_id": pa.DictionaryArray.from_arrays(
-            np.tile(np.arange(n, dtype=np.int32), MINUTES_PER_DAY), json_strings(plant.machine_ids)
-        ).dictionary_decode(),
-        "ts": pa.DictionaryArray.from_arrays(
-            np.repeat(np.arange(MINUTES_PER_DAY, dtype=np.int32), n), json_strings(stamps)
-        ).dictionary_decode(),
-        **{name: json_fixed_point(values[name], DECIMALS[name]) for name in READING_COLUMNS[2:]},
-    }
-    return text_bytes(json_lines(fields))
+    for name, then in zip(names, [f',"{name}":' for name in names[1:]] + ["}"]):
+        parts += json_fixed_point_parts(values[name], DECIMALS[name], then)
+    return text_bytes(pc.binary_join_element_wise(*parts, ""))
