@@ -264,17 +264,17 @@ def test_event_log_shows_the_expectation_counts_of_the_run(daily):
 
 
 def test_pipeline_dry_run_of_the_real_pipeline_has_no_problem(daily, monkeypatch):
-    """Every dataset of the pharma pipeline analyses cleanly against the built lake."""
+    """Every dataset of the medallion pipeline analyses cleanly against the built lake."""
     from click.testing import CliRunner
 
     from lakehouse.cli import main
-    from lakehouse.pharma import pharma_graph
+    from lakehouse.medallion import medallion_graph
 
     monkeypatch.setenv("LAKEHOUSE_LAKE_ROOT", str(daily["lake"]))
     monkeypatch.setenv("LAKEHOUSE_VAR_DIR", str(daily["settings"].var_dir))
     result = CliRunner().invoke(main, ["pipeline", "dry-run", "--run-date", RUN_DATE])
     assert result.exit_code == 0, result.output
-    assert "problem" not in result.output and result.output.count("ok ") == len(pharma_graph().datasets)
+    assert "problem" not in result.output and result.output.count("ok ") == len(medallion_graph().datasets)
 
 
 def test_every_production_batch_line_is_in_silver_or_its_quarantine(daily):

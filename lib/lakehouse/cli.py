@@ -175,7 +175,7 @@ def _print_tables(root: str, *, layer: str | None = None) -> None:
 @main.group()
 def pipeline() -> None:
     """Declarative pipelines: the project of the spark-pipeline.yml found in the current
-    folder or its parents (or named by --spec), else the built-in pharma pipeline
+    folder or its parents (or named by --spec), else the built-in medallion pipeline
     (bronze, silver, gold datasets).
 
     \b
@@ -195,7 +195,7 @@ def _spec_option(command):  # noqa: ANN001, ANN202 - a click decorator
         type=click.Path(),
         default=None,
         help="spark-pipeline.yml (or its folder); default: the one in the current folder or "
-        "its parents, else the built-in pharma pipeline.",
+        "its parents, else the built-in medallion pipeline.",
     )(command)
 
 
@@ -248,7 +248,7 @@ def pipeline_dry_run(run_date: str | None, spec: str | None) -> None:
     project = _project(spec)
     if project is None:
         from lakehouse.context import start_run
-        from lakehouse.pharma import runner
+        from lakehouse.medallion import runner
 
         report = runner(start_run(run_date=run_date or "")).dry_run()
     else:
@@ -275,7 +275,7 @@ def pipeline_run(
     project = _project(spec)
     if project is None:
         from lakehouse.context import start_run
-        from lakehouse.pharma import runner
+        from lakehouse.medallion import runner
 
         context = start_run(run_date=run_date or "")
         run = runner(context).run(
@@ -313,9 +313,9 @@ def pipeline_lineage(fmt: str, out: str | None, spec: str | None) -> None:
 
     project = _project(spec)
     if project is None:
-        from lakehouse.pharma import pharma_graph
+        from lakehouse.medallion import medallion_graph
 
-        graph = pharma_graph()
+        graph = medallion_graph()
     else:  # on the engine: definitions reading spark.read.table("x") are called to see what they read
         graph = _project_runner(project, None).graph
     text = graph.to_mermaid() if fmt == "mermaid" else lineage_svg(graph)

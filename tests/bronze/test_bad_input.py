@@ -3,7 +3,7 @@ in ``_corrupt_record``, or unknown/mistyped values in ``_rescued_data``), counte
 exactly, and running the ingestion again adds nothing.
 
 The parser-level cases are in tests/pipelines/test_autoloader.py; here each case goes
-through the pharma pipeline's own definitions (schemas, encodings, partitions)."""
+through the medallion pipeline's own definitions (schemas, encodings, partitions)."""
 
 from __future__ import annotations
 

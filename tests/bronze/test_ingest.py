@@ -1,4 +1,4 @@
-"""The bronze ERP datasets as defined for the pharma pipeline, on hand-made drops."""
+"""The bronze ERP datasets as defined for the medallion pipeline, on hand-made drops."""
 
 import datetime as dt
 import json

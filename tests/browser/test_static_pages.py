@@ -15,7 +15,7 @@ from lakehouse.bi.dashboards import DASHBOARDS, build_dashboards
 from lakehouse.bi.gold import discover_gold_tables
 from lakehouse.governance.catalog import build_catalog, load_catalog_config, publish
 from lakehouse.lake import Lake
-from lakehouse.pharma import pharma_graph
+from lakehouse.medallion import medallion_graph
 from lakehouse.quality import offline_docs
 from lakehouse.quality.run import run_quality
 from lakehouse.quality.settings import QualitySettings
@@ -72,7 +72,7 @@ def test_catalog_page_renders_offline_with_owners_and_filter(
     browser: OfflineBrowser, gold_lake, tmp_path: Path
 ) -> None:
     config = load_catalog_config(PROJECT_ROOT / "conf" / "base" / "catalog.yaml")
-    entries = build_catalog(gold_lake, pharma_graph(), config)
+    entries = build_catalog(gold_lake, medallion_graph(), config)
     published = publish(entries, gold_lake, tmp_path / "catalog", generated_at=GENERATED)
     visit = browser.visit("catalog", published.html_path.as_uri())
     text = visit.check("main")

@@ -191,7 +191,7 @@ def test_bronze_silver_and_gold_on_an_s3_lake_hold_what_a_local_lake_holds(
     from lakehouse.config import load_settings
     from lakehouse.context import RunContext
     from lakehouse.lake import Lake
-    from lakehouse.pharma import run_layer
+    from lakehouse.medallion import run_layer
     from lakehouse.postgres import ensure_server
 
     local = lakes["spark"]

@@ -7,7 +7,7 @@ import pytest
 
 from lakehouse.gold.charts import GOLD_HEADLINES
 from lakehouse.gold.charts import plot_headline as plot_gold
-from lakehouse.pharma import layer_datasets, runner
+from lakehouse.medallion import layer_datasets, runner
 from lakehouse.silver.charts import SILVER_HEADLINES
 from lakehouse.silver.charts import plot_headline as plot_silver
 

@@ -20,7 +20,7 @@ from lakehouse import pipelines as dp
 from lakehouse.bi.gold import GoldTable, dimension_of_column
 from lakehouse.governance.catalog import build_catalog, check, contracts_doc, load_catalog_config
 from lakehouse.lake import Lake
-from lakehouse.pharma import pharma_graph
+from lakehouse.medallion import medallion_graph
 from lakehouse.pipelines.contracts import Contract, ddl_column_names
 from lakehouse.quality.suites import SUITES, SuiteInputs
 
@@ -37,7 +37,7 @@ GOLD_TABLES = {
 
 @pytest.fixture(scope="module")
 def graph() -> dp.PipelineGraph:
-    return pharma_graph()
+    return medallion_graph()
 
 
 def gold_names(graph: dp.PipelineGraph) -> list[str]:
@@ -74,7 +74,7 @@ def docstring_keys(graph: dp.PipelineGraph, name: str) -> tuple[str, ...] | None
 def disagreements(reference: dp.PipelineGraph) -> list[str]:
     """Where a consumer's keys, grain or owner differ from the contracts of ``reference``."""
     config = load_catalog_config(CATALOG)
-    catalog = {e.name: e for e in build_catalog(Lake("/no/lake"), pharma_graph(), config)}
+    catalog = {e.name: e for e in build_catalog(Lake("/no/lake"), medallion_graph(), config)}
     suites = {s.name: s for s in SUITES}
     problems = []
     for name in gold_names(reference):

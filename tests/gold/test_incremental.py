@@ -13,8 +13,8 @@ from chispa import assert_df_equality
 
 from lakehouse.context import RunContext
 from lakehouse.lake import Lake, read_delta, write_delta
+from lakehouse.medallion import layer_datasets, run_layer, runner
 from lakehouse.ml.scoring import apply_scores_to_fact
-from lakehouse.pharma import layer_datasets, run_layer, runner
 from lakehouse.pipelines.incremental import changed_partitions, day_ranges, days_predicate
 
 RUN_DATE = dt.date(2026, 11, 4)

@@ -44,9 +44,9 @@ def governance_settings(tmp_path: Path, **overrides):
 
 def run_customer_tables(spark, lake, settings) -> None:
     from lakehouse import pipelines as dp
-    from lakehouse.pharma import pharma_graph
+    from lakehouse.medallion import medallion_graph
 
-    runner = dp.PipelineRunner(spark, pharma_graph(), lake, parameters={"run_date": dt.date(2026, 11, 26), "settings": settings})
+    runner = dp.PipelineRunner(spark, medallion_graph(), lake, parameters={"run_date": dt.date(2026, 11, 26), "settings": settings})
     runner.run(refresh=["bronze_customers", "silver_customers"], include_upstreams=False)
 
 

@@ -12,7 +12,7 @@ import pytest
 from deltalake import write_deltalake
 
 from lakehouse.governance.catalog import CatalogError, build_catalog, check, load_catalog_config, publish
-from lakehouse.pharma import pharma_graph
+from lakehouse.medallion import medallion_graph
 
 CATALOG = Path(__file__).resolve().parents[2] / "conf" / "base" / "catalog.yaml"
 GENERATED_AT = dt.datetime(2026, 11, 26, 12, 0, tzinfo=dt.UTC)
@@ -20,7 +20,7 @@ GENERATED_AT = dt.datetime(2026, 11, 26, 12, 0, tzinfo=dt.UTC)
 
 @pytest.fixture(scope="module")
 def graph():
-    return pharma_graph()
+    return medallion_graph()
 
 
 def test_every_gold_table_has_an_owner_and_a_description(lake, graph):

@@ -17,7 +17,7 @@ from lakehouse.governance import audit
 from lakehouse.governance.catalog import build_catalog, load_catalog_config
 from lakehouse.governance.erasure import ErasureError, erase_subject, residual_files
 from lakehouse.governance.pseudonymise import pseudonym
-from lakehouse.pharma import pharma_graph
+from lakehouse.medallion import medallion_graph
 
 from .conftest import SUBJECT, SUBJECT_VALUES, TEST_KEY
 
@@ -26,7 +26,7 @@ CATALOG = Path(__file__).resolve().parents[2] / "conf" / "base" / "catalog.yaml"
 
 def _catalog(lake):
     config = load_catalog_config(CATALOG)
-    return build_catalog(lake, pharma_graph(), config), config
+    return build_catalog(lake, medallion_graph(), config), config
 
 
 def _subject_values_with_pseudonyms() -> set[str]:
@@ -112,7 +112,7 @@ def test_pipeline_runs_again_after_erasure_with_a_full_refresh_of_the_reader(cus
 
     from lakehouse import pipelines as dp
 
-    runner = dp.PipelineRunner(spark, pharma_graph(), lake, parameters={"run_date": None, "settings": settings})
+    runner = dp.PipelineRunner(spark, medallion_graph(), lake, parameters={"run_date": None, "settings": settings})
     runner.run(refresh=["bronze_customers", "silver_customers"], include_upstreams=False, full_refresh=["bronze_customers"])
     current = DeltaTable(f"{lake.root}/bronze/source=referential/table=customers").to_pyarrow_table()
     assert sorted(current["customer_id"].to_pylist()) == ["C00001", "C00003"]

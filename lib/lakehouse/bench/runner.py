@@ -258,7 +258,7 @@ def run_layers(
     full: bool = False,
 ) -> list[StageResult]:
     """Bronze, silver then gold for ``run_date``; one timed stage each."""
-    from lakehouse.pharma import run_layer
+    from lakehouse.medallion import run_layer
 
     started_at = dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
     context = RunContext(

@@ -2,7 +2,7 @@
 
 Exports are driven by the tables found in the lake (``gold/domain=*/model=*/table=*``),
 not by a fixed list, so a new KPI or prediction table is exported without code changes.
-Keys come from the contracts of the gold definitions (``lakehouse.gold.tables``,
+Keys come from the contracts of the gold definitions (``lakehouse.gold.pharma_tables``,
 ``lakehouse.gold.energy_tables``); a table without one is exported without a key. The
 foreign keys of any table follow from its column names: a column named like the
 reference key of a dimension (``date_key`` -> ``dim_temps``, ``site_id`` -> ``dim_site``)
@@ -28,9 +28,9 @@ from lakehouse.pipelines.contracts import Contract
 @functools.cache
 def gold_contracts() -> dict[str, Contract]:
     """The contract of each gold dataset of the pipeline, by table name."""
-    from lakehouse.pharma import pharma_graph
+    from lakehouse.medallion import medallion_graph
 
-    datasets = pharma_graph().datasets.values()
+    datasets = medallion_graph().datasets.values()
     return {d.name: d.contract for d in datasets if d.contract and (d.path or "").startswith("gold/")}
 
 
@@ -38,10 +38,10 @@ def gold_contracts() -> dict[str, Contract]:
 def tagged_personal_columns() -> frozenset[str]:
     """Columns any dataset's contract tags personal or pseudonymised (silver_customers'
     pseudonyms): a gold column of that name would be personal data."""
-    from lakehouse.pharma import pharma_graph
+    from lakehouse.medallion import medallion_graph
 
     return frozenset(
-        column for d in pharma_graph().datasets.values() if d.contract for column in d.contract.pii
+        column for d in medallion_graph().datasets.values() if d.contract for column in d.contract.pii
     )
 
 

@@ -1,4 +1,4 @@
-"""Bronze datasets of the pharma pipeline (declarative definitions).
+"""Bronze datasets of the medallion pipeline (declarative definitions).
 
 - ``bronze_order_lines``, ``bronze_stock_snapshots``: streaming tables fed by new ERP
   export files only (exactly once), one row per exported line, partitioned by the
@@ -148,12 +148,11 @@ def _referential_changes(table: str) -> DataFrame | None:
         ensure_server(settings),
         table,
         changes_path=f"{context.lake.root}/{REFERENTIAL_CHANGES_PATH.format(table=table)}",
-        checkpoint=context.lake.system(f"checkpoints/{PIPELINE}/bronze_{table}_changes"),
+        checkpoint=context.checkpoint(f"bronze_{table}_changes"),
         settings=settings.ingestion.referential,
     )
 
 
-PIPELINE = "pharma"
 REFERENTIAL_PATH = "bronze/source=referential/table={table}"
 REFERENTIAL_CHANGES_PATH = "bronze/source=referential/table={table}_changes"
 

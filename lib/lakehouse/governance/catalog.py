@@ -2,7 +2,7 @@
 
 Sources, merged per table:
 
-- the pipeline graph (``lakehouse.pharma.pharma_graph``): name, kind, path, description
+- the pipeline graph (``lakehouse.medallion.medallion_graph``): name, kind, path, description
   (the definition's docstring), expectations, upstream and downstream lineage, and the
   dataset's contract: keys, grain, foreign keys, owner and PII tags;
 - the Delta tables of the lake (delta-rs): schema, row count, version, last update;
@@ -486,11 +486,11 @@ def publish(
 def catalog_for(settings) -> tuple[list[CatalogEntry], CatalogConfig]:
     """The catalog entries of the configured lake and pipeline, and catalog.yaml
     (``governance.catalog_file``); :class:`CatalogError` names a bad catalog file."""
-    from lakehouse.pharma import pharma_graph
+    from lakehouse.medallion import medallion_graph
 
     path = settings.governance.catalog_file
     config = load_catalog_config(path if path.is_absolute() else settings.project_root / path)
-    return build_catalog(settings.lake_root, pharma_graph(), config), config
+    return build_catalog(settings.lake_root, medallion_graph(), config), config
 
 
 def publish_catalog(

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 
 from lakehouse.context import RunContext
-from lakehouse.pharma import run_layer
+from lakehouse.medallion import run_layer
 from lakehouse.pipelines import PipelineRun
 
 

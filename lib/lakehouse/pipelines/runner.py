@@ -97,6 +97,14 @@ class PipelineContext:
     spark: SparkSession
     lake: Lake
     parameters: dict[str, Any]
+    runner: PipelineRunner | None = field(default=None, repr=False, compare=False)
+
+    def checkpoint(self, flow: str) -> str:
+        """Where ``flow`` of the running pipeline keeps its state; a full refresh of the
+        flow's dataset resets it."""
+        if self.runner is None:
+            raise GraphError("checkpoint() needs a running pipeline")
+        return self.runner.checkpoint(flow)
 
 
 _current: ContextVar[PipelineContext | None] = ContextVar("pipeline_context", default=None)
@@ -126,7 +134,7 @@ class PipelineRunner:
     ) -> None:
         self.spark, self.graph, self.lake = spark, graph, lake
         self.parallelism = max(1, parallelism)
-        self.context = PipelineContext(spark, lake, dict(parameters or {}))
+        self.context = PipelineContext(spark, lake, dict(parameters or {}), self)
         if graph.named_reads:  # inputs read with spark.read.table("x"): found before anything runs
             from lakehouse.pipelines.reads import bind_named_reads
 

@@ -256,9 +256,9 @@ def _existing(path: str, table: str) -> str:
 @functools.cache
 def _datasets() -> dict[str, Dataset]:
     """The datasets of the pipeline whose tables the suites check."""
-    from lakehouse.pharma import pharma_graph
+    from lakehouse.medallion import medallion_graph
 
-    return pharma_graph().datasets
+    return medallion_graph().datasets
 
 
 def _lake_path(dataset: str) -> Callable[[Lake], str]:

@@ -57,7 +57,7 @@ def headline_frame(context: RunContext, dataset: str, headline: Headline):
     missing or has no rows."""
     import pandas as pd
 
-    from lakehouse.pharma import runner
+    from lakehouse.medallion import runner
 
     path = runner(context).path(dataset)
     if not delta_exists(path):

@@ -1,4 +1,4 @@
-"""Gold datasets of the pharma pipeline: the star schema and the KPIs."""
+"""Gold datasets of the pharma domain in the medallion pipeline: the star schema and the KPIs."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Silver datasets of the pharma pipeline (declarative definitions)."""
+"""Silver datasets of the pharma domain in the medallion pipeline (declarative definitions)."""
 
 from __future__ import annotations
 
