@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from lakehouse.gold.dimensions import build_dim_produit, build_dim_temps
-from lakehouse.gold.pharma import build_fact_ventes, build_kpi_marge_journaliere
+from lakehouse.gold.pharma_kpis import build_kpi_marge_journaliere
+from lakehouse.gold.pharma_star import build_fact_ventes
 from lakehouse.pipelines import expectations as ex
 from lakehouse.pipelines.graph import Action, Expectation
 from lakehouse.silver.pharma import LATEST_VERSION_RULE, ORDER_LINE_RULES, prepare_order_lines

@@ -3,7 +3,7 @@ import datetime as dt
 from chispa import assert_df_equality
 from pyspark.sql import functions as F
 
-from lakehouse.gold.energy import (
+from lakehouse.gold.energy_star import (
     build_dim_machine,
     build_dim_temps_horaire,
     build_fact_consommation_energie,

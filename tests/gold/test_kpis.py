@@ -3,11 +3,13 @@ from decimal import Decimal
 
 from chispa import assert_df_equality
 
-from lakehouse.gold.kpis import (
+from lakehouse.gold.energy_kpis import (
     build_kpi_anomalies_machine,
-    build_kpi_duree_rupture,
     build_kpi_energie_machine,
     build_kpi_energie_site,
+)
+from lakehouse.gold.pharma_kpis import (
+    build_kpi_duree_rupture,
     build_kpi_marge_produit_site_mois,
     build_kpi_rappels_en_stock,
 )

@@ -3,13 +3,12 @@ from decimal import Decimal
 
 from chispa import assert_df_equality
 
-from lakehouse.gold.pharma import (
-    build_fact_ventes,
+from lakehouse.gold.pharma_kpis import (
     build_kpi_marge_journaliere,
     build_kpi_performance_livraison,
     build_kpi_rupture_stock,
-    with_site_sk,
 )
+from lakehouse.gold.pharma_star import build_fact_ventes, with_site_sk
 
 LINES_SCHEMA = (
     "order_id string, line_number int, order_date date, customer_id string, product_id string, "

@@ -7,7 +7,7 @@ import datetime as dt
 import pytest
 from chispa import assert_df_equality
 
-from lakehouse.gold.energy import build_dim_machine, build_fact_consommation_energie
+from lakehouse.gold.energy_star import build_dim_machine, build_fact_consommation_energie
 from lakehouse.lake import read_delta, write_delta
 from lakehouse.ml.scoring import (
     ANOMALY_TABLE,

@@ -30,7 +30,7 @@ import pandas as pd
 import pyarrow.dataset as pads
 
 from lakehouse.gold.dimensions import OPEN_END
-from lakehouse.gold.energy import (
+from lakehouse.gold.energy_star import (
     OVERLOAD_LOAD_FACTOR,
     VIBRATION_ZONE_B_MAX_MM_S,
     VIBRATION_ZONE_C_MAX_MM_S,
@@ -63,8 +63,9 @@ READING_COLUMNS = (
 def spark_subset(inputs: dict[str, DataFrame]) -> dict[str, DataFrame]:
     """The compared outputs from the library's transformations (any Spark session)."""
     from lakehouse.gold.dimensions import build_dim_produit
-    from lakehouse.gold.energy import build_dim_machine, build_fact_consommation_energie
-    from lakehouse.gold.pharma import build_fact_ventes, build_kpi_marge_journaliere
+    from lakehouse.gold.energy_star import build_dim_machine, build_fact_consommation_energie
+    from lakehouse.gold.pharma_kpis import build_kpi_marge_journaliere
+    from lakehouse.gold.pharma_star import build_fact_ventes
     from lakehouse.silver.energy import HOURLY_COLUMNS, prepare_hourly_readings
 
     fact_ventes = build_fact_ventes(

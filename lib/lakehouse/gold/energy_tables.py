@@ -7,7 +7,13 @@ import datetime as dt
 from pyspark.sql import DataFrame
 
 from lakehouse import pipelines as dp
-from lakehouse.gold.energy import (
+from lakehouse.gold.energy_kpis import (
+    ANOMALOUS_CLASSES,
+    build_kpi_anomalies_machine,
+    build_kpi_energie_machine,
+    build_kpi_energie_site,
+)
+from lakehouse.gold.energy_star import (
     ANOMALY_CLASSES,
     ANOMALY_SCORES_PATH,
     build_dim_machine,
@@ -16,12 +22,6 @@ from lakehouse.gold.energy import (
     build_fact_production,
     with_unknown_hour,
     with_unknown_machine,
-)
-from lakehouse.gold.kpis import (
-    ANOMALOUS_CLASSES,
-    build_kpi_anomalies_machine,
-    build_kpi_energie_machine,
-    build_kpi_energie_site,
 )
 from lakehouse.lake import delta_exists, read_delta
 

@@ -14,18 +14,15 @@ from lakehouse.gold.dimensions import (
     with_unknown_product,
     with_unknown_site,
 )
-from lakehouse.gold.kpis import (
+from lakehouse.gold.pharma_kpis import (
     build_kpi_duree_rupture,
-    build_kpi_marge_produit_site_mois,
-    build_kpi_rappels_en_stock,
-)
-from lakehouse.gold.pharma import (
-    build_fact_ventes,
     build_kpi_marge_journaliere,
+    build_kpi_marge_produit_site_mois,
     build_kpi_performance_livraison,
+    build_kpi_rappels_en_stock,
     build_kpi_rupture_stock,
-    with_site_sk,
 )
+from lakehouse.gold.pharma_star import build_fact_ventes, with_site_sk
 
 CALENDAR_YEARS_AROUND = 1  # dim_temps: the run date's year and one year on each side
 

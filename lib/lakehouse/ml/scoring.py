@@ -28,14 +28,14 @@ from pyspark.sql import functions as F
 
 from lakehouse.config import Settings
 from lakehouse.engine.compat import score_without_spark_udf
-from lakehouse.gold.energy import model_verdicts, raised_by_model
+from lakehouse.gold.energy_star import model_verdicts, raised_by_model
 from lakehouse.lake import Lake, delta_exists, read_delta, write_delta
 from lakehouse.ml import tracking
 from lakehouse.ml.features import HOUR_S
 from lakehouse.ml.tracking import ANOMALY_MODEL, CHAMPION, FORECAST_MODEL
 
 FORECAST_TABLE = "consumption_forecast"
-ANOMALY_TABLE = "anomaly_scores"  # = lakehouse.gold.energy.ANOMALY_SCORES_PATH, read by the fact
+ANOMALY_TABLE = "anomaly_scores"  # = lakehouse.gold.energy_star.ANOMALY_SCORES_PATH, read by the fact
 FACT_TABLE = "fact_consommation_energie"
 HORIZON_HOURS = 24
 MODEL_COLUMNS = ("model_name", "model_version", "model_run_id", "scored_at")
@@ -334,7 +334,7 @@ def with_model_anomaly_class(fact: DataFrame, scores: DataFrame) -> DataFrame:
     ``anomaly_class``: an hour the model flags is at least ``'warning'`` (a rule's
     ``'critical'`` stays); adds ``model_anomaly_score`` (NULL where the hour was not
     scored, whose class is then the rule's). The gold fact itself keeps the rules'
-    class apart (``lakehouse.gold.energy.with_model_verdict``); this is the same rule
+    class apart (``lakehouse.gold.energy_star.with_model_verdict``); this is the same rule
     for any frame with ``machine_id, hour_ts, anomaly_class``."""
     verdicts = model_verdicts(scores)
     on = (F.col("machine_id") == F.col("_score_machine")) & (F.col("hour_ts") == F.col("_score_hour"))

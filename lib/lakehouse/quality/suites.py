@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Literal
 import great_expectations.expectations as gxe
 from pyspark.sql import functions as F
 
-from lakehouse.gold.energy import ANOMALY_CLASSES
+from lakehouse.gold.energy_star import ANOMALY_CLASSES
 from lakehouse.gold.keys import UNKNOWN_SK
 from lakehouse.lake import Lake, delta_exists, read_delta
 from lakehouse.pipelines.contracts import Contract

@@ -3,7 +3,7 @@ from decimal import Decimal
 from chispa import assert_df_equality
 from pyspark.sql import functions as F
 
-from lakehouse.gold.rules import cost_amount, is_otif, margin_amount, margin_rate, net_amount, share
+from lakehouse.gold.pharma_measures import cost_amount, is_otif, margin_amount, margin_rate, net_amount, share
 
 
 def test_margin_uses_cent_rounded_amounts_and_handles_nulls_and_zero_revenue(spark):
