@@ -216,3 +216,10 @@ def test_catalog_documents_built_tables_and_is_published(customers_lake, graph, 
     html = published.html_path.read_text(encoding="utf-8")
     assert 'id="silver_customers"' in html and "pseudonymised" in html
     assert "<script src=" not in html and "http" not in html.split("<main>")[0]  # self-contained, offline
+
+
+def test_a_private_dataset_is_listed_where_the_runner_keeps_it(lake, graph):
+    entries = {e.name: e for e in build_catalog(lake, graph, load_catalog_config(CATALOG))}
+    private = entries["silver_iot_readings_resampled"]
+    assert private.path == f"{lake.root}/_system/private/medallion/silver_iot_readings_resampled"
+    assert private.layer == "_system"

@@ -171,7 +171,10 @@ def _dataset_entry(
     lake: Lake, graph: PipelineGraph, name: str, config: CatalogConfig, downstream: list[str]
 ) -> CatalogEntry:
     dataset = graph.datasets[name]
-    relative = dataset.path or f"pipelines/{graph.name}/{name}"
+    if dataset.private:  # kept with the pipeline's state, like the runner does
+        relative = f"_system/private/{graph.name}/{name}"
+    else:
+        relative = dataset.path or f"pipelines/{graph.name}/{name}"
     path = relative if "://" in relative or relative.startswith("/") else f"{lake.root}/{relative}"
     doc = config.tables.get(name, TableDoc())
     contract = dataset.contract

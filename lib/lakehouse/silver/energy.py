@@ -150,17 +150,6 @@ def prepare_production_runs(bronze: DataFrame) -> DataFrame:
     )
 
 
-def clean_production_runs(bronze: DataFrame) -> DataFrame:
-    """Production batches as machine run windows; one row per ``batch_id`` (the rules
-    applied outside a pipeline run, e.g. in tests)."""
-    from lakehouse.silver.cleaning import apply_drop_rules
-
-    kept, _ = apply_drop_rules(
-        prepare_production_runs(bronze), {**PRODUCTION_RUN_RULES, **LATEST_BATCH_RULE}, PRODUCTION_RUN_COLUMNS
-    )
-    return kept
-
-
 def batch_hours(runs: DataFrame) -> DataFrame:
     """One row per batch x UTC hour it overlaps: ``batch_id, machine_id, hour_ts,
     overlap_minutes`` (double; a batch from 10:30 to 12:15 gives 30, 60 and 15)."""
