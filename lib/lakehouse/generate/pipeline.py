@@ -133,11 +133,11 @@ def jsonl_files(
     drop_ord = np.array([d.toordinal() for d in records["drop_date"]], dtype=np.int64)
     in_file_order = np.argsort(drop_ord, kind="stable")
     hit = deque(pick_malformed(rng, len(records)).tolist())
-    values = {name: json_values(records[name]) for name in columns}
     first = 0  # index of the day's first line among all lines
     for day in params.dates:
         rows = in_file_order[first : first + int((drop_ord == day.toordinal()).sum())]
-        lines = json_lines({name: text.take(rows) for name, text in values.items()}).to_pylist()
+        day_records = records.iloc[rows]
+        lines = json_lines({name: json_values(day_records[name]) for name in columns}).to_pylist()
         path, defects = path_for(day), []
         while hit and hit[0] < first + len(rows):
             i = hit.popleft() - first
@@ -387,6 +387,7 @@ def generate_all(
     clear_landing(lake_root / "landing", params)
     lines = step_order_lines(ctx)
     step_deliveries(ctx, lines)
+    del lines  # the biggest frame of the run: not kept while readings are simulated
     step_stock(ctx)
     batches = step_production(ctx)
     anomalies = step_readings(ctx, batches)
