@@ -16,21 +16,28 @@ file ``spec["input"]``, and reports ``{"status": "ok"}`` or
 
 from __future__ import annotations
 
+import atexit
 import json
 import logging
 import os
 import sys
 import traceback
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 EXIT_OK, EXIT_CELL_ERROR, EXIT_KERNEL_DIED, EXIT_ERROR = 0, 1, 2, 3
 
 
+# Optional dependencies papermill imports for notebooks on HDFS (pyarrow) and S3 (boto3):
+# job notebooks are local files, and the two imports cost about 0.4 s per task.
+_UNUSED_BY_PAPERMILL = ("pyarrow", "boto3")
+
+
 def _fast_imports() -> None:
-    """Skip an optional jsonschema format checker (``iri``) that nbformat never uses but
-    whose import costs about a second per task."""
-    sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]
+    """Keep papermill's remote-storage handlers out of this process (see above); the
+    ``lakehouse`` package already skips jsonschema's unused ``iri`` checker."""
+    for name in _UNUSED_BY_PAPERMILL:
+        sys.modules.setdefault(name, None)  # type: ignore[arg-type]
 
 
 def execute(spec: dict[str, Any]) -> dict[str, Any]:
@@ -50,6 +57,7 @@ def execute(spec: dict[str, Any]) -> dict[str, Any]:
             progress_bar=False,
             log_output=True,
             request_save_on_cell_execute=True,
+            extra_arguments=kernel_arguments(spec),
         )
     except PapermillExecutionError as exc:
         return {
@@ -66,6 +74,24 @@ def execute(spec: dict[str, Any]) -> dict[str, Any]:
         traceback.print_exc()
         return {"status": "error", "type": type(exc).__name__, "message": str(exc)}
     return {"status": "ok"}
+
+
+def kernel_arguments(spec: dict[str, Any]) -> list[str]:
+    """An IPython kernel (the names jupyter_client treats as one) runs the start-up line
+    of :mod:`lakehouse.jobs.kernel_exit`; another language's kernel gets no argument."""
+    from lakehouse.jobs.kernel_exit import KERNEL_ARGUMENT
+
+    name = spec.get("kernel") or _notebook_kernel(spec["input"])
+    return [KERNEL_ARGUMENT] if name in {"python", "python2", "python3"} else []
+
+
+def _notebook_kernel(path: str) -> str | None:
+    """The kernel name in the notebook's metadata (what papermill starts by default)."""
+    try:
+        notebook = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None  # papermill reports the unreadable notebook
+    return notebook.get("metadata", {}).get("kernelspec", {}).get("name")
 
 
 def execute_job(spec: dict[str, Any]) -> dict[str, Any]:
@@ -108,5 +134,16 @@ def main(argv: list[str]) -> int:
     return codes.get(outcome["status"], EXIT_ERROR)
 
 
+def exit_now(code: int) -> NoReturn:
+    """Run the exit handlers (a kernel left behind is shut down, logs are flushed), then
+    end the process without finalising the modules it loaded: papermill and its
+    dependencies, or pandas and delta-rs for a child job, take up to a second or two to
+    tear down on a busy machine, and the report is already written."""
+    atexit._run_exitfuncs()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    exit_now(main(sys.argv[1:]))
