@@ -141,6 +141,37 @@ def build_order_lines(params: GenerationParams, ref: Referential) -> pd.DataFram
     return pd.concat(days, ignore_index=True)
 
 
+def orders_of(lines: pd.DataFrame) -> pd.DataFrame:
+    """One row per order: its site, customer, date and packs ordered. The lines are
+    sorted by ``(order_id, line_number)`` (as built), so an order's lines are
+    contiguous and the first line carries the order's fields."""
+    order_id = lines["order_id"].to_numpy(dtype=object)
+    if not lines["order_id"].is_monotonic_increasing:
+        raise ValueError("order lines must be sorted by order_id")
+    first = np.flatnonzero(np.r_[True, order_id[1:] != order_id[:-1]]) if len(lines) else np.array([], int)
+    return pd.DataFrame(
+        {
+            "order_id": order_id[first],
+            "site_id": lines["site_id"].to_numpy(dtype=object)[first],
+            "customer_id": lines["customer_id"].to_numpy(dtype=object)[first],
+            "order_date": lines["order_date"].to_numpy(dtype=object)[first],
+            "quantity_ordered": np.add.reduceat(lines["quantity"].to_numpy(), first),
+        }
+    )
+
+
+def dates_of(ordinals: np.ndarray) -> np.ndarray:
+    """Date objects of day ordinals (one ``fromordinal`` per distinct day)."""
+    unique, index = np.unique(ordinals, return_inverse=True)
+    return np.array([dt.date.fromordinal(int(o)) for o in unique], dtype=object)[index]
+
+
+def iso_dates(ordinals: np.ndarray) -> np.ndarray:
+    """'YYYY-MM-DD' strings of day ordinals, as ``date.isoformat`` spells them."""
+    unique, index = np.unique(ordinals, return_inverse=True)
+    return np.array([dt.date.fromordinal(int(o)).isoformat() for o in unique], dtype=object)[index]
+
+
 def build_deliveries(params: GenerationParams, ref: Referential, lines: pd.DataFrame) -> pd.DataFrame:
     """One delivery per order (key ``delivery_id``), with the drop date it is exported on.
 
@@ -152,16 +183,7 @@ def build_deliveries(params: GenerationParams, ref: Referential, lines: pd.DataF
     shipped and have no delivery yet.
     """
     rng = params.rng("deliveries")
-    orders = (
-        lines.groupby("order_id", sort=True)
-        .agg(
-            site_id=("site_id", "first"),
-            customer_id=("customer_id", "first"),
-            order_date=("order_date", "first"),
-            quantity_ordered=("quantity", "sum"),
-        )
-        .reset_index()
-    )
+    orders = orders_of(lines)
     n = len(orders)
     type_of = ref.customers.set_index("customer_id")["customer_type"]
     ctype = orders["customer_id"].map(type_of).to_numpy()
@@ -173,7 +195,7 @@ def build_deliveries(params: GenerationParams, ref: Referential, lines: pd.DataF
     late = rng.random(n) >= 0.85
     early = (~late) & (rng.random(n) < 0.10) & (lead > 1)
     delay = np.where(late, rng.integers(1, 5, n), np.where(early, -1, 0))
-    order_ord = np.array([d.toordinal() for d in orders["order_date"]])
+    order_ord = np.array([d.toordinal() for d in orders["order_date"]], dtype=np.int64)
     promised = order_ord + lead
     actual = promised + delay
     shipped = order_ord + 1
@@ -192,18 +214,13 @@ def build_deliveries(params: GenerationParams, ref: Referential, lines: pd.DataF
             "order_id": orders["order_id"],
             "site_id": orders["site_id"],
             "customer_id": orders["customer_id"],
-            "promised_date": [dt.date.fromordinal(int(o)).isoformat() for o in promised],
+            "promised_date": iso_dates(promised),
             # object columns: JSON needs null and plain ints, not NaN and floats
-            "actual_date": pd.Series(
-                [None if t else dt.date.fromordinal(int(o)).isoformat() for o, t in zip(actual, in_transit)],
-                dtype=object,
-            ),
+            "actual_date": np.where(in_transit, None, iso_dates(actual)),
             "quantity_ordered": ordered.astype(int),
-            "quantity_delivered": pd.Series(
-                [None if t else int(q) for q, t in zip(delivered, in_transit)], dtype=object
-            ),
+            "quantity_delivered": np.where(in_transit, None, delivered.astype(object)),
             "carrier": carrier,
-            "drop_date": [dt.date.fromordinal(int(o)) for o in drop],
+            "drop_date": dates_of(drop),
         }
     )
     return frame[exported].sort_values(["drop_date", "delivery_id"]).reset_index(drop=True)
