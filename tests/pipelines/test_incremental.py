@@ -261,3 +261,37 @@ def test_a_private_incremental_step_is_refreshed_with_its_reader(spark, lake, so
     assert json.loads(second.event("daily").details)["days"] == ["2026-11-02"]
     rows = {(r.day, r.amount) for r in read_delta(spark, runner.path("report")).collect()}
     assert rows == {(D1, 30), (D2, 50)}
+
+
+def test_the_target_day_may_be_sql_over_the_views_columns(spark, lake, source):
+    """E.g. the day in an id: the view has no day column, SQL over its columns gives it."""
+    with dp.graph("ids") as g:
+
+        @dp.materialized_view
+        def sales():
+            return spark.createDataFrame(source["sales"], SALES)
+
+        @dp.materialized_view(
+            incremental=dp.by_day(source="sales", source_day="day", target_day="to_date(substr(ref, 3, 10))")
+        )
+        def refs(sales):
+            label = dp.current().parameters["label"]
+            return sales.selectExpr("concat('S-', CAST(day AS STRING), '-', id) AS ref", f"'{label}' AS run")
+
+    def run(label):
+        runner = dp.PipelineRunner(spark, g, lake, parameters={"label": label})
+        outcome = runner.run()
+        rows = {(r.ref, r.run) for r in read_delta(spark, runner.path("refs")).collect()}
+        return json.loads(outcome.event("refs").details), rows
+
+    source["sales"] = [(D1, 1, 10), (D2, 2, 20)]
+    assert run("r1")[0]["mode"] == "full"
+    source["sales"] = [(D1, 1, 10), (D2, 2, 20), (D2, 3, 30), (D3, 4, 40)]
+    details, rows = run("r2")
+    assert details == {"mode": "days", "days": ["2026-11-02", "2026-11-03"], "reason": "source days changed"}
+    assert rows == {
+        ("S-2026-11-01-1", "r1"),  # day 1 untouched
+        ("S-2026-11-02-2", "r2"),
+        ("S-2026-11-02-3", "r2"),
+        ("S-2026-11-03-4", "r2"),
+    }

@@ -61,9 +61,9 @@ STATE_FORMAT = 1
 @dataclass(frozen=True)
 class ByDay:
     """Partitions are days: ``source_day`` (SQL, a DATE or TIMESTAMP) of a source row,
-    ``target_day`` (a DATE or TIMESTAMP column of the target) of the rows built from
-    it. ``extra_day_inputs``: ``{lake-relative path: SQL day}`` of tables outside the
-    pipeline that the definition reads by day."""
+    ``target_day`` (a DATE or TIMESTAMP column of the target, or SQL over its columns)
+    of the rows built from it. ``extra_day_inputs``: ``{lake-relative path: SQL day}``
+    of tables outside the pipeline that the definition reads by day."""
 
     source: str
     source_day: str
@@ -77,16 +77,19 @@ class ByDay:
         return F.expr(self.source_day).cast("date")
 
     def target_partition(self) -> Column:
-        return F.col(self.target_day).cast("date")
+        return F.expr(self._target_day()).cast("date")
 
     def source_condition(self, partitions: Sequence[str], source: DataFrame) -> Column:
         day = f"({self.source_day})"
         return F.expr(days_predicate(day, partitions, is_timestamp=_is_timestamp(source.select(F.expr(day)))))
 
     def replace_condition(self, partitions: Sequence[str], target: DataFrame) -> str:
-        return days_predicate(
-            self.target_day, partitions, is_timestamp=_is_timestamp(target.select(self.target_day))
-        )
+        day = self._target_day()
+        return days_predicate(day, partitions, is_timestamp=_is_timestamp(target.select(F.expr(day))))
+
+    def _target_day(self) -> str:
+        """``target_day`` as SQL: a column name as is, an expression in parentheses."""
+        return self.target_day if self.target_day.isidentifier() else f"({self.target_day})"
 
 
 @dataclass(frozen=True)
@@ -127,7 +130,9 @@ def by_day(
 ) -> ByDay:
     """Refresh by day (dbt's ``insert_overwrite`` by partition): only the days whose
     ``source`` rows changed are recomputed and replaced. ``target_day`` defaults to
-    ``source_day`` (a column of both)."""
+    ``source_day`` (a column, or SQL valid over both). A day computed from a key
+    (e.g. the date an order id starts with) groups every version of that key, so a
+    view that keeps the latest version per key stays exact."""
     return ByDay(source, source_day, target_day or source_day, dict(extra_day_inputs or {}))
 
 
