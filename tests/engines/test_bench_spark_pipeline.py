@@ -21,7 +21,9 @@ if os.environ.get("LAKEHOUSE_TEST_SPARK") != "1":
 pytestmark = [pytest.mark.spark, pytest.mark.xdist_group("spark_engine")]
 
 
-def test_the_pipeline_stages_run_side_by_side_on_sail_and_spark(spark_url, tmp_path):
+def test_the_pipeline_stages_run_side_by_side_on_sail_and_spark(spark, spark_url, tmp_path):
+    """``spark``: the embedded engine of tests/conftest.py, stopped at the end of the
+    session (a Sail server left running keeps the test process from exiting)."""
     from lakehouse import maintenance
     from lakehouse.bench.measure import PeakMemory
     from lakehouse.bench.runner import run_scale
@@ -29,14 +31,13 @@ def test_the_pipeline_stages_run_side_by_side_on_sail_and_spark(spark_url, tmp_p
     from lakehouse.engine import get_spark
     from tests.engines.lakes import tables
 
-    sail = get_spark(load_settings(spark={"engine": "sail"}), app_name="bench-test")
     spark_connect = get_spark(
         load_settings(spark={"engine": "remote", "remote": spark_url}), app_name="bench-test"
     )
     workdir = tmp_path / "scale=0.05"
     with PeakMemory() as memory:
         result = run_scale(
-            sail,
+            spark,
             workdir,
             scale=0.05,
             days=3,
@@ -48,20 +49,20 @@ def test_the_pipeline_stages_run_side_by_side_on_sail_and_spark(spark_url, tmp_p
             progress=print,
         )
     record = result.to_json()
-    spark = record["spark_connect_pipeline"]
+    on_spark = record["spark_connect_pipeline"]
 
-    assert [s["stage"] for s in spark["history"]] == ["spark bronze", "spark silver", "spark gold"]
-    rows = {(r["run"], r["stage"]): r for r in spark["side_by_side"]}
+    assert [s["stage"] for s in on_spark["history"]] == ["spark bronze", "spark silver", "spark gold"]
+    rows = {(r["run"], r["stage"]): r for r in on_spark["side_by_side"]}
     assert len(rows) == 12
     assert all(r["sail_seconds"] > 0 and r["spark_seconds"] > 0 for r in rows.values()), rows
-    assert spark["daily_update_spark_over_sail"] == rows[("daily update", "total")]["spark_over_sail"]
+    assert on_spark["daily_update_spark_over_sail"] == rows[("daily update", "total")]["spark_over_sail"]
     # The same data: each engine wrote as many rows in each stage of each run.
-    assert spark["same_rows_written"] is True, spark["side_by_side"]
-    assert [s["rows_out"] for s in spark["daily_update"]] == [
+    assert on_spark["same_rows_written"] is True, on_spark["side_by_side"]
+    assert [s["rows_out"] for s in on_spark["daily_update"]] == [
         s["rows_out"] for s in record["incremental"]["daily_update"]
     ]
-    assert spark["daily_update"][0]["rows_out"] > 0  # the held-back day's files
-    assert spark["nothing_new"][0]["rows_out"] == 0  # every source found nothing
+    assert on_spark["daily_update"][0]["rows_out"] > 0  # the held-back day's files
+    assert on_spark["nothing_new"][0]["rows_out"] == 0  # every source found nothing
     assert "daily_job" not in record
 
     # The two lakes: every gold table with as many rows (the Spark lake holds the rows
