@@ -57,3 +57,28 @@ def test_jdbc_options_reach_a_unix_socket_on_every_engine(spark):
     assert "socketFactoryArg=/data/pg/.s.PGSQL.5432" in jvm_url
     if is_sail(spark):
         assert jdbc_options(spark, socket_endpoint) == {"url": socket_endpoint.jdbc_url}
+
+
+def test_close_sessions_stops_only_the_clients_of_that_server(monkeypatch):
+    from lakehouse.engine import session as engine_session
+
+    class Client:
+        def __init__(self) -> None:
+            self.is_stopped = False
+
+        def stop(self) -> None:
+            self.is_stopped = True
+
+    mine, with_params, other = Client(), Client(), Client()
+    monkeypatch.setattr(
+        engine_session,
+        "_sessions",
+        {
+            "sc://127.0.0.1:15002": mine,
+            "sc://127.0.0.1:15002/;user_id=x": with_params,
+            "sc://127.0.0.1:15003": other,
+        },
+    )
+    assert engine_session.close_sessions("sc://127.0.0.1:15002") == 2
+    assert mine.is_stopped and with_params.is_stopped and not other.is_stopped
+    assert list(engine_session._sessions) == ["sc://127.0.0.1:15003"]

@@ -320,6 +320,9 @@ def stop(settings: Settings, *, timeout: float = 30.0) -> bool:
         return False
     was_alive = state.alive
     if was_alive:
+        from lakehouse.engine import close_sessions
+
+        close_sessions(state.url)  # this process's clients first: none left talking to a dead server
         try:
             os.killpg(state.pid, signal.SIGTERM)
         except ProcessLookupError:

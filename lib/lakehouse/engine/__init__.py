@@ -15,11 +15,19 @@ APIs; no RDDs, no JVM access), so the same code runs on:
 """
 
 from lakehouse.engine.compat import jdbc_options, strip_collations
-from lakehouse.engine.session import SESSION_CONF, EngineError, get_spark, is_sail, stop_embedded_engine
+from lakehouse.engine.session import (
+    SESSION_CONF,
+    EngineError,
+    close_sessions,
+    get_spark,
+    is_sail,
+    stop_embedded_engine,
+)
 
 __all__ = [
     "SESSION_CONF",
     "EngineError",
+    "close_sessions",
     "get_spark",
     "is_sail",
     "jdbc_options",

@@ -134,6 +134,19 @@ def is_sail(session: SparkSession) -> bool:
     return _sail_server is not None and _sessions.get(_sail_url(_sail_server)) is session
 
 
+def close_sessions(url: str) -> int:
+    """Stop this process's sessions on the Connect server at ``url`` (before that server
+    stops: a client still open at exit sends cleanup calls to the dead server and
+    retries them with back-off for minutes, holding the process open). Returns how many."""
+    closed = 0
+    for key in [k for k in _sessions if k == url or k.startswith(url.rstrip("/") + "/")]:
+        session = _sessions.pop(key)
+        if not session.is_stopped:
+            session.stop()
+            closed += 1
+    return closed
+
+
 def stop_embedded_engine() -> None:
     """Stop the in-process Sail server (tests and CLI shutdown)."""
     global _sail_server
