@@ -1,9 +1,20 @@
-"""Drop rules applied outside a pipeline run: the ``(kept, quarantine)`` split the
-pipeline's expectations make, for the silver functions called from notebooks and tests."""
+"""Helpers every silver domain uses: the bronze rows a run may read, and drop rules
+applied outside a pipeline run (the ``(kept, quarantine)`` split the pipeline's
+expectations make, for the silver functions called from notebooks and tests)."""
 
 from __future__ import annotations
 
 from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+
+def dropped_by_run_date(bronze: DataFrame) -> DataFrame:
+    """The bronze rows dropped up to the run date: what a silver table is made of (a
+    drop dated later counts once the run date reaches it). Inside a pipeline run."""
+    from lakehouse import pipelines as dp
+    from lakehouse.bronze.sources import partition_date
+
+    return bronze.where(partition_date() <= F.lit(dp.current().parameters["run_date"]))
 
 
 def apply_drop_rules(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pyspark.sql import functions as F
 
 from lakehouse import pipelines as dp
-from lakehouse.bronze.sources import partition_date
+from lakehouse.silver.cleaning import dropped_by_run_date
 from lakehouse.silver.energy import (
     HOURLY_READING_RULES,
     LATEST_BATCH_RULE,
@@ -19,10 +19,6 @@ from lakehouse.silver.energy import (
 
 BRONZE_READINGS_PATH = "bronze/source=iot/table=readings"
 HOURLY_READINGS_PATH = "silver/domain=energy/table=iot_readings_hourly"
-
-
-def _up_to_run_date(bronze):
-    return bronze.where(partition_date() <= F.lit(dp.current().parameters["run_date"]))
 
 
 @dp.materialized_view(
@@ -60,14 +56,14 @@ def silver_production_runs(bronze_production_batches):
     """One row per production batch (key batch_id): machine, product, [start_ts, end_ts)
     in UTC, units; the latest ingested copy wins. Corrupt lines and invalid windows go
     to production_runs_quarantine with the rule names."""
-    return prepare_production_runs(_up_to_run_date(bronze_production_batches))
+    return prepare_production_runs(dropped_by_run_date(bronze_production_batches))
 
 
 @dp.temporary_view
 def bronze_iot_readings_to_date(bronze_iot_readings):
     """The well-formed minute readings (with a time) dropped up to the run date: what
     the hourly readings are made of."""
-    readings = _up_to_run_date(bronze_iot_readings)
+    readings = dropped_by_run_date(bronze_iot_readings)
     return readings.where(F.col("_corrupt_record").isNull() & F.col("ts").isNotNull())
 
 

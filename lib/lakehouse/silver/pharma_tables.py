@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from pyspark.sql import functions as F
-
 from lakehouse import pipelines as dp
-from lakehouse.bronze.sources import partition_date
+from lakehouse.silver.cleaning import dropped_by_run_date
 from lakehouse.silver.pharma import (
     DELIVERY_LATEST_VERSION_RULE,
     DELIVERY_RULES,
@@ -43,27 +41,22 @@ def day_in_id(column: str) -> str:
     return or_no_day(f"CAST(try_to_timestamp({digits}, 'yyyyMMdd') AS DATE)")
 
 
-def _to_run_date(bronze):
-    """The bronze rows dropped up to the run date: what a silver table is made of."""
-    return bronze.where(partition_date() <= F.lit(dp.current().parameters["run_date"]))
-
-
 @dp.temporary_view
 def bronze_order_lines_to_date(bronze_order_lines):
     """The order-line exports dropped up to the run date."""
-    return _to_run_date(bronze_order_lines)
+    return dropped_by_run_date(bronze_order_lines)
 
 
 @dp.temporary_view
 def bronze_stock_snapshots_to_date(bronze_stock_snapshots):
     """The stock exports dropped up to the run date."""
-    return _to_run_date(bronze_stock_snapshots)
+    return dropped_by_run_date(bronze_stock_snapshots)
 
 
 @dp.temporary_view
 def bronze_deliveries_to_date(bronze_deliveries):
     """The delivery exports dropped up to the run date."""
-    return _to_run_date(bronze_deliveries)
+    return dropped_by_run_date(bronze_deliveries)
 
 
 @dp.materialized_view(
@@ -169,5 +162,4 @@ def silver_recalls(bronze_recalls, silver_products):
     """One row per recall notice (key notice_id), the latest ingested copy; matched to
     our products by CIP13 or product name (product_id NULL for another laboratory's).
     Rejected notices: recalls_quarantine."""
-    run_date = dp.current().parameters["run_date"]
-    return prepare_recalls(bronze_recalls.where(partition_date() <= F.lit(run_date)), silver_products)
+    return prepare_recalls(dropped_by_run_date(bronze_recalls), silver_products)
