@@ -164,13 +164,13 @@ def run_daily_job(
 
 
 def _task_seconds(run_json: Path) -> tuple[dict[str, float], str | None]:
-    import json
+    from lakehouse.jobs.records import load_run
 
     if not run_json.exists():
         return {}, None
-    run = json.loads(run_json.read_text(encoding="utf-8"))
-    tasks = {key: round(task.get("duration_seconds") or 0.0, 2) for key, task in run.get("tasks", {}).items()}
-    return tasks, run.get("state")
+    run = load_run(run_json)
+    tasks = {key: round(task.duration_seconds or 0.0, 2) for key, task in run.tasks.items()}
+    return tasks, run.state.value
 
 
 def daily_job_record(
