@@ -162,3 +162,15 @@ def test_without_labels_the_label_free_detector_is_trained_alone_and_serves(spar
     # Retrained on the same data: the same expected kWh, so the champion stays.
     again = train_all(spark, settings, events_path=tmp_path / "no_labels.csv", max_iter=MAX_ITER)[1]
     assert not again.decision.promote and "does not beat the champion" in again.decision.reason
+
+
+def test_the_gate_judges_against_the_champion_of_the_store_it_registers_in(
+    store, features, first_training, tiny_lake, tmp_path
+):
+    """MLflow still points at ``store`` (which has a champion); a fresh store has none,
+    so the first model trained into it is its champion."""
+    fresh = own_mlflow_store(tiny_lake, tmp_path / "fresh")
+    tracking.configure(store)  # as another test of this worker, or a notebook, left it
+    trained = train_forecast_model(fresh, features, max_iter=MAX_ITER)
+    assert trained.version == "1" and trained.decision.promote and trained.decision.champion is None
+    assert tracking.champion_version(tracking.FORECAST_MODEL) == "1"  # of the fresh store

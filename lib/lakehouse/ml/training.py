@@ -196,13 +196,13 @@ def train_forecast_model(
     predicted = model.predict(None, x_holdout).to_numpy()
     actual = holdout[TARGET].to_numpy(float)
     metrics = forecast_report(actual, predicted, models.seasonal_naive(holdout).to_numpy(float))
+    tracking.configure(settings)  # before the gate: its champion is the one of this store
     champion = _champion_predictions(FORECAST_MODEL, holdout)
     champion_mae = None if champion is None else forecast_metrics(actual, np.asarray(champion, float))["mae"]
     decision = tracking.promotion_decision(
         "mae", metrics["mae"], metrics["baseline_mae"], champion_mae, higher_is_better=False
     )
 
-    tracking.configure(settings)
     with mlflow.start_run(experiment_id=tracking.experiment_id(settings, FORECAST_EXPERIMENT)) as run:
         mlflow.log_params(
             {
@@ -289,6 +289,7 @@ def _train_detector(
     x_holdout = model_input(holdout, columns)
     scored = model.predict(None, x_holdout)
     metrics, details, logged_only = {}, {}, {}
+    tracking.configure(settings)  # before the gate: its champion is the one of this store
     holdout_labelled = events is not None and bool((holdout["anomaly_type"] != "normal").any())
     if holdout_labelled:
         last = holdout["hour_ts"].max()
@@ -318,7 +319,6 @@ def _train_detector(
         )
     metrics["flagged_share"] = float(scored["is_anomaly"].mean())
 
-    tracking.configure(settings)
     with mlflow.start_run(experiment_id=tracking.experiment_id(settings, ANOMALY_EXPERIMENT)) as run:
         mlflow.log_params(
             {
