@@ -63,33 +63,90 @@ class ByDay:
     """Partitions are days: ``source_day`` (SQL, a DATE or TIMESTAMP) of a source row,
     ``target_day`` (a DATE or TIMESTAMP column of the target, or SQL over its columns)
     of the rows built from it. ``extra_day_inputs``: ``{lake-relative path: SQL day}``
-    of tables outside the pipeline that the definition reads by day."""
+    of tables outside the pipeline that the definition reads by day.
+    ``lookback_days``: a target day's rows read the source of that day and of that
+    many days before it (a rolling window). ``latest_per``: source columns whose
+    latest row the view marks or keeps (``is_latest``, the site's latest snapshot)."""
 
     source: str
     source_day: str
     target_day: str
     extra_day_inputs: Mapping[str, str] = field(default_factory=dict)
+    lookback_days: int = 0
+    latest_per: tuple[str, ...] = ()
     unit = "days"
 
     # Days as DATE (str() gives 'YYYY-MM-DD'): a cast costs half of date_format, and
     # rows are selected by day ranges, which the engine filters far faster than labels.
+    def partition_of(self, day: str) -> Column:
+        """The partition label of the SQL ``day`` (a DATE or TIMESTAMP)."""
+        return F.expr(day).cast("date")
+
     def source_partition(self) -> Column:
-        return F.expr(self.source_day).cast("date")
+        return self.partition_of(self.source_day)
 
     def target_partition(self) -> Column:
-        return F.expr(self._target_day()).cast("date")
+        return self.partition_of(self._target_day())
 
     def source_condition(self, partitions: Sequence[str], source: DataFrame) -> Column:
         day = f"({self.source_day})"
-        return F.expr(days_predicate(day, partitions, is_timestamp=_is_timestamp(source.select(F.expr(day)))))
+        return F.expr(self._predicate(day, partitions, source.select(F.expr(day))))
 
     def replace_condition(self, partitions: Sequence[str], target: DataFrame) -> str:
         day = self._target_day()
-        return days_predicate(day, partitions, is_timestamp=_is_timestamp(target.select(F.expr(day))))
+        return self._predicate(day, partitions, target.select(F.expr(day)))
+
+    def window(self) -> dict[str, Any] | None:
+        """The options that widen a change beyond its own day (None: none set)."""
+        if not self.lookback_days and not self.latest_per:
+            return None
+        return {"lookback_days": self.lookback_days, "latest_per": list(self.latest_per)}
+
+    def following(self, days: set[str], known: set[str]) -> set[str]:
+        """``days`` and the ``lookback_days`` days after each whose windows cover it,
+        those among ``known`` (days with source or target rows)."""
+        if not self.lookback_days:
+            return set(days)
+        after = {_shift(d, k) for d in days for k in range(1, self.lookback_days + 1)}
+        return set(days) | (after & known)
+
+    def read_partitions(self, days: Sequence[str]) -> list[str]:
+        """The source days the definition reads to recompute ``days``: each with the
+        ``lookback_days`` days before it."""
+        if not self.lookback_days:
+            return sorted(days)
+        return sorted({_shift(d, -k) for d in days for k in range(self.lookback_days + 1)})
+
+    def latest_partitions(self, source: DataFrame) -> list[str]:
+        """The days holding the latest source row of each ``latest_per`` key."""
+        if not self.latest_per:
+            return []
+        latest = source.groupBy(*[F.col(f"`{c}`") for c in self.latest_per]).agg(
+            F.max(F.expr(self.source_day)).alias("__latest")
+        )
+        rows = latest.select(self.partition_of("__latest").alias("__day")).distinct().collect()
+        return sorted(str(r["__day"]) for r in rows)
+
+    def _predicate(self, day: str, partitions: Sequence[str], one_column: DataFrame) -> str:
+        return days_predicate(day, partitions, is_timestamp=_is_timestamp(one_column))
 
     def _target_day(self) -> str:
         """``target_day`` as SQL: a column name as is, an expression in parentheses."""
         return self.target_day if self.target_day.isidentifier() else f"({self.target_day})"
+
+
+@dataclass(frozen=True)
+class ByMonth(ByDay):
+    """Partitions are calendar months ('YYYY-MM') of ``source_day`` and ``target_day``:
+    a changed day recomputes every day of its month."""
+
+    unit = "months"
+
+    def partition_of(self, day: str) -> Column:
+        return F.date_format(F.expr(day), "yyyy-MM")
+
+    def _predicate(self, day: str, partitions: Sequence[str], one_column: DataFrame) -> str:
+        return days_predicate(day, month_days(partitions), is_timestamp=_is_timestamp(one_column))
 
 
 @dataclass(frozen=True)
@@ -117,6 +174,18 @@ class ByKey:
         fields = ", ".join(f"'{k}', `{k}`" for k in self.keys)
         return f"to_json(named_struct({fields})) IN ({quoted})"
 
+    def window(self) -> None:
+        return None
+
+    def following(self, keys: set[str], known: set[str]) -> set[str]:
+        return set(keys)
+
+    def read_partitions(self, keys: Sequence[str]) -> list[str]:
+        return sorted(keys)
+
+    def latest_partitions(self, source: DataFrame) -> list[str]:
+        return []
+
     def _label(self) -> Column:
         return F.to_json(F.struct(*[F.col(f"`{k}`") for k in self.keys]))
 
@@ -127,13 +196,47 @@ def by_day(
     source_day: str,
     target_day: str | None = None,
     extra_day_inputs: Mapping[str, str] | None = None,
+    lookback_days: int = 0,
+    latest_per: Sequence[str] = (),
 ) -> ByDay:
     """Refresh by day (dbt's ``insert_overwrite`` by partition): only the days whose
     ``source`` rows changed are recomputed and replaced. ``target_day`` defaults to
     ``source_day`` (a column, or SQL valid over both). A day computed from a key
     (e.g. the date an order id starts with) groups every version of that key, so a
-    view that keeps the latest version per key stays exact."""
-    return ByDay(source, source_day, target_day or source_day, dict(extra_day_inputs or {}))
+    view that keeps the latest version per key stays exact.
+
+    ``lookback_days``: a target day's rows also read the source of that many days
+    before it (a rolling 24 h window: 1). A changed day then recomputes the days
+    after it whose windows cover it, the definition reads each recomputed day's
+    preceding days, and only the recomputed days' rows are kept.
+    ``latest_per``: source columns (e.g. ``["machine_id"]``) whose latest row the view
+    marks or keeps: when a day changed, the days holding each key's latest row, at
+    the last refresh and now, are recomputed too (a key that stopped reporting long
+    ago keeps its old latest day in every such refresh)."""
+    if isinstance(lookback_days, bool) or not isinstance(lookback_days, int) or lookback_days < 0:
+        raise GraphError(
+            f"by_day(source={source!r}): lookback_days is a whole number >= 0, got {lookback_days!r}"
+        )
+    if isinstance(latest_per, str):
+        raise GraphError(
+            f"by_day(source={source!r}): latest_per is a list of column names, got {latest_per!r}"
+        )
+    return ByDay(
+        source,
+        source_day,
+        target_day or source_day,
+        dict(extra_day_inputs or {}),
+        lookback_days,
+        tuple(latest_per),
+    )
+
+
+def by_month(*, source: str, source_day: str, target_day: str | None = None) -> ByMonth:
+    """Refresh by calendar month: a view with one row per month (and other keys)
+    recomputes and replaces the whole months in which a ``source`` row changed.
+    ``source_day`` and ``target_day`` are days (DATE or TIMESTAMP, SQL) as in
+    ``by_day``; the target's may be the month's first day."""
+    return ByMonth(source, source_day, target_day or source_day)
 
 
 def by_key(*, source: str, keys: Sequence[str]) -> ByKey:
@@ -194,6 +297,9 @@ def plan(
         "schema": whole.schema.simpleString(),
         "definition": table_definition(dataset),
     }
+    if spec.window() is not None:
+        snapshot["window"] = spec.window()
+        snapshot["latest"] = spec.latest_partitions(inputs[spec.source])
     before = read_json(state_file(executor, dataset)) or {}
 
     def everything(reason: str) -> IncrementalPlan:
@@ -209,6 +315,8 @@ def plan(
         return everything("the definition gives another schema")
     if before["definition"] != snapshot["definition"]:
         return everything("expectations or storage options changed")
+    if before.get("window") != snapshot.get("window"):
+        return everything("lookback_days or latest_per changed")
     moved = sorted(n for n in snapshot["inputs"] if before["inputs"].get(n) != snapshot["inputs"][n])
     if moved or set(before["inputs"]) != set(snapshot["inputs"]):
         return everything(f"other inputs changed: {', '.join(moved) or 'the input list'}")
@@ -222,6 +330,14 @@ def plan(
             reasons.append(f"the table's {spec.unit} changed since the last refresh")
     if None in changed or "None" in changed:
         return everything(f"rows without a partition ({spec.unit})")
+    if changed:
+        widened = spec.following(changed, set(snapshot["source"]) | set(before["target"]))
+        if widened != changed:
+            reasons.append(f"the {spec.lookback_days} day(s) after them read them")
+        latest = set(before.get("latest", [])) | set(snapshot.get("latest", []))
+        if latest - widened:
+            reasons.append(f"the latest day per {', '.join(spec.latest_per)} before and now")
+        changed = widened | latest
     return IncrementalPlan(sorted(changed), "; ".join(reasons) or "nothing changed", snapshot)
 
 
@@ -263,6 +379,20 @@ def partition_fingerprints(df: DataFrame, partition: Column) -> dict[str, str]:
 def changed_partitions(now: Mapping[str, str], before: Mapping[str, str]) -> list[str]:
     """Partitions new, changed or gone between two fingerprint maps, sorted."""
     return sorted(p for p in set(now) | set(before) if now.get(p) != before.get(p))
+
+
+def _shift(day: str, days: int) -> str:
+    return str(dt.date.fromisoformat(day) + dt.timedelta(days=days))
+
+
+def month_days(months: Sequence[str]) -> list[str]:
+    """Every day of the ``months`` ('YYYY-MM'), as 'YYYY-MM-DD'."""
+    days = []
+    for month in months:
+        first = dt.date.fromisoformat(f"{month}-01")
+        following = (first + dt.timedelta(days=31)).replace(day=1)
+        days += [str(first + dt.timedelta(days=n)) for n in range((following - first).days)]
+    return days
 
 
 def day_ranges(days: Sequence[str]) -> list[tuple[dt.date, dt.date]]:
@@ -321,8 +451,11 @@ def refresh_incremental(
         table, mode = before["target"], "unchanged"
     else:
         source = inputs[spec.source]
-        changed = source.where(spec.source_condition(planned.partitions, source))
+        read = spec.read_partitions(planned.partitions)
+        changed = source.where(spec.source_condition(read, source))
         frame = flow.function(**{**inputs, spec.source: changed})
+        if read != planned.partitions:  # rows of the days only read for their windows left out
+            frame = frame.where(F.expr(spec.replace_condition(planned.partitions, frame)))
         condition = spec.replace_condition(planned.partitions, read_delta(executor.spark, target))
         written = writer.write(
             runner, dataset, frame, event, state, mode="overwrite", replace_where=condition
