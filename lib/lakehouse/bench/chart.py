@@ -45,7 +45,7 @@ HISTORY_STAGES = ("generate", "bronze", "silver", "gold")
 DAILY, REBUILD = "daily update", "full rebuild"
 SPARK_PIPELINE = "Spark Connect pipeline"  # label prefix of the whole pipeline's stages on Spark
 STAGE_COLOURS = {
-    "generate": "#7f7f7f",
+    "generate": "#e377c2",
     "bronze": "#a0522d",
     "silver": "#4682b4",
     "gold": "#d4a017",
@@ -58,7 +58,7 @@ ENGINE_COLOURS = {
     "classic Spark local[2]": "#8c564b",
     "Apache Spark over Spark Connect": "#9467bd",
 }
-OTHER_COLOURS = ("#17becf", "#bcbd22", "#e377c2", "#393b79")  # engines added later
+OTHER_COLOURS = ("#17becf", "#bcbd22", "#7f7f7f", "#393b79")  # engines added later
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 SVG_SALT = "lakehouse.bench.chart"
 
