@@ -60,8 +60,22 @@ def events_frame(run: object) -> pd.DataFrame:
                 "rows_written": event.rows_written,
                 "rows_dropped": event.rows_dropped,
                 "seconds": event.duration_seconds,
-                "expectations failed": ", ".join(f"{e.name}={e.failed}" for e in event.expectations if e.failed),
+                "expectations failed": ", ".join(
+                    f"{e.name}={e.failed}" for e in event.expectations if e.failed
+                ),
                 "error": event.error,
             }
         )
     return pd.DataFrame(rows)
+
+
+def expectations_frame(run: object, dataset: str) -> pd.DataFrame:
+    """What the run checked on ``dataset``: one row per expectation (rule, action, rows
+    passed, rows failed), read from the run's event, so without a query."""
+    import pandas as pd
+
+    event = run.event(dataset)  # type: ignore[attr-defined]
+    return pd.DataFrame(
+        [(e.name, e.action, e.passed, e.failed) for e in event.expectations],
+        columns=["rule", "action", "passed", "failed"],
+    )

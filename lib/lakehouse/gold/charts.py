@@ -1,15 +1,14 @@
-"""Headline charts of the gold tables (drawn by ``lakehouse.silver.charts``)."""
+"""Headline charts of the gold tables (computed and drawn by ``lakehouse.silver.charts``)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from lakehouse.silver import charts as silver_charts
-from lakehouse.silver.charts import Headline
+from lakehouse.silver.charts import Chart, Headline
 
 if TYPE_CHECKING:
-    from matplotlib.axes import Axes
-
     from lakehouse.context import RunContext
 
 GOLD_HEADLINES = {
@@ -51,6 +50,6 @@ GOLD_HEADLINES = {
 }
 
 
-def plot_headline(context: RunContext, dataset: str) -> Axes:
-    """Draw a gold table's headline chart ("no rows yet" when empty)."""
-    return silver_charts.plot_headline(context, dataset, GOLD_HEADLINES)
+def headline_charts(context: RunContext, datasets: Sequence[str]) -> dict[str, Chart]:
+    """The gold tables' headline charts, in one query ("no rows yet" when empty)."""
+    return silver_charts.headline_charts(context, datasets, GOLD_HEADLINES)
