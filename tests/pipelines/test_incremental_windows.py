@@ -13,9 +13,16 @@ from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
 from lakehouse import pipelines as dp
-from lakehouse.lake import read_delta
+from lakehouse.lake import read_delta, read_json
+from lakehouse.pipelines import incremental
 from lakehouse.pipelines.graph import GraphError
-from lakehouse.pipelines.incremental import ByDay, by_month, month_days
+from lakehouse.pipelines.incremental import (
+    ByDay,
+    by_month,
+    combined_by_month,
+    month_days,
+    partition_fingerprints,
+)
 
 READINGS = "machine string, ts timestamp, kwh int"
 SALES = "day date, product string, amount int"
@@ -248,3 +255,63 @@ def test_window_options_are_checked_when_declared():
         dp.by_day(source="readings", source_day="ts", lookback_days=-1)
     with pytest.raises(GraphError, match="latest_per is a list of column names, got 'machine'"):
         dp.by_day(source="readings", source_day="ts", latest_per="machine")
+
+
+def test_a_view_over_an_incremental_view_takes_its_day_fingerprints(spark, lake, source, monkeypatch):
+    """Reading them from the view's refresh (no second pass over its table) gives what a
+    pass would: the same fingerprints, summed into months for a view by month."""
+    with dp.graph("chain") as g:
+
+        @dp.materialized_view
+        def sales():
+            return spark.createDataFrame(source["sales"], SALES)
+
+        @dp.materialized_view(incremental=dp.by_day(source="sales", source_day="day"))
+        def sales_ok(sales):
+            return sales.where("amount IS NOT NULL")
+
+        @dp.materialized_view(incremental=dp.by_day(source="sales_ok", source_day="day"))
+        def per_day(sales_ok):
+            return sales_ok.groupBy("day").agg(F.sum("amount").cast("long").alias("amount"))
+
+        @dp.materialized_view(incremental=by_month(source="sales_ok", source_day="day", target_day="month"))
+        def per_month(sales_ok):
+            return monthly(sales_ok)
+
+    computed = []
+    passes = incremental._source_partitions
+    monkeypatch.setattr(
+        incremental,
+        "_source_partitions",
+        lambda ex, spec, df: computed.append(spec.source) or passes(ex, spec, df),
+    )
+    runner = dp.PipelineRunner(spark, g, lake)
+    source["sales"] = [
+        (dt.date(2026, 10, 31), "P1", 1),
+        (dt.date(2026, 11, 1), "P1", 2),
+        (dt.date(2026, 11, 1), "P2", None),
+    ]
+    assert runner.run().status == "COMPLETED"
+    source["sales"].append((dt.date(2026, 11, 2), "P1", 4))
+    second = runner.run()
+    assert json.loads(second.event("per_day").details)["days"] == ["2026-11-02"]
+    assert json.loads(second.event("per_month").details)["months"] == ["2026-11"]
+    assert computed == ["sales", "sales"]  # the views over sales_ok took its fingerprints, both runs
+
+    table = read_delta(spark, runner.path("sales_ok"))
+    recorded = {
+        name: read_json(lake.system(f"incremental/chain/{name}.json"))["source"]
+        for name in ("per_day", "per_month")
+    }
+    assert recorded["per_day"] == partition_fingerprints(table, F.col("day").cast("date"))
+    assert recorded["per_month"] == partition_fingerprints(table, F.date_format("day", "yyyy-MM"))
+    assert set(recorded["per_month"]) == {"2026-10", "2026-11"}
+
+    third = runner.run()  # nothing new: every view unchanged, no pass over any source
+    assert [json.loads(third.event(n).details)["mode"] for n in ("per_day", "per_month")] == ["unchanged"] * 2
+    assert computed == ["sales", "sales"]
+
+
+def test_day_fingerprints_sum_into_months():
+    days = {"2026-10-31": "1:5", "2026-11-01": "2:-7", "2026-11-30": "1:10", "None": "1:3"}
+    assert combined_by_month(days) == {"2026-10": "1:5", "2026-11": "3:3", "None": "1:3"}

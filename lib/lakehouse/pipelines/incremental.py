@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -89,12 +90,12 @@ class ByDay:
         return self.partition_of(self._target_day())
 
     def source_condition(self, partitions: Sequence[str], source: DataFrame) -> Column:
-        day = f"({self.source_day})"
-        return F.expr(self._predicate(day, partitions, source.select(F.expr(day))))
+        day = self.source_day if self.source_day.isidentifier() else f"({self.source_day})"
+        return F.expr(self._predicate(day, partitions, _is_timestamp(source, day)))
 
     def replace_condition(self, partitions: Sequence[str], target: DataFrame) -> str:
         day = self._target_day()
-        return self._predicate(day, partitions, target.select(F.expr(day)))
+        return self._predicate(day, partitions, _is_timestamp(target, day))
 
     def window(self) -> dict[str, Any] | None:
         """The options that widen a change beyond its own day (None: none set)."""
@@ -127,8 +128,8 @@ class ByDay:
         rows = latest.select(self.partition_of("__latest").alias("__day")).distinct().collect()
         return sorted(str(r["__day"]) for r in rows)
 
-    def _predicate(self, day: str, partitions: Sequence[str], one_column: DataFrame) -> str:
-        return days_predicate(day, partitions, is_timestamp=_is_timestamp(one_column))
+    def _predicate(self, day: str, partitions: Sequence[str], is_timestamp: bool) -> str:
+        return days_predicate(day, partitions, is_timestamp=is_timestamp)
 
     def _target_day(self) -> str:
         """``target_day`` as SQL: a column name as is, an expression in parentheses."""
@@ -145,8 +146,8 @@ class ByMonth(ByDay):
     def partition_of(self, day: str) -> Column:
         return F.date_format(F.expr(day), "yyyy-MM")
 
-    def _predicate(self, day: str, partitions: Sequence[str], one_column: DataFrame) -> str:
-        return days_predicate(day, month_days(partitions), is_timestamp=_is_timestamp(one_column))
+    def _predicate(self, day: str, partitions: Sequence[str], is_timestamp: bool) -> str:
+        return days_predicate(day, month_days(partitions), is_timestamp=is_timestamp)
 
 
 @dataclass(frozen=True)
@@ -286,21 +287,29 @@ def plan(
     whole: DataFrame,
     *,
     full_refresh: bool,
+    state: RunState | None = None,
 ) -> IncrementalPlan:
-    """The partitions to recompute, from the recorded state and the inputs as stored."""
+    """The partitions to recompute, from the recorded state and the inputs as stored
+    (``state``: the run's, whose tables written so far are known by their versions)."""
     spec, target = dataset.incremental, executor.runner.path(dataset.name)
+    before = read_json(state_file(executor, dataset)) or {}
+    versions = _source_versions(executor, spec)
+    source = _recorded_source(executor, spec, versions, before, state)
     snapshot = {
         "format": STATE_FORMAT,
         "by": spec.unit,
-        "source": _source_partitions(executor, spec, inputs[spec.source]),
+        "source": source if source is not None else _source_partitions(executor, spec, inputs[spec.source]),
         "inputs": {n: _identity(executor, n, df) for n, df in sorted(inputs.items()) if n != spec.source},
         "schema": whole.schema.simpleString(),
         "definition": table_definition(dataset),
     }
+    if versions is not None:
+        snapshot["source_versions"] = versions
     if spec.window() is not None:
         snapshot["window"] = spec.window()
-        snapshot["latest"] = spec.latest_partitions(inputs[spec.source])
-    before = read_json(state_file(executor, dataset)) or {}
+        same = before.get("window") == spec.window() and before.get("source") == snapshot["source"]
+        latest = before.get("latest") if same else None  # the same rows have the same latest days
+        snapshot["latest"] = latest if latest is not None else spec.latest_partitions(inputs[spec.source])
 
     def everything(reason: str) -> IncrementalPlan:
         return IncrementalPlan(None, reason, snapshot)
@@ -355,6 +364,81 @@ def _source_partitions(executor: FlowExecutor, spec: ByDay | ByKey, source: Data
     return partitions
 
 
+def _source_versions(executor: FlowExecutor, spec: ByDay | ByKey) -> dict[str, Any] | None:
+    """The Delta versions of the source and of the ``extra_day_inputs``, with how they
+    are partitioned (None for a temporary view, which has no version)."""
+    if executor.graph.datasets[spec.source].kind == DatasetKind.TEMPORARY_VIEW:
+        return None
+    root = executor.runner.lake.root
+    partitioning = spec.keys if isinstance(spec, ByKey) else [spec.source_day, dict(spec.extra_day_inputs)]
+    return {
+        "partitioning": json.loads(json.dumps(partitioning)),
+        "source": delta_version(executor.runner.path(spec.source)),
+        "extra": {path: delta_version(f"{root}/{path}") for path in sorted(spec.extra_day_inputs)},
+    }
+
+
+def _recorded_source(
+    executor: FlowExecutor,
+    spec: ByDay | ByKey,
+    versions: dict[str, Any] | None,
+    before: Mapping[str, Any],
+    state: RunState | None,
+) -> dict[str, str] | None:
+    """The source's partition fingerprints without reading it, where they are known:
+    the source (a table) is at the version of the last refresh, or it is itself a view
+    refreshed by the same day whose table is at the version it recorded (this run's
+    write, or its state). None: compute them."""
+    if versions is None or versions["source"] is None:
+        return None
+    if before.get("by") == spec.unit and before.get("source_versions") == versions and "source" in before:
+        return dict(before["source"])
+    upstream = executor.graph.datasets[spec.source].incremental
+    if (
+        not isinstance(upstream, ByDay)
+        or upstream.unit != "days"
+        or isinstance(spec, ByKey)
+        or spec.extra_day_inputs
+        or upstream._target_day() != spec.source_day
+    ):
+        return None
+    path = executor.runner.path(spec.source)
+    with _WRITTEN_LOCK:
+        known = _WRITTEN.get((state.staging, path)) if state is not None else None
+    if known is None:
+        recorded = read_json(state_file(executor, executor.graph.datasets[spec.source])) or {}
+        known = (recorded.get("target_version"), recorded.get("target"))
+    version, days = known
+    if version is None or version != versions["source"] or days is None:
+        return None
+    return dict(days) if spec.unit == "days" else combined_by_month(days)
+
+
+# The table fingerprints each incremental view wrote, by (run staging folder, table):
+# within a run a view reading another finds them without reading that table again.
+# (Flows run side by side in threads.)
+_WRITTEN: dict[tuple[str, str], tuple[int | None, dict[str, str]]] = {}
+_WRITTEN_LOCK = threading.Lock()
+
+
+def _remember_written(state: RunState, path: str, version: int | None, table: dict[str, str]) -> None:
+    with _WRITTEN_LOCK:
+        if any(run != state.staging for run, _ in _WRITTEN):
+            _WRITTEN.clear()  # another run's: kept for the current run only
+        _WRITTEN[(state.staging, path)] = (version, table)
+
+
+def combined_by_month(days: Mapping[str, str]) -> dict[str, str]:
+    """Day fingerprints ('YYYY-MM-DD': 'rows:hash sum') summed into month ones ('YYYY-MM')."""
+    months: dict[str, tuple[int, int]] = {}
+    for day, fingerprint in days.items():
+        rows, digest = fingerprint.split(":")
+        month = day[:7] if day != "None" else day
+        total_rows, total_digest = months.get(month, (0, 0))
+        months[month] = (total_rows + int(rows), total_digest + int(digest))
+    return {month: f"{rows}:{digest}" for month, (rows, digest) in months.items()}
+
+
 def _identity(executor: FlowExecutor, name: str, frame: DataFrame) -> str:
     """What identifies another input's content: its Delta version, or the content
     digest of a temporary view (computed)."""
@@ -363,8 +447,12 @@ def _identity(executor: FlowExecutor, name: str, frame: DataFrame) -> str:
     return f"version {delta_version(executor.runner.path(name))}"
 
 
-def _is_timestamp(one_column: DataFrame) -> bool:
-    return one_column.dtypes[0][1] in ("timestamp", "timestamp_ntz")
+def _is_timestamp(frame: DataFrame, day: str) -> bool:
+    """Whether the SQL ``day`` over ``frame`` is a TIMESTAMP: a column's type from the
+    frame's schema (known once asked), an expression's by analysing it."""
+    types = dict(frame.dtypes)
+    kind = types[day] if day in types else frame.select(F.expr(day)).dtypes[0][1]
+    return kind in ("timestamp", "timestamp_ntz")
 
 
 def partition_fingerprints(df: DataFrame, partition: Column) -> dict[str, str]:
@@ -438,7 +526,7 @@ def refresh_incremental(
     spec, runner = dataset.incremental, executor.runner
     inputs = executor.inputs(flow, state)
     whole = flow.function(**inputs)
-    planned = plan(executor, dataset, inputs, whole, full_refresh=full_refresh)
+    planned = plan(executor, dataset, inputs, whole, full_refresh=full_refresh, state=state)
     before = read_json(state_file(executor, dataset)) or {}
     target = runner.path(dataset.name)
     if planned.partitions is None:
@@ -454,9 +542,10 @@ def refresh_incremental(
         read = spec.read_partitions(planned.partitions)
         changed = source.where(spec.source_condition(read, source))
         frame = flow.function(**{**inputs, spec.source: changed})
+        # the table has the view's schema (or the plan rebuilt it whole)
+        condition = spec.replace_condition(planned.partitions, whole)
         if read != planned.partitions:  # rows of the days only read for their windows left out
-            frame = frame.where(F.expr(spec.replace_condition(planned.partitions, frame)))
-        condition = spec.replace_condition(planned.partitions, read_delta(executor.spark, target))
+            frame = frame.where(F.expr(condition))
         written = writer.write(
             runner, dataset, frame, event, state, mode="overwrite", replace_where=condition
         )
@@ -465,6 +554,8 @@ def refresh_incremental(
         mode = spec.unit
     rebuilt_partitions = planned.partitions if mode == spec.unit else []
     event.details = json.dumps({"mode": mode, spec.unit: rebuilt_partitions, "reason": planned.reason})
-    record = {**planned.snapshot, "target": table, "target_version": delta_version(target)}
+    version = delta_version(target)
+    record = {**planned.snapshot, "target": table, "target_version": version}
+    _remember_written(state, target, version, table)
     uri = state_file(executor, dataset)
     state.checkpoint_commits.append(lambda: write_json(uri, record))
