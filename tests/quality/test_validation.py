@@ -4,7 +4,9 @@ expected expectations fail), through Great Expectations on the embedded engine."
 from __future__ import annotations
 
 import datetime as dt
+import html
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -156,3 +158,59 @@ def test_unknown_suite_name_lists_known_ones(spark, clean_lake: Lake) -> None:
         run_quality(
             spark, clean_lake, RUN_DATE, run_id="x", suites=["fact_ventas"], settings=QualitySettings()
         )
+
+
+def _page_text(page: Path) -> str:
+    """A Data Docs page as its visible text: tags dropped, whitespace collapsed."""
+    text = re.sub(r"<[^>]+>", " ", page.read_text())
+    return re.sub(r"\s+", " ", html.unescape(text))
+
+
+def test_counts_and_samples_of_passing_and_failing_expectations_in_rows_and_data_docs(
+    spark, dirty_lake: Lake, settings: QualitySettings, runs_dir: Path
+) -> None:
+    """What the results table and the Data Docs show for each kind of expectation: a
+    passing column-map expectation keeps its counts (0 unexpected, no sample), a failing
+    one its counts and sample, aggregates their observed value. Any cheaper way to
+    validate must keep these values."""
+    run = run_quality(
+        spark,
+        dirty_lake,
+        RUN_DATE,
+        run_id="shown-1",
+        settings=settings,
+        runs_dir=runs_dir,
+        suites=["fact_ventes"],
+        validated_at=VALIDATED_AT,
+    )
+    shown = {
+        r.expectation: (r.success, r.observed_value, r.unexpected_count, r.unexpected_percent, r.sample)
+        for r in run.results
+    }
+    assert len(shown) == 26
+    # 4 sales: (O1, 1) twice, product 99 missing from dim_produit, latest sale 2026-11-23
+    assert shown["key_order_id_line_number_unique"] == (
+        False,
+        None,
+        2,
+        50.0,
+        '[{"order_id": "O1", "line_number": 1}, {"order_id": "O1", "line_number": 1}]',
+    )
+    assert shown["product_sk_in_dim_produit"] == (False, None, 1, 25.0, "[99]")
+    assert shown["fresh_within_48h"] == (False, "20261123", None, None, None)
+    assert shown["row_count_within_band"] == (True, "4", None, None, None)
+    assert shown["product_sk_not_null"] == (True, None, 0, 0.0, None)
+    assert shown["product_sk_mostly_known"] == (True, None, 0, 0.0, None)
+    assert shown["quantity_in_range"] == (True, None, 0, 0.0, None)
+    assert shown["quantity_is_IntegerType"] == (True, '"IntegerType"', None, None, None)
+    stored = read_results(results_path(dirty_lake, settings.results_table))
+    assert sorted(stored["expectation"]) == sorted(shown)
+    assert not stored["success"].all() and stored["unexpected_count"].notna().sum() == 15
+
+    pages = list((runs_dir / "quality" / "shown-1" / "data_docs" / "validations").rglob("*.html"))
+    assert len(pages) == 1
+    page = _page_text(pages[0])
+    assert "2 unexpected values found. 50% of 4 total rows. Unexpected Value Count O1 1 2" in page
+    assert "1 unexpected values found. 25% of 4 total rows. Unexpected Value Count 99 1" in page
+    assert "values must never be null. 100% not null" in page
+    assert "20261123" in page

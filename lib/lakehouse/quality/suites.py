@@ -31,13 +31,13 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
-import great_expectations.expectations as gxe
 from pyspark.sql import functions as F
 
 from lakehouse.gold.energy_star import ANOMALY_CLASSES
 from lakehouse.gold.keys import UNKNOWN_SK
 from lakehouse.lake import Lake, delta_exists, read_delta
 from lakehouse.pipelines.contracts import Contract
+from lakehouse.quality.gx import gxe
 from lakehouse.quality.model import ROW_COUNT_CHECK
 from lakehouse.quality.settings import QualitySettings
 

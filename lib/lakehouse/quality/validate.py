@@ -3,10 +3,14 @@
 GX's Spark data source accepts the Spark Connect DataFrames of our engine as they are
 (a connect ``DataFrame`` is a ``pyspark.sql.DataFrame``), so suites validate the
 tables in the engine, not pandas copies. GX bundles the aggregate metrics of a suite
-(null and unexpected counts, min/max/mean/stdev, row count) into a few queries;
-unexpected samples are fetched only for failed expectations (``SUMMARY`` result
-format). Each table is one ``ValidationDefinition`` run by a ``Checkpoint`` whose
-``UpdateDataDocsAction`` renders the Data Docs of the run.
+(null and unexpected counts, min/max/mean/stdev, row count) into a few queries; the
+``SUMMARY`` result format adds one query per column-map expectation for its sample of
+unexpected values. Each table is one ``ValidationDefinition`` run by a ``Checkpoint``;
+the Data Docs of the run are built once at the end.
+
+One ephemeral context per run holds the run's suites, definitions and checkpoints:
+it starts empty, so each is added once (``add``), without the store read and compare
+of ``add_or_update``.
 """
 
 from __future__ import annotations
@@ -19,9 +23,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import great_expectations as gx
-from great_expectations.data_context.types.base import ProgressBarsConfig
-
+from lakehouse.quality.gx import gx
 from lakehouse.quality.model import SUITE_ERROR, ExpectationResult, QualityRun, SuiteRun
 from lakehouse.quality.offline_docs import make_offline
 from lakehouse.quality.suites import Check, SuiteInputs, TableSuite
@@ -34,6 +36,9 @@ DOCS_SITE = "quality_docs"
 def quality_context(docs_dir: Path | None = None) -> Any:
     """An ephemeral GX context (suites live in code), with a Data Docs site in
     ``docs_dir`` when given, and no progress bars (they flood notebook outputs)."""
+    # GX's own modules are imported after lakehouse.quality.gx, never before it
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = ProgressBarsConfig(globally=False)
     if docs_dir is not None:
@@ -79,9 +84,11 @@ def validate_suites(
     on_suite: Callable[[SuiteRun], None] | None = None,
 ) -> QualityRun:
     """Validate each suite's table; a table that cannot be read or validated gives one
-    failed critical row ``suite_runs`` with the error, and the other suites still run."""
+    failed critical row ``suite_runs`` with the error, and the other suites still run.
+    A suite named twice is validated once."""
     context = quality_context(docs_dir)
-    source = context.data_sources.add_or_update_spark(DATA_SOURCE)
+    source = context.data_sources.add_spark(DATA_SOURCE)
+    suites = list({suite.name: suite for suite in suites}.values())
     run = QualityRun(run_id=run_id, run_date=inputs.run_date, validated_at=validated_at)
     for suite in suites:
         started = time.perf_counter()
@@ -108,11 +115,12 @@ def _validate_one(
     checks = suite.checks(inputs)
     asset = source.add_dataframe_asset(name=suite.name)
     batch = asset.add_batch_definition_whole_dataframe(f"{suite.name}_whole")
-    expectation_suite = context.suites.add_or_update(gx_suite(suite.name, checks))
-    definition = context.validation_definitions.add_or_update(
+    # the run's context is new: each object is added once (add_or_update reads and compares)
+    expectation_suite = context.suites.add(gx_suite(suite.name, checks))
+    definition = context.validation_definitions.add(
         gx.ValidationDefinition(name=suite.name, data=batch, suite=expectation_suite)
     )
-    checkpoint = context.checkpoints.add_or_update(
+    checkpoint = context.checkpoints.add(
         gx.Checkpoint(
             name=f"{suite.name}_checkpoint",
             validation_definitions=[definition],
