@@ -117,6 +117,13 @@ def fact_production(silver_production_runs, silver_iot_readings_hourly, dim_mach
 
 @dp.materialized_view(
     path="gold/domain=energy/model=kpi/table=kpi_energie_machine",
+    incremental=dp.by_day(
+        source="fact_consommation_energie",
+        source_day="hour_ts",
+        target_day="hour_ts",
+        lookback_days=1,  # the rolling 24 h reaches into the day before
+        latest_per=["machine_id"],  # is_latest
+    ),
     contract=dp.Contract(
         keys=("machine_id", "hour_ts"), grain="one row per machine and hour", owner="energy-operations"
     ),
@@ -124,18 +131,28 @@ def fact_production(silver_production_runs, silver_iot_readings_hourly, dim_mach
 @dp.expect_or_fail("rolling_covers_the_hour", "rolling_24h_kwh >= kwh - 0.001 OR kwh < 0")  # sums to 1e-6 kWh
 def kpi_energie_machine(fact_consommation_energie):
     """kWh per machine and hour with the rolling 24 h total (key machine_id, hour_ts);
-    is_latest marks the current hour."""
+    is_latest marks the current hour. Refreshed by day: a changed day recomputes the
+    day after it (whose windows reach into it) and the days of each machine's latest
+    hour, before and now."""
     return build_kpi_energie_machine(fact_consommation_energie)
 
 
 @dp.materialized_view(
     path="gold/domain=energy/model=kpi/table=kpi_energie_site",
+    incremental=dp.by_day(
+        source="fact_consommation_energie",
+        source_day="hour_ts",
+        target_day="hour_ts",
+        lookback_days=1,  # the rolling 24 h reaches into the day before
+        latest_per=["site_id"],  # is_latest
+    ),
     contract=dp.Contract(
         keys=("site_id", "hour_ts"), grain="one row per site and hour", owner="energy-operations"
     ),
 )
 def kpi_energie_site(fact_consommation_energie):
-    """kWh per site and hour with the rolling 24 h total (key site_id, hour_ts)."""
+    """kWh per site and hour with the rolling 24 h total (key site_id, hour_ts);
+    is_latest marks the site's current hour. Refreshed by day like kpi_energie_machine."""
     return build_kpi_energie_site(fact_consommation_energie)
 
 
@@ -152,5 +169,9 @@ def kpi_energie_site(fact_consommation_energie):
 )
 def kpi_anomalies_machine(fact_consommation_energie):
     """Anomaly episodes per machine (key machine_id, start_ts): consecutive warning or
-    critical hours, with duration, worst class and peaks."""
+    critical hours, with duration, worst class and peaks.
+
+    Recomputed whole: an episode spans an open-ended run of hours (a changed or
+    newly scored hour can join or split episodes that began any number of days before
+    it), so no bounded set of days gives its rows; it reads only the anomalous hours."""
     return build_kpi_anomalies_machine(fact_consommation_energie)

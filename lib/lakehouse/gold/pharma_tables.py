@@ -23,6 +23,7 @@ from lakehouse.gold.pharma_kpis import (
     build_kpi_rupture_stock,
 )
 from lakehouse.gold.pharma_star import build_fact_ventes, with_site_sk
+from lakehouse.pipelines.incremental import by_month
 
 CALENDAR_YEARS_AROUND = 1  # dim_temps: the run date's year and one year on each side
 
@@ -94,17 +95,20 @@ def fact_ventes(silver_order_lines, dim_produit, dim_site, dim_temps):
 
 @dp.materialized_view(
     path="gold/domain=pharma/model=kpi/table=kpi_marge_journaliere",
+    incremental=dp.by_day(source="fact_ventes", source_day="order_date", target_day="date"),
     contract=dp.Contract(
         keys=("date_key", "site_id"), grain="one row per day and site", owner="sales-analytics"
     ),
 )
 def kpi_marge_journaliere(fact_ventes):
-    """Net revenue, cost and margin per day and site (key date_key, site_id)."""
+    """Net revenue, cost and margin per day and site (key date_key, site_id); refreshed
+    by order day: a day's rows are the fact's lines of that day."""
     return build_kpi_marge_journaliere(fact_ventes)
 
 
 @dp.materialized_view(
     path="gold/domain=pharma/model=kpi/table=kpi_rupture_stock",
+    incremental=dp.by_day(source="silver_stock_snapshots", source_day="snapshot_date", target_day="date"),
     contract=dp.Contract(
         keys=("date_key", "site_id"), grain="one row per snapshot day and site", owner="supply-chain"
     ),
@@ -114,12 +118,14 @@ def kpi_marge_journaliere(fact_ventes):
     "stockout_rate BETWEEN 0 AND 1 AND below_safety_stock_rate BETWEEN 0 AND 1",
 )
 def kpi_rupture_stock(silver_stock_snapshots):
-    """Share of products out of stock and below safety stock per day and site (key date_key, site_id)."""
+    """Share of products out of stock and below safety stock per day and site (key
+    date_key, site_id); refreshed by snapshot day: a day's rows are that day's snapshot."""
     return build_kpi_rupture_stock(silver_stock_snapshots)
 
 
 @dp.materialized_view(
     path="gold/domain=pharma/model=kpi/table=kpi_performance_livraison",
+    incremental=dp.by_day(source="silver_deliveries", source_day="promised_date", target_day="date"),
     contract=dp.Contract(
         keys=("date_key", "site_id"), grain="one row per promised day and site", owner="supply-chain"
     ),
@@ -129,12 +135,15 @@ def kpi_rupture_stock(silver_stock_snapshots):
     "deliveries_delivered + deliveries_pending = deliveries_due AND deliveries_otif + deliveries_late <= deliveries_delivered",
 )
 def kpi_performance_livraison(silver_deliveries):
-    """OTIF, late and pending deliveries per promised day and site (key date_key, site_id)."""
+    """OTIF, late and pending deliveries per promised day and site (key date_key,
+    site_id); refreshed by promised day: a delivery delivered or corrected later changes
+    its promised day's rows, which are recomputed."""
     return build_kpi_performance_livraison(silver_deliveries)
 
 
 @dp.materialized_view(
     path="gold/domain=pharma/model=kpi/table=kpi_marge_produit_site_mois",
+    incremental=by_month(source="fact_ventes", source_day="order_date", target_day="month"),
     contract=dp.Contract(
         keys=("month", "product_id", "site_id"),
         grain="one row per month, product and site",
@@ -144,7 +153,8 @@ def kpi_performance_livraison(silver_deliveries):
 @dp.expect("cost_known", "lines_without_cost = 0")
 def kpi_marge_produit_site_mois(fact_ventes):
     """Net revenue, cost and margin per month, product and site (key month, product_id,
-    site_id); lines without a known cost counted in lines_without_cost."""
+    site_id); lines without a known cost counted in lines_without_cost. Refreshed by
+    month: a changed order day recomputes its whole month."""
     return build_kpi_marge_produit_site_mois(fact_ventes)
 
 
@@ -159,17 +169,29 @@ def kpi_marge_produit_site_mois(fact_ventes):
 @dp.expect_or_fail("positive_duration", "days_out_of_stock >= 1 AND end_date >= start_date")
 def kpi_duree_rupture(silver_stock_snapshots):
     """Stock-out episodes per site and product (key site_id, product_id, start_date):
-    consecutive days with nothing on hand, ongoing or not."""
+    consecutive days with nothing on hand, ongoing or not.
+
+    Recomputed whole: an episode spans an open-ended run of days (a changed day can
+    merge or split episodes that began any number of days before it, and is_ongoing
+    moves with each site's latest snapshot), so no bounded set of days gives its rows."""
     return build_kpi_duree_rupture(silver_stock_snapshots)
 
 
 @dp.materialized_view(
     path="gold/domain=pharma/model=kpi/table=kpi_rappels_en_stock",
+    incremental=dp.by_day(
+        source="silver_stock_snapshots",
+        source_day="snapshot_date",
+        target_day="snapshot_date",
+        latest_per=["site_id"],  # rows come from each site's latest snapshot
+    ),
     contract=dp.Contract(
         keys=("notice_id", "site_id"), grain="one row per recall notice and site", owner="quality-assurance"
     ),
 )
 def kpi_rappels_en_stock(silver_recalls, silver_stock_snapshots):
     """Recalled products of ours still on hand at a site's latest snapshot (key
-    notice_id, site_id)."""
+    notice_id, site_id). Refreshed by snapshot day: a new or changed snapshot
+    recomputes the days holding each site's latest snapshot, before and now; a new
+    recall (silver_recalls) rebuilds it whole."""
     return build_kpi_rappels_en_stock(silver_recalls, silver_stock_snapshots)
