@@ -78,7 +78,9 @@ def test_cli_score_without_a_champion_fails_with_the_fix(spark, tmp_path, monkey
     result = CliRunner().invoke(main, ["ml", "score", "--run-date", "2026-11-26"])
     assert result.exit_code == 1
     assert "has no 'champion' version: run `lakehouse ml train` first" in result.output
-    assert (tmp_path / "var" / "mlflow" / "mlflow.db").is_file()
+    # The store of the settings was asked, and only read: no empty store left behind.
+    assert (tmp_path / "var" / "mlflow").is_dir()
+    assert not (tmp_path / "var" / "mlflow" / "mlflow.db").exists()
 
 
 HOURLY_SCHEMA = (

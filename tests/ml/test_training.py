@@ -12,7 +12,7 @@ from pyspark.sql import functions as F
 from lakehouse.lake import Lake, read_delta
 from lakehouse.ml import tracking
 from lakehouse.ml.scoring import ANOMALY_TABLE, FORECAST_TABLE, score_run_date
-from lakehouse.ml.training import spark_features, to_pandas, train_all, train_forecast_model
+from lakehouse.ml.training import model_input, spark_features, to_pandas, train_all, train_forecast_model
 
 from .conftest import RUN_DATE, own_mlflow_store
 
@@ -51,6 +51,20 @@ def test_first_models_beat_their_baselines_and_become_champions(first_training):
     assert anomaly.metrics["f1_overall"] > anomaly.metrics["baseline_f1_overall"]
     assert tracking.champion_version(tracking.FORECAST_MODEL) == forecast.version == "1"
     assert tracking.champion_version(tracking.ANOMALY_MODEL) == anomaly.version == "1"
+
+
+def test_champions_read_from_the_store_file_are_the_registry_s(store, first_training):
+    from mlflow import MlflowClient
+
+    forecast, anomaly, _ = first_training
+    client = MlflowClient()
+    found = tracking.champions(store)
+    for trained in (forecast, anomaly):
+        location = client.get_model_version_download_uri(trained.model_name, trained.version)
+        assert found[trained.model_name] == tracking.ChampionModel(
+            trained.model_name, trained.version, trained.run_id, location
+        )
+        assert location.startswith("file:///") and location.endswith("/artifacts")
 
 
 def test_runs_carry_params_metrics_signature_and_plots(first_training, store):
@@ -94,7 +108,9 @@ def test_the_gate_refuses_a_worse_model(store, features, first_training):
     assert tracking.champion_version(tracking.FORECAST_MODEL) == "1"
 
 
-def test_scoring_writes_gold_prediction_tables_from_the_champions(spark, tiny_lake, store, first_training):
+def test_scoring_writes_gold_prediction_tables_from_the_champions(
+    spark, tiny_lake, store, first_training, features
+):
     lake = Lake(tiny_lake.lake_root)
     result = score_run_date(spark, lake, RUN_DATE, SCORED_AT)
     forecast_model, anomaly_model, _ = first_training
@@ -111,6 +127,17 @@ def test_scoring_writes_gold_prediction_tables_from_the_champions(spark, tiny_la
     assert set(got["model_version"]) == {anomaly_model.version}
     assert set(got["model_run_id"]) == {anomaly_model.run_id}
     assert set(got["scored_at"]) == {pd.Timestamp(SCORED_AT)}
+    # Scored from the champion's files: what the registry's champion predicts.
+    import mlflow
+
+    registered = mlflow.pyfunc.load_model(f"models:/{tracking.ANOMALY_MODEL}@{tracking.CHAMPION}")
+    hours = features[features["hour_ts"].dt.date == RUN_DATE].sort_values(keys).reset_index(drop=True)
+    columns = tuple(registered.metadata.get_input_schema().input_names())
+    expected_scores = registered.predict(model_input(hours, columns))
+    assert got["anomaly_score"].to_numpy() == pytest.approx(
+        expected_scores["anomaly_score"].to_numpy(), abs=1e-12
+    )
+    assert got["is_anomaly"].tolist() == expected_scores["is_anomaly"].tolist()
 
     forecast = read_delta(spark, lake.gold("energy", "prediction", FORECAST_TABLE)).toPandas()
     next_day = pd.Timestamp(RUN_DATE) + pd.Timedelta(days=1)

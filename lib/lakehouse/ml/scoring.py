@@ -13,14 +13,18 @@ rows of the scored hours in place (``apply_scores_to_fact``): the fact, built be
 the scoring in the daily run, carries the model's class the same day, as a rebuild
 of the fact (which reads the stored scores) would give. Both models run inside the
 engine through ``mapInPandas``, loaded once and shipped with the function (see
-``_shipped_model`` for why not ``spark_udf``).
+``_shipped_model`` for why not ``spark_udf``), straight from the files of the champion
+version (``tracking.champions`` reads which version and where without the registry).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
+import sys
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 from pyspark.sql import DataFrame, SparkSession
@@ -32,38 +36,29 @@ from lakehouse.gold.energy_star import model_verdicts, raised_by_model
 from lakehouse.lake import Lake, delta_exists, read_delta, write_delta
 from lakehouse.ml import tracking
 from lakehouse.ml.features import HOUR_S
-from lakehouse.ml.tracking import ANOMALY_MODEL, CHAMPION, FORECAST_MODEL
+from lakehouse.ml.tracking import ANOMALY_MODEL, CHAMPION, FORECAST_MODEL, ChampionModel
 
 FORECAST_TABLE = "consumption_forecast"
 ANOMALY_TABLE = "anomaly_scores"  # = lakehouse.gold.energy_star.ANOMALY_SCORES_PATH, read by the fact
 FACT_TABLE = "fact_consommation_energie"
 HORIZON_HOURS = 24
 MODEL_COLUMNS = ("model_name", "model_version", "model_run_id", "scored_at")
+_log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class ChampionModel:
-    name: str
-    version: str
-    run_id: str
-
-    @property
-    def uri(self) -> str:
-        return f"models:/{self.name}@{CHAMPION}"
+def _no_champion(model_name: str) -> LookupError:
+    return LookupError(
+        f"registered model {model_name!r} has no {CHAMPION!r} version: run `lakehouse ml train` first"
+    )
 
 
 def champion(model_name: str) -> ChampionModel:
-    """The version holding the ``champion`` alias; a clear error when there is none."""
-    from mlflow import MlflowClient
-    from mlflow.exceptions import MlflowException
-
-    try:
-        version = MlflowClient().get_model_version_by_alias(model_name, CHAMPION)
-    except MlflowException as exc:
-        raise LookupError(
-            f"registered model {model_name!r} has no {CHAMPION!r} version: run `lakehouse ml train` first"
-        ) from exc
-    return ChampionModel(model_name, str(version.version), str(version.run_id))
+    """The version holding the ``champion`` alias in the store MLflow points at; a
+    clear error when there is none."""
+    found = tracking.champions(names=(model_name,))[model_name]
+    if found is None:
+        raise _no_champion(model_name)
+    return found
 
 
 def with_future_hours(hourly: DataFrame, start: dt.datetime, hours: int = HORIZON_HOURS) -> DataFrame:
@@ -117,15 +112,56 @@ def _shipped_model(model: ChampionModel):
     Not ``mlflow.pyfunc.spark_udf`` (gap ``spark_udf_struct_result`` of
     ``lakehouse.engine.compat``): the shipped object goes through
     ``score_without_spark_udf``, which works on every engine."""
-    import sys
-
     import mlflow.pyfunc
 
     from lakehouse.ml.model_code import pickle_by_value
 
-    pyfunc = mlflow.pyfunc.load_model(model.uri)
+    folder = _local_folder(model.uri)
+    # MLflow's own check of the model's requirements scans every installed distribution
+    # (about 1 s per process); the same check of the model's pins is done here instead.
+    pyfunc = mlflow.pyfunc.load_model(model.uri, suppress_warnings=folder is not None)
+    if folder is not None:
+        for difference in environment_differences(folder, pyfunc.metadata.flavors):
+            _log.warning("%s v%s was logged with %s", model.name, model.version, difference)
     pickle_by_value(sys.modules[type(pyfunc.unwrap_python_model()).__module__])
     return pyfunc, list(pyfunc.metadata.get_input_schema().input_names())
+
+
+def _local_folder(uri: str) -> Path | None:
+    """The folder of a ``file:`` URI or a plain path; None for any other URI."""
+    from urllib.parse import urlparse
+    from urllib.request import url2pathname
+
+    parsed = urlparse(uri)
+    if parsed.scheme == "file":
+        return Path(url2pathname(parsed.path))
+    return Path(uri) if not parsed.scheme else None
+
+
+def environment_differences(folder: Path, flavors: dict) -> list[str]:
+    """What this process runs that differs from what a logged model pins: each
+    ``name==version`` of its ``requirements.txt`` installed in another version (or not
+    at all), and another Python minor version. Empty when they match."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    differences = []
+    requirements = folder / "requirements.txt"
+    lines = requirements.read_text(encoding="utf-8").splitlines() if requirements.is_file() else []
+    for line in lines:
+        name, pinned, wanted = line.split("#", 1)[0].strip().partition("==")
+        if not pinned or not name or ";" in wanted:
+            continue
+        try:
+            installed = version(name.strip())
+        except PackageNotFoundError:
+            installed = "not installed"
+        if installed != wanted.strip():
+            differences.append(f"{name.strip()}=={wanted.strip()} (here: {installed})")
+    logged_python = str(flavors.get("python_function", {}).get("python_version") or "")
+    running = f"{sys.version_info.major}.{sys.version_info.minor}"
+    if logged_python and logged_python.split(".")[:2] != running.split("."):
+        differences.append(f"Python {logged_python} (here: {sys.version.split()[0]})")
+    return differences
 
 
 def _scored_inputs(features: DataFrame, model_columns: list[str]) -> DataFrame:
@@ -238,17 +274,24 @@ def score_run_date(
 
 
 def score_days(
-    spark: SparkSession, lake: Lake, first_day: dt.date, run_date: dt.date, scored_at: dt.datetime
+    spark: SparkSession,
+    lake: Lake,
+    first_day: dt.date,
+    run_date: dt.date,
+    scored_at: dt.datetime,
+    *,
+    models: tuple[ChampionModel, ChampionModel] | None = None,
 ) -> ScoringResult:
     """``score_run_date`` for every day from ``first_day`` to ``run_date`` in one pass:
     the anomaly scores of their hours, and each day's forecast of the next 24 hours
     (for the days scored late, a forecast made only from what was known the day
-    before, against an actual already in silver)."""
+    before, against an actual already in silver). ``models``: the (forecast, anomaly)
+    champions when the caller has looked them up already."""
     from lakehouse.ml.training import spark_features
 
     if first_day > run_date:
         raise ValueError(f"first day {first_day} is after the run date {run_date}")
-    forecast_model, anomaly_model = champion(FORECAST_MODEL), champion(ANOMALY_MODEL)
+    forecast_model, anomaly_model = models or (champion(FORECAST_MODEL), champion(ANOMALY_MODEL))
     day_start = dt.datetime.combine(first_day, dt.time())
     day_end = dt.datetime.combine(run_date, dt.time()) + dt.timedelta(days=1)
     horizon_end = day_end + dt.timedelta(hours=HORIZON_HOURS)
@@ -354,15 +397,18 @@ def configure_and_score(
     (at most ``ml.catch_up_days``, e.g. after the first training or an outage), with
     its MLflow store. ``if_no_champion="skip"`` (the daily job on a lake no model was
     trained for yet) returns None instead of failing when a model has no champion."""
-    tracking.configure(settings)
-    if if_no_champion == "skip":
-        missing = [m for m in (FORECAST_MODEL, ANOMALY_MODEL) if tracking.champion_version(m) is None]
-        if missing:
-            print(f"not scored: no champion for {', '.join(missing)} yet (run the ml_training_weekly job)")
-            return None
+    champions = tracking.champions(settings, (FORECAST_MODEL, ANOMALY_MODEL))
+    missing = [name for name, found in champions.items() if found is None]
+    if missing and if_no_champion == "skip":
+        print(f"not scored: no champion for {', '.join(missing)} yet (run the ml_training_weekly job)")
+        return None
+    if missing:
+        raise _no_champion(missing[0])
+    tracking.configure(settings)  # a champion stored elsewhere than in a local file loads through MLflow
     lake = Lake(settings.lake_root)
     first_day = first_unscored_day(spark, lake, settings.run_date, settings.ml.catch_up_days)
-    return score_days(spark, lake, first_day, settings.run_date, scored_at)
+    models = (champions[FORECAST_MODEL], champions[ANOMALY_MODEL])
+    return score_days(spark, lake, first_day, settings.run_date, scored_at, models=models)
 
 
 def first_unscored_day(spark: SparkSession, lake: Lake, run_date: dt.date, catch_up_days: int) -> dt.date:

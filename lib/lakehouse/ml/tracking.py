@@ -4,6 +4,10 @@ Tracking and registry share one SQLite file under ``<var_dir>/mlflow/`` unless
 ``ml.tracking_uri`` says otherwise; each experiment stores its artifacts under
 ``ml.artifact_root``. Registered models carry a ``champion`` alias: a new version gets
 it only if it beats the current champion and the baseline on the same hold-out.
+
+Which version is a model's champion is read straight from a SQLite store
+(``champions``): asking MLflow first imports it and opens its SQLAlchemy store, about
+4 s of a daily run that only needs two rows. Other stores go through MLflow.
 """
 
 from __future__ import annotations
@@ -95,20 +99,120 @@ def promotion_decision(
     )
 
 
-def champion_version(model_name: str) -> str | None:
-    """Version number holding the ``champion`` alias, or None (no model, no alias)."""
-    from mlflow import MlflowClient
-    from mlflow.exceptions import MlflowException
+@dataclass(frozen=True)
+class ChampionModel:
+    """The registered version of ``name`` holding the ``champion`` alias."""
 
+    name: str
+    version: str
+    run_id: str
+    location: str = ""  # the version's files (its storage location); "" = ask the registry
+
+    @property
+    def uri(self) -> str:
+        """What ``mlflow.pyfunc.load_model`` loads: the version's files when the store
+        gave their location (no registry round trip), else this version in the registry."""
+        return self.location or f"models:/{self.name}/{self.version}"
+
+
+# MLflow's registry tables as of MLflow 3.17 (mlflow/store/model_registry/dbmodels):
+# an alias row points at (name, version); a deleted version keeps its row with this stage.
+_DELETED_STAGE = "Deleted_Internal"
+_CHAMPION_SQL = """
+SELECT v.version, v.run_id, v.storage_location
+FROM registered_model_aliases a
+JOIN model_versions v ON v.name = a.name AND v.version = a.version{same_workspace}
+WHERE a.name = ? AND a.alias = ? AND v.current_stage != ?{in_workspace}
+"""
+
+
+def _sqlite_path(uri: str) -> Path | None:
+    """The database file of a ``sqlite:///`` URI (relative to the working directory,
+    as SQLAlchemy reads it); None for any other store or a URI with options."""
+    if not uri.startswith("sqlite:///") or "?" in uri:
+        return None
+    return Path(uri.removeprefix("sqlite:///"))
+
+
+def _champions_from_sqlite(uri: str, names: tuple[str, ...]) -> dict[str, ChampionModel | None] | None:
+    """The champions of ``names`` read from the SQLite file of ``uri`` with the standard
+    library (read-only); None when that is not possible or not certain (another kind of
+    store, an MLflow workspace chosen, a schema that is not the one above): then ask MLflow."""
+    import sqlite3
+
+    path = _sqlite_path(uri)
+    if path is None or os.environ.get("MLFLOW_WORKSPACE", "").strip():
+        return None
+    if not path.exists():
+        return dict.fromkeys(names)  # a store nothing was ever registered in
     try:
-        return str(MlflowClient().get_model_version_by_alias(model_name, CHAMPION).version)
-    except MlflowException:
+        with sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True) as db:
+            columns = {row[1] for row in db.execute("PRAGMA table_info(registered_model_aliases)")}
+            scoped = "workspace" in columns  # MLflow 3.x: the default workspace unless one is chosen
+            sql = _CHAMPION_SQL.format(
+                same_workspace=" AND v.workspace = a.workspace" if scoped else "",
+                in_workspace=" AND a.workspace = 'default'" if scoped else "",
+            )
+            found: dict[str, ChampionModel | None] = {}
+            for name in names:
+                rows = db.execute(sql, (name, CHAMPION, _DELETED_STAGE)).fetchall()
+                if len(rows) > 1:
+                    return None
+                found[name] = (
+                    ChampionModel(name, str(rows[0][0]), rows[0][1] or "", rows[0][2] or "") if rows else None
+                )
+            return found
+    except sqlite3.Error:
         return None
 
 
-def missing_champions() -> list[str]:
-    """The registered models (forecast, anomaly) without a ``champion`` yet."""
-    return [m for m in (FORECAST_MODEL, ANOMALY_MODEL) if champion_version(m) is None]
+def _champions_from_mlflow(names: tuple[str, ...]) -> dict[str, ChampionModel | None]:
+    """The champions of ``names`` in the store MLflow points at."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    client, found = MlflowClient(), {}
+    for name in names:
+        try:
+            version = client.get_model_version_by_alias(name, CHAMPION)
+        except MlflowException:
+            found[name] = None
+            continue
+        found[name] = ChampionModel(name, str(version.version), str(version.run_id or ""))
+    return found
+
+
+def champions(
+    settings: Settings | None = None, names: tuple[str, ...] = (FORECAST_MODEL, ANOMALY_MODEL)
+) -> dict[str, ChampionModel | None]:
+    """Model name -> its champion, or None (no such model, no alias). In the store of
+    ``settings`` (read without importing MLflow when it is a SQLite file), or without
+    settings the one MLflow points at (``configure``)."""
+    if settings is not None:
+        uri = tracking_uri(settings)
+    else:
+        import mlflow
+
+        uri = mlflow.get_registry_uri()
+    found = _champions_from_sqlite(uri, names)
+    if found is not None:
+        return found
+    if settings is not None:
+        configure(settings)
+    return _champions_from_mlflow(names)
+
+
+def champion_version(model_name: str) -> str | None:
+    """Version number holding the ``champion`` alias in the store MLflow points at, or
+    None (no model, no alias)."""
+    champion = champions(names=(model_name,))[model_name]
+    return None if champion is None else champion.version
+
+
+def missing_champions(settings: Settings | None = None) -> list[str]:
+    """The registered models (forecast, anomaly) without a ``champion`` yet, in the
+    store of ``settings`` (MLflow not imported for a SQLite store) or MLflow's current one."""
+    return [name for name, champion in champions(settings).items() if champion is None]
 
 
 def set_champion(model_name: str, version: str) -> None:
