@@ -7,6 +7,7 @@ import json
 import shutil
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from deltalake import DeltaTable
 
@@ -35,6 +36,11 @@ def _champions(var: Path) -> dict[str, str]:
     with sqlite3.connect(var / "mlflow" / "mlflow.db") as db:
         rows = db.execute("SELECT name, version FROM registered_model_aliases WHERE alias = 'champion'")
         return {name: str(version) for name, version in rows.fetchall()}
+
+
+def _without_scored_at(frame: pd.DataFrame) -> pd.DataFrame:
+    keys = ["machine_id", "hour_ts"]
+    return frame.drop(columns="scored_at").sort_values(keys).reset_index(drop=True)
 
 
 def test_daily_scoring_bootstraps_the_models_once_and_catches_up_then_weekly_training_keeps_champions(
@@ -94,6 +100,16 @@ def test_daily_scoring_bootstraps_the_models_once_and_catches_up_then_weekly_tra
     assert len(rescored) == 4 * 72
     newer = rescored["scored_at"] > scores["scored_at"].max()
     assert set(rescored.loc[newer, "hour_ts"].dt.date) == {RUN_DATE}
+    # Scored again with the same champions: the same rows, only scored_at is newer.
+    reforecast = DeltaTable(str(gold / "table=consumption_forecast")).to_pandas()
+    for before, after in ((scores, rescored), (forecast, reforecast)):
+        pd.testing.assert_frame_equal(_without_scored_at(after), _without_scored_at(before))
+    score_nb = json.loads((Path(again.run_dir) / "score_energy.ipynb").read_text())
+    printed = "".join("".join(o.get("text", "")) for c in score_nb["cells"] for o in c.get("outputs", []))
+    assert (
+        f"scored {RUN_DATE} to {RUN_DATE}: 96 machine-hours, 192 forecast hours, 0 fact rows updated"
+        in printed
+    )
 
     # The weekly training retrains on the same data: same metrics, no promotion.
     weekly = run_job(
