@@ -34,6 +34,7 @@ def bench_cli() -> None:
       lakehouse bench run --scales 0.1,1,5
       lakehouse bench run --scales 0.1 --no-classic
       lakehouse bench run --scales 1 --spark-remote local    # after `lakehouse spark serve`
+      lakehouse bench chart bench/results/bench-20261126T143246Z.json
     """
 
 
@@ -153,3 +154,8 @@ def bench_json_parse(files: tuple[Path, ...]) -> None:
         rows = sum(len(parse_file(content, name, fmt, columns, **options)) for name, content in contents)
         seconds = time.perf_counter() - started
         console.print(f"{label:28} {rows:>10,} rows  {seconds:7.2f} s  {rows / seconds:>10,.0f} rows/s")
+
+
+from lakehouse.bench.chart import bench_chart  # noqa: E402  (its module imports matplotlib lazily)
+
+bench_cli.add_command(bench_chart)

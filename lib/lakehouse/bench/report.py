@@ -48,6 +48,9 @@ def write_reports(record: dict[str, object], json_path: Path, md_path: Path) -> 
     json_path.parent.mkdir(parents=True, exist_ok=True)
     json_path.write_text(json.dumps(record, indent=2, default=str) + "\n", encoding="utf-8")
     md_path.write_text(markdown(record), encoding="utf-8")
+    from lakehouse.bench.chart import write_chart  # matplotlib: only once a report exists
+
+    write_chart(record, json_path.with_suffix(".svg"))
 
 
 def _table(header: list[str], rows: list[list[object]]) -> list[str]:
