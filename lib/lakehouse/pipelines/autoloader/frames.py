@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import pandas as pd
 from pyspark.sql import functions as F
 
-from lakehouse.engine.compat import nullable_literal, parquet_files_one_by_one, read_binary_files_once
+from lakehouse.engine.compat import nullable_literal, parquet_files_one_by_one, parse_binary_files
 from lakehouse.pipelines.autoloader.listing import SourceFile, match_listed
 from lakehouse.pipelines.autoloader.options import (
     BATCH_ID,
@@ -91,14 +90,12 @@ def _parsed_frame(spark: SparkSession, fmt: TextFormat, files: list[SourceFile],
     columns = [name for name, _ in schema]
     types = dict(schema)
 
-    def parse(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-        for batch in batches:
-            for path, content in zip(batch["path"], batch["content"]):
-                yield parse_file(bytes(content), match_listed(paths, path), fmt, columns, types=types)
+    def parse(path: str, content: bytes) -> pd.DataFrame:
+        return parse_file(content, match_listed(paths, path), fmt, columns, types=types)
 
     raw_schema = [(name, "string") for name in columns]
     raw_schema += [(RESCUED, "string"), (CORRUPT, "string"), (SOURCE_FILE, "string"), (LINE_NUMBER, "int")]
-    return read_binary_files_once(spark, paths).select("path", "content").mapInPandas(parse, ddl(raw_schema))
+    return parse_binary_files(spark, paths, parse, ddl(raw_schema))
 
 
 def _cast(column: Column, kind: str) -> Column:

@@ -3,12 +3,12 @@ workers) and merged into the schema of earlier batches, hints applied."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from lakehouse.engine.compat import read_binary_files_once
+from lakehouse.engine.compat import parse_binary_files
 from lakehouse.pipelines.autoloader.listing import SourceFile, match_listed
 from lakehouse.pipelines.autoloader.options import TEXT_SCHEMA, FileSource, Schema, TextFormat
 from lakehouse.pipelines.autoloader.parsing import discover_columns, merge_types
@@ -89,25 +89,20 @@ def _discover(spark: SparkSession, fmt: TextFormat, files: list[SourceFile]) -> 
     """Columns of ``files`` in order of appearance, inferred on the workers."""
     paths = [f.path for f in files]
 
-    def discover(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-        for batch in batches:
-            for path, content in zip(batch["path"], batch["content"]):
-                columns = discover_columns(bytes(content), fmt)
-                yield pd.DataFrame(
-                    {
-                        "file_index": pd.Series(
-                            [paths.index(match_listed(paths, path))] * len(columns), dtype="int32"
-                        ),
-                        "position": pd.Series(range(len(columns)), dtype="int32"),
-                        "name": pd.Series([n for n, _ in columns], dtype=object),
-                        "type": pd.Series([t for _, t in columns], dtype=object),
-                    }
-                )
+    def discover(path: str, content: bytes) -> pd.DataFrame:
+        columns = discover_columns(content, fmt)
+        return pd.DataFrame(
+            {
+                "file_index": pd.Series(
+                    [paths.index(match_listed(paths, path))] * len(columns), dtype="int32"
+                ),
+                "position": pd.Series(range(len(columns)), dtype="int32"),
+                "name": pd.Series([n for n, _ in columns], dtype=object),
+                "type": pd.Series([t for _, t in columns], dtype=object),
+            }
+        )
 
-    rows = (
-        read_binary_files_once(spark, paths)
-        .select("path", "content")
-        .mapInPandas(discover, "file_index int, position int, name string, type string")
-        .collect()
-    )
+    rows = parse_binary_files(
+        spark, paths, discover, "file_index int, position int, name string, type string"
+    ).collect()
     return [(r["name"], r["type"]) for r in sorted(rows, key=lambda r: (r["file_index"], r["position"]))]
