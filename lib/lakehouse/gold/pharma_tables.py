@@ -23,7 +23,6 @@ from lakehouse.gold.pharma_kpis import (
     build_kpi_rupture_stock,
 )
 from lakehouse.gold.pharma_star import build_fact_ventes, with_site_sk
-from lakehouse.pipelines.incremental import by_month
 
 CALENDAR_YEARS_AROUND = 1  # dim_temps: the run date's year and one year on each side
 
@@ -143,7 +142,7 @@ def kpi_performance_livraison(silver_deliveries):
 
 @dp.materialized_view(
     path="gold/domain=pharma/model=kpi/table=kpi_marge_produit_site_mois",
-    incremental=by_month(source="fact_ventes", source_day="order_date", target_day="month"),
+    incremental=dp.by_month(source="fact_ventes", source_day="order_date", target_day="month"),
     contract=dp.Contract(
         keys=("month", "product_id", "site_id"),
         grain="one row per month, product and site",

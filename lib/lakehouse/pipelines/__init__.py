@@ -44,7 +44,7 @@ from lakehouse.pipelines.api import (
 from lakehouse.pipelines.contracts import Contract
 from lakehouse.pipelines.expectations import ExpectationFailed, ExpectationResult
 from lakehouse.pipelines.graph import GraphError, PipelineGraph
-from lakehouse.pipelines.incremental import by_day, by_key
+from lakehouse.pipelines.incremental import by_day, by_key, by_month
 from lakehouse.pipelines.runner import (
     DryRunReport,
     PipelineContext,
@@ -70,6 +70,7 @@ __all__ = [
     "apply_changes_from_snapshot",
     "by_day",
     "by_key",
+    "by_month",
     "create_auto_cdc_flow",
     "create_auto_cdc_from_snapshot_flow",
     "create_sink",

@@ -181,7 +181,7 @@ def materialized_view(
     same; ``stateful=True`` (a definition keeping state about its own writes, e.g.
     an incremental one) computes and writes it on every run. ``contract``: its keys,
     grain, owner, foreign keys and PII tags (:class:`~lakehouse.pipelines.contracts.Contract`).
-    ``incremental=dp.by_day(...)`` or ``dp.by_key(...)``: only the days or keys whose
+    ``incremental=dp.by_day(...)``, ``dp.by_month(...)`` or ``dp.by_key(...)``: only the days or keys whose
     source rows changed are recomputed (:mod:`lakehouse.pipelines.incremental`)."""
     return _dataset_decorator(
         DatasetKind.MATERIALIZED_VIEW,
