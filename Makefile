@@ -35,9 +35,9 @@ lab: setup  ## open JupyterLab on the notebooks
 api: setup  ## serve the internal read-only API over gold (create a token first: lakehouse api token create --role R)
 	$(BIN)/lakehouse api serve
 
-bench: setup  ## benchmark scales 0.1, 1 and 5 (stages, incremental, engines side by side): bench/results/
+bench: setup  ## benchmark scales 0.1, 1, 5, 20 and 50 (stages, incremental, engines side by side; over an hour): bench/results/
 	$(BIN)/python -m pip install --quiet -e ".[bench]"
-	$(BIN)/lakehouse bench run --scales 0.1,1,5
+	$(BIN)/lakehouse bench run --scales 0.1,1,5,20,50
 
 mlflow-ui: setup  ## open the MLflow UI on the project's tracking store and registry (var/mlflow/)
 	$(BIN)/mlflow ui --backend-store-uri "$$($(BIN)/python -c 'from lakehouse.config import load_settings; from lakehouse.ml.tracking import tracking_uri; print(tracking_uri(load_settings()))')" --host 127.0.0.1 --port 5000

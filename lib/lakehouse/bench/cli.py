@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from rich.console import Console
 from rich.markdown import Markdown
 
 console = Console(width=None if sys.stdout.isatty() else 160)
-DEFAULT_SCALES = "0.1,1,5"
+DEFAULT_SCALES = "0.1,1,5,20,50"
 
 
 def _scales(value: str) -> list[float]:
@@ -39,12 +40,45 @@ def bench_cli() -> None:
 
 
 @bench_cli.command("run")
-@click.option("--scales", default=DEFAULT_SCALES, show_default=True, help="Scale factors, comma-separated (1 = the default dataset).")
+@click.option(
+    "--scales",
+    default=DEFAULT_SCALES,
+    show_default=True,
+    help="Scale factors, comma-separated (1 = the default dataset).",
+)
 @click.option("--days", type=int, default=30, show_default=True, help="Days of history before the new day.")
 @click.option("--run-date", default="2026-11-26", show_default=True, help="The new day (YYYY-MM-DD).")
-@click.option("--workdir", type=click.Path(file_okay=False, path_type=Path), default=None, help="Lakes and inputs; default var/bench.")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None, help="Reports; default bench/results.")
-@click.option("--classic/--no-classic", default=True, show_default=True, help="Also run classic local JVM Spark (about 20 s to start).")
+@click.option(
+    "--workdir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Lakes and inputs; default var/bench.",
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Reports; default bench/results.",
+)
+@click.option(
+    "--classic/--no-classic",
+    default=True,
+    show_default=True,
+    help="Also run classic local JVM Spark (about 20 s to start).",
+)
+@click.option(
+    "--classic-max-scale",
+    type=float,
+    default=5.0,
+    show_default=True,
+    help="Classic Spark only up to this scale (it needs minutes per run beyond it; DuckDB runs at every scale).",
+)
+@click.option(
+    "--keep-lakes/--no-keep-lakes",
+    default=False,
+    show_default=True,
+    help="Keep each scale's lake and inputs under --workdir (scale 50: about 20 GB) instead of deleting them once measured.",
+)
 @click.option(
     "--spark-remote",
     default=None,
@@ -65,6 +99,8 @@ def bench_run(
     workdir: Path | None,
     out: Path | None,
     classic: bool,
+    classic_max_scale: float,
+    keep_lakes: bool,
     spark_remote: str | None,
     daily_job: bool,
 ) -> None:
@@ -101,22 +137,27 @@ def bench_run(
 
             state = read_state(settings)
             if state is None or not state.alive:
-                raise click.ClickException("no local Spark Connect server: start one with `lakehouse spark serve`")
+                raise click.ClickException(
+                    "no local Spark Connect server: start one with `lakehouse spark serve`"
+                )
             spark_remote = state.url
-        spark_connect = get_spark(load_settings(spark={"engine": "remote", "remote": spark_remote}), app_name="bench")
+        spark_connect = get_spark(
+            load_settings(spark={"engine": "remote", "remote": spark_remote}), app_name="bench"
+        )
         record["spark_remote"] = spark_remote
     spark = get_spark(load_settings(spark={"engine": "sail"}), app_name="bench")
     try:
         with PeakMemory() as memory:
             for factor in factors:
+                scale_dir = workdir / f"scale={factor:g}"
                 result = run_scale(
                     spark,
-                    workdir / f"scale={factor:g}",
+                    scale_dir,
                     scale=factor,
                     days=days,
                     run_date=day,
                     memory=memory,
-                    classic=classic,
+                    classic=classic and factor <= classic_max_scale,
                     spark_connect=spark_connect,
                     daily_job_remote=spark_remote if daily_job else None,
                     progress=lambda message: console.print(message, highlight=False),
@@ -124,6 +165,8 @@ def bench_run(
                 record["scales"].append(result.to_json())  # type: ignore[union-attr]
                 record["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
                 write_reports(record, json_path, md_path)  # after each scale: a later failure keeps it
+                if not keep_lakes:
+                    shutil.rmtree(scale_dir, ignore_errors=True)
     finally:
         stop_embedded_engine()
     console.print(Markdown(md_path.read_text(encoding="utf-8")))
@@ -131,7 +174,9 @@ def bench_run(
 
 
 @bench_cli.command("json-parse")
-@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument(
+    "files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
+)
 def bench_json_parse(files: tuple[Path, ...]) -> None:
     """Time the bronze JSON-lines parser on FILES, line by line (Python) against the
     vectorised path (Arrow), with the IoT readings schema; no engine involved.
