@@ -74,6 +74,13 @@ def bench_cli() -> None:
     help="Classic Spark only up to this scale (it needs minutes per run beyond it; DuckDB runs at every scale).",
 )
 @click.option(
+    "--ml-max-scale",
+    type=float,
+    default=20.0,
+    show_default=True,
+    help="Model training and scoring only up to this scale (training is not a daily step: 6 minutes at scale 20).",
+)
+@click.option(
     "--keep-lakes/--no-keep-lakes",
     default=False,
     show_default=True,
@@ -100,6 +107,7 @@ def bench_run(
     out: Path | None,
     classic: bool,
     classic_max_scale: float,
+    ml_max_scale: float,
     keep_lakes: bool,
     spark_remote: str | None,
     daily_job: bool,
@@ -158,6 +166,7 @@ def bench_run(
                     run_date=day,
                     memory=memory,
                     classic=classic and factor <= classic_max_scale,
+                    ml=factor <= ml_max_scale,
                     spark_connect=spark_connect,
                     daily_job_remote=spark_remote if daily_job else None,
                     progress=lambda message: console.print(message, highlight=False),

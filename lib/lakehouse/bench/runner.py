@@ -116,6 +116,7 @@ def run_scale(
     spark_connect=None,
     daily_job_remote: str | None = None,
     extras: bool = True,
+    ml: bool = True,
     progress: Progress = print,
 ) -> ScaleResult:
     """Measure one scale factor in ``workdir`` (emptied first). ``spark_connect``: a
@@ -123,7 +124,8 @@ def run_scale(
     pipeline runs on it too. ``daily_job_remote`` (with ``spark_connect``): that
     server's URL, to time ``lakehouse jobs run daily`` for the new day on both engines.
     ``extras=False`` leaves out what follows the three runs on the embedded engine (ML,
-    exports, the full rebuild, table sizes, the gold subset): a quick check."""
+    exports, the full rebuild, table sizes, the gold subset): a quick check. ``ml=False``
+    leaves out model training and scoring only."""
     from lakehouse.generate import generate_all
     from lakehouse.postgres import ensure_server
 
@@ -155,8 +157,12 @@ def run_scale(
     result.daily = run_layers(spark, settings, run_date, memory, progress, label="daily ")
     result.nothing_new = run_layers(spark, settings, run_date, memory, progress, label="again ")
     if extras:
-        result.downstream = run_downstream(spark, settings, memory, progress)  # settings.run_date: the new day
-        result.full_rebuild = run_layers(spark, settings, run_date, memory, progress, label="rebuild ", full=True)
+        result.downstream = run_downstream(
+            spark, settings, memory, progress, ml=ml
+        )  # settings.run_date: the new day
+        result.full_rebuild = run_layers(
+            spark, settings, run_date, memory, progress, label="rebuild ", full=True
+        )
         result.tables = table_sizes(settings.lake_root)
         progress(f"scale {scale}: engines side by side")
         result.comparison = compare_engines(
@@ -169,7 +175,9 @@ def run_scale(
         )
         if daily_job:
             job_lakes = {"sail": job_lake, "spark": spark_job_lake}
-            result.daily_job = time_daily_jobs(settings, spark_settings, job_lakes, daily_job_remote, progress)
+            result.daily_job = time_daily_jobs(
+                settings, spark_settings, job_lakes, daily_job_remote, progress
+            )
     return result
 
 
@@ -287,13 +295,19 @@ def run_layers(
     return results
 
 
-def run_downstream(spark, settings: Settings, memory: PeakMemory, progress: Progress) -> list[StageResult]:
+def run_downstream(
+    spark, settings: Settings, memory: PeakMemory, progress: Progress, *, ml: bool = True
+) -> list[StageResult]:
     """After the daily run: model training (once, to have champions; not a daily
-    step), ML scoring and the BI exports. A failing step is recorded with its error
-    and the benchmark goes on."""
-    steps: list[tuple[str, Callable[[], tuple[int, dict[str, object]]]]] = [
-        ("ml training (not daily)", lambda: _ml_training(spark, settings)),
-        ("ml scoring", lambda: _ml_scoring(spark, settings)),
+    step) and ML scoring unless ``ml`` is False, then the BI exports. A failing step
+    is recorded with its error and the benchmark goes on."""
+    steps: list[tuple[str, Callable[[], tuple[int, dict[str, object]]]]] = []
+    if ml:
+        steps += [
+            ("ml training (not daily)", lambda: _ml_training(spark, settings)),
+            ("ml scoring", lambda: _ml_scoring(spark, settings)),
+        ]
+    steps += [
         ("export tableau", lambda: _export_tableau(settings)),
         ("export postgres", lambda: _export_postgres(settings)),
         ("export dashboards", lambda: _export_dashboards(settings)),
@@ -407,7 +421,11 @@ def compare_engines(
         "classic_start_seconds": classic_start,
         "classic_over_embedded": round(seconds["classic Spark local[2]"] / sail, 2) if classic else None,
         "embedded_over_duckdb": round(sail / seconds["DuckDB"], 2),
-        "spark_connect_over_embedded": round(seconds[SPARK_CONNECT] / sail, 2) if spark_connect is not None else None,
-        "identical": all(not problems for per_output in differences.values() for problems in per_output.values()),
+        "spark_connect_over_embedded": round(seconds[SPARK_CONNECT] / sail, 2)
+        if spark_connect is not None
+        else None,
+        "identical": all(
+            not problems for per_output in differences.values() for problems in per_output.values()
+        ),
         "differences_against_duckdb": differences,
     }
