@@ -18,6 +18,7 @@ from lakehouse.bronze.sources import (
     partition_date,
 )
 from lakehouse.lake import read_delta, write_delta
+from lakehouse.pipelines import incremental
 from lakehouse.silver.pharma import (
     SILVER_DELIVERY_COLUMNS,
     SILVER_ORDER_LINE_COLUMNS,
@@ -228,3 +229,37 @@ def test_a_new_day_recomputes_only_the_days_it_touches_and_equals_a_full_rebuild
 def test_the_day_in_an_id_is_the_date_it_starts_with_or_one_day_for_the_others(spark, order_id, day):
     frame = spark.createDataFrame([(order_id,)], "order_id string")
     assert frame.select(F.expr(day_in_id("order_id")).alias("day")).first()["day"] == day
+
+
+def test_nothing_new_reuses_the_day_fingerprints_without_reading_bronze(spark, lake, monkeypatch):
+    """The sources are temporary views over bronze: their plan (run date included) and the
+    bronze versions stand for them, so a run with nothing new does not read bronze to
+    fingerprint its days; a new bronze commit or another run date does."""
+    _history(spark, lake)
+    _refresh(spark, lake, _day(3))
+    reads = []
+    real = incremental._source_partitions
+
+    def counted(executor, spec, source):
+        reads.append(spec.source)
+        return real(executor, spec, source)
+
+    monkeypatch.setattr(incremental, "_source_partitions", counted)
+    again = _refresh(spark, lake, _day(3))
+    assert {t: _days(again, t)["mode"] for t in TABLES} == dict.fromkeys(TABLES, "unchanged")
+    assert reads == []
+
+    _drop(spark, _runner(spark, lake, _day(3)), "bronze_deliveries", 3, [_delivery("DL2026110300002", 5)])
+    after_commit = _refresh(spark, lake, _day(3))
+    assert reads == ["bronze_deliveries_to_date"]
+    assert _days(after_commit, "silver_deliveries")["days"] == ["2026-11-03"]
+    assert _days(after_commit, "silver_order_lines")["mode"] == "unchanged"
+
+    reads.clear()
+    _refresh(spark, lake, _day(4))  # another run date: another plan for every source
+    assert sorted(reads) == [
+        "bronze_deliveries_to_date",
+        "bronze_order_lines_to_date",
+        "bronze_stock_snapshots_to_date",
+    ]
+    _assert_equals_full_rebuild(spark, lake, _day(4))

@@ -50,6 +50,7 @@ from lakehouse.lake import delta_exists, read_delta, read_json, write_json
 from lakehouse.pipelines import expectations as ex
 from lakehouse.pipelines import writer
 from lakehouse.pipelines.event_log import FlowEvent
+from lakehouse.pipelines.fingerprint import fingerprint as plan_fingerprint
 from lakehouse.pipelines.graph import Dataset, DatasetKind, Flow, GraphError
 from lakehouse.pipelines.state import RunState, delta_version, table_definition
 
@@ -293,7 +294,7 @@ def plan(
     (``state``: the run's, whose tables written so far are known by their versions)."""
     spec, target = dataset.incremental, executor.runner.path(dataset.name)
     before = read_json(state_file(executor, dataset)) or {}
-    versions = _source_versions(executor, spec)
+    versions = _source_versions(executor, spec, inputs[spec.source])
     source = _recorded_source(executor, spec, versions, before, state)
     snapshot = {
         "format": STATE_FORMAT,
@@ -364,16 +365,23 @@ def _source_partitions(executor: FlowExecutor, spec: ByDay | ByKey, source: Data
     return partitions
 
 
-def _source_versions(executor: FlowExecutor, spec: ByDay | ByKey) -> dict[str, Any] | None:
+def _source_versions(executor: FlowExecutor, spec: ByDay | ByKey, source: DataFrame) -> dict[str, Any] | None:
     """The Delta versions of the source and of the ``extra_day_inputs``, with how they
-    are partitioned (None for a temporary view, which has no version)."""
+    are partitioned. A temporary view has no version: its plan (run date and other
+    literals included) and the versions of the tables it reads stand for it, or None
+    when its result can change with the same inputs (``fingerprint.reproducible``)."""
     if executor.graph.datasets[spec.source].kind == DatasetKind.TEMPORARY_VIEW:
-        return None
+        planned = plan_fingerprint(source, delta_version)
+        if planned is None or not planned.reproducible:
+            return None
+        version: Any = planned.to_json()
+    else:
+        version = delta_version(executor.runner.path(spec.source))
     root = executor.runner.lake.root
     partitioning = spec.keys if isinstance(spec, ByKey) else [spec.source_day, dict(spec.extra_day_inputs)]
     return {
         "partitioning": json.loads(json.dumps(partitioning)),
-        "source": delta_version(executor.runner.path(spec.source)),
+        "source": version,
         "extra": {path: delta_version(f"{root}/{path}") for path in sorted(spec.extra_day_inputs)},
     }
 
@@ -393,6 +401,8 @@ def _recorded_source(
         return None
     if before.get("by") == spec.unit and before.get("source_versions") == versions and "source" in before:
         return dict(before["source"])
+    if not isinstance(versions["source"], int):  # a temporary view: its plan or inputs moved
+        return None
     upstream = executor.graph.datasets[spec.source].incremental
     if (
         not isinstance(upstream, ByDay)
