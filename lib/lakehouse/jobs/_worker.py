@@ -1,6 +1,7 @@
 """Child process that executes one notebook with papermill.
 
-The runner starts ``python -m lakehouse.jobs._worker SPEC_JSON`` in its own session with
+The runner forks this process from its fork server (:mod:`lakehouse.jobs.forkserver`),
+or starts ``python -m lakehouse.jobs._worker SPEC_JSON``, in its own session with
 stdout/stderr going to the task's log, so it can kill this process and its kernel when a
 task times out. The outcome is written as JSON to ``spec["result"]``:
 
@@ -116,10 +117,10 @@ def execute_job(spec: dict[str, Any]) -> dict[str, Any]:
     return {"status": "job_failed", "state": run.state.value, "message": run.error, "run_dir": run.run_dir}
 
 
-def main(argv: list[str]) -> int:
-    """Entry point: ``argv[0]`` is the JSON spec."""
+def run(spec: dict[str, Any]) -> int:
+    """Execute ``spec`` in this process (a worker), write the report to
+    ``spec["result"]`` and return the exit code."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    spec = json.loads(argv[0])
     outcome = execute_job(spec) if spec.get("job") else execute(spec)
     result = Path(spec["result"])
     temporary = result.with_name(result.name + ".tmp")
@@ -132,6 +133,11 @@ def main(argv: list[str]) -> int:
         "job_failed": EXIT_CELL_ERROR,
     }
     return codes.get(outcome["status"], EXIT_ERROR)
+
+
+def main(argv: list[str]) -> int:
+    """Entry point: ``argv[0]`` is the JSON spec."""
+    return run(json.loads(argv[0]))
 
 
 def exit_now(code: int) -> NoReturn:

@@ -1,12 +1,15 @@
 """Execute one attempt of a task: its notebook run by papermill in a killable child
 process, the child's report translated into an outcome.
 
-Timeouts: each attempt runs in a child process (``python -m lakehouse.jobs._worker``) in
-its own session; papermill starts the kernel from there. The runner waits on that
-process with a wall-clock deadline; when it passes (or the run is interrupted) the child
-is stopped and it and all its descendants (the kernel and anything the kernel started)
-are killed with SIGKILL. The child reports the outcome as JSON (cell error, dead kernel);
-a child that vanishes without a report is a failure that points at the task's log.
+Timeouts: each attempt of a notebook task runs in a child process in its own session,
+forked from the runner's fork server (:mod:`lakehouse.jobs.forkserver`, which has
+papermill imported already), or started as ``python -m lakehouse.jobs._worker`` when the
+fork server cannot be used; papermill starts the kernel from there. The runner waits on
+that process with a wall-clock deadline; when it passes (or the run is interrupted) the
+child is stopped and it and all its descendants (the kernel and anything the kernel
+started) are killed with SIGKILL. The child reports the outcome as JSON (cell error, dead
+kernel); a child that vanishes without a report is a failure that points at the task's
+log.
 """
 
 from __future__ import annotations
@@ -22,8 +25,9 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, Protocol
 
+from lakehouse.jobs import forkserver
 from lakehouse.jobs.planning import PlannedTask
 from lakehouse.jobs.records import TaskState
 
@@ -80,52 +84,92 @@ class AttemptOutcome:
 Executor = Callable[[AttemptSpec, threading.Event], AttemptOutcome]
 
 
+class _Process(Protocol):
+    """What :func:`_wait` needs of a worker: a ``subprocess.Popen`` or a
+    :class:`~lakehouse.jobs.forkserver.ForkedWorker`."""
+
+    pid: int
+    returncode: int | None
+
+    def wait(self, timeout: float | None = None) -> int: ...
+
+
 class PapermillExecutor:
-    """Runs an attempt in a killable child process (see the module docstring)."""
+    """Runs an attempt in a killable child process (see the module docstring).
+
+    ``fork_server=False`` starts each worker as ``python -m lakehouse.jobs._worker``.
+    The fork server is started when the executor is made, so it imports papermill
+    while the run is planned and its first tasks start.
+    """
+
+    def __init__(self, *, fork_server: bool = True) -> None:
+        self.fork_server = fork_server
+        if fork_server:
+            forkserver.shared().start()
 
     def __call__(self, spec: AttemptSpec, cancel: threading.Event) -> AttemptOutcome:
         """Execute, wait with the task's deadline, and translate the child's report."""
         result = spec.output_notebook.with_name(f".{spec.task_key}.attempt{spec.attempt}.json")
         result.unlink(missing_ok=True)
-        payload = {
-            "input": str(spec.input_notebook),
-            "output": str(spec.output_notebook),
-            "parameters": spec.parameters,
-            "kernel": spec.kernel,
-            "cwd": str(spec.cwd),
-            "result": str(result),
-        }
-        if spec.run_job:
-            payload |= {
-                "job": spec.run_job,
-                "run_id": spec.child_run_id,
-                "runs_dir": str(spec.runs_dir),
-                "max_parallel": spec.max_parallel,
-            }
+        payload = _worker_spec(spec) | {"result": str(result)}
         with open(spec.log_file, "a", encoding="utf-8") as log:
-            log.write(f"=== {spec.task_key} attempt {spec.attempt} {dt.datetime.now(dt.UTC).isoformat()}\n")
-            log.flush()
-            process = subprocess.Popen(
-                [sys.executable, "-m", "lakehouse.jobs._worker", json.dumps(payload)],
-                cwd=spec.cwd,
-                env=spec.env,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+            _write_header(spec, log)
+            process = self._start(spec, payload, log)
         ended = _wait(process, spec.timeout_seconds, cancel)
         try:
             if ended == "timeout":
                 return AttemptOutcome(TaskState.TIMED_OUT, _timeout_message(spec))
             if ended == "canceled":
                 return AttemptOutcome(TaskState.CANCELED, f"task {spec.task_key!r} canceled")
-            return outcome_from_report(spec, result, process.returncode)
+            return outcome_from_report(spec, result, process.wait())
         finally:
             result.unlink(missing_ok=True)
 
+    def _start(self, spec: AttemptSpec, payload: dict[str, Any], log: IO[str]) -> _Process:
+        """Fork the worker from the fork server, or start it as a new process."""
+        if self.fork_server and not spec.run_job:
+            request = {"log": str(spec.log_file), "cwd": str(spec.cwd), "env": spec.env, "spec": payload}
+            try:
+                return forkserver.shared().spawn(request)
+            except forkserver.ForkServerError as exc:
+                log.write(f"fork server unavailable ({exc}); the worker starts as a new process\n")
+                log.flush()
+        return subprocess.Popen(
+            [sys.executable, "-m", "lakehouse.jobs._worker", json.dumps(payload)],
+            cwd=spec.cwd,
+            env=spec.env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
-def _wait(process: subprocess.Popen[bytes], timeout: int, cancel: threading.Event) -> str:
+
+def _worker_spec(spec: AttemptSpec) -> dict[str, Any]:
+    """What the worker is told to run."""
+    payload: dict[str, Any] = {
+        "input": str(spec.input_notebook),
+        "output": str(spec.output_notebook),
+        "parameters": spec.parameters,
+        "kernel": spec.kernel,
+        "cwd": str(spec.cwd),
+    }
+    if spec.run_job:
+        payload |= {
+            "job": spec.run_job,
+            "run_id": spec.child_run_id,
+            "runs_dir": str(spec.runs_dir),
+            "max_parallel": spec.max_parallel,
+        }
+    return payload
+
+
+def _write_header(spec: AttemptSpec, log: IO[str]) -> None:
+    log.write(f"=== {spec.task_key} attempt {spec.attempt} {dt.datetime.now(dt.UTC).isoformat()}\n")
+    log.flush()
+
+
+def _wait(process: _Process, timeout: int, cancel: threading.Event) -> str:
     """Wait for the child: ``"exited"``, or ``"timeout"``/``"canceled"`` after killing it."""
     deadline = time.monotonic() + timeout if timeout else None
     while True:
@@ -188,6 +232,11 @@ def outcome_from_report(spec: AttemptSpec, result: Path, returncode: int) -> Att
             f"code {returncode} without a report (killed? out of memory?). "
             f"Log: {spec.log_file}",
         )
+    return outcome_from_status(spec, report)
+
+
+def outcome_from_status(spec: AttemptSpec, report: Mapping[str, Any]) -> AttemptOutcome:
+    """Translate a worker's report (see :mod:`lakehouse.jobs._worker`) into an outcome."""
     status = report["status"]
     if status == "ok":
         return AttemptOutcome(TaskState.SUCCESS)

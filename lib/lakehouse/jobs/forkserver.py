@@ -1,0 +1,391 @@
+"""A pre-warmed process that forks the papermill worker of each notebook attempt.
+
+Why a fork server: started as ``python -m lakehouse.jobs._worker``, each attempt spent
+0.4 to 2 s (more on a loaded machine) starting Python and importing papermill,
+nbclient, jupyter_client and IPython before papermill even started the kernel. The fork
+server pays for those imports once per runner process, then forks one child per
+attempt, which has them already. The child is still a process of its own, in its own
+session, with the task's log as stdout and stderr, the task's working directory and
+environment, and the same report and exit codes (:mod:`lakehouse.jobs._worker`), so a
+timeout or a cancel kills it and its kernel as before
+(:func:`lakehouse.jobs.executor.kill_process_tree` on its pid).
+
+Why not the runner forking itself: the runner has threads (one per running task, the
+child jobs of ``run_job_task``), and a process forked from a threaded one may inherit
+locks held by threads that do not exist in the child. The server is single-threaded:
+it only imports modules and forks. Why not :mod:`multiprocessing`'s forkserver: it
+re-runs the parent's ``__main__`` in every child (the ``lakehouse`` script, pytest) and
+pickles the work; this server hands the child a JSON request and nothing else.
+
+What is preloaded (:data:`PRELOAD`) reads at import only what the runner's environment
+and a task's share (``USER``, ``JUPYTER_*``): a task's own variables
+(``LAKEHOUSE_JOB``, ``LAKEHOUSE_RUN_ID``, ``LAKEHOUSE_TASK_KEY``, ``LAKEHOUSE_RUN_DIR``,
+``LAKEHOUSE_HOME``) are set in the child before papermill starts the kernel, which
+inherits them, and the ``lakehouse`` modules listed read the environment only when
+called. None of them starts a thread (the server checks it has one thread before
+serving, and stops if not; the runner then starts workers as new processes).
+
+Protocol: the runner and the server share a ``SOCK_SEQPACKET`` socket pair. For each
+attempt the runner creates a stream socket pair and sends one end to the server (one
+byte and the descriptor); the server forks, writes ``<pid>\\n`` on it, and when the
+child ends ``<returncode>\\n`` (negative: killed by that signal, as
+``subprocess.Popen.returncode``). The child reads its JSON request (log file, working
+directory, environment, worker spec) from the same socket, which the runner
+half-closes once written. When the runner's end of the shared socket closes (the runner
+exited), the server exits; running children carry on, as processes started by
+``subprocess.Popen`` would.
+"""
+
+from __future__ import annotations
+
+import atexit
+import importlib
+import json
+import logging
+import os
+import select
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import traceback
+from pathlib import Path
+from typing import Any, NoReturn
+
+log = logging.getLogger(__name__)
+
+PRELOAD = (
+    "lakehouse.jobs._worker",
+    "lakehouse.jobs.kernel_exit",
+    "papermill",
+    "papermill.exceptions",
+    "nbclient.exceptions",
+    "jupyter_client.manager",
+    "ipykernel.kernelspec",
+    "IPython.core.interactiveshell",
+    "psutil",
+)
+"""Imported by the server before it forks; what a worker imports while papermill runs
+(measured: the modules a worker had loaded after running a notebook)."""
+
+START_TIMEOUT_SECONDS = 120.0
+"""How long the first attempt waits for the server to import :data:`PRELOAD`; past it,
+the server is given up and workers start as new processes."""
+
+
+class ForkServerError(RuntimeError):
+    """The fork server could not start a worker (it failed to start, or died)."""
+
+
+class ForkedWorker:
+    """A worker forked by the server: what :mod:`lakehouse.jobs.executor` needs of a
+    ``subprocess.Popen`` (``pid``, ``returncode``, ``wait``, ``poll``)."""
+
+    def __init__(self, connection: socket.socket, pid: int, received: bytearray) -> None:
+        self.pid = pid
+        self.returncode: int | None = None
+        self._connection = connection
+        self._received = received
+
+    def poll(self) -> int | None:
+        """The return code if the worker has ended, else ``None``."""
+        try:
+            return self.wait(0)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def wait(self, timeout: float | None = None) -> int:
+        """Wait for the worker to end; raise ``subprocess.TimeoutExpired`` after
+        ``timeout`` seconds."""
+        if self.returncode is not None:
+            return self.returncode
+        try:
+            line = _read_line(self._connection, self._received, timeout)
+        except TimeoutError:
+            raise subprocess.TimeoutExpired(f"forked worker {self.pid}", timeout or 0) from None
+        if line is None:  # the server died: wait for the orphan (init reaps it)
+            self.returncode = _wait_orphan(self.pid, timeout)
+        else:
+            self.returncode = int(line)
+        self._connection.close()
+        return self.returncode
+
+
+class ForkServer:
+    """The server process, started on first use; shared by every run of this process
+    (see :func:`shared`)."""
+
+    def __init__(self, preload: tuple[str, ...] = PRELOAD) -> None:
+        self.preload = preload
+        self.process: subprocess.Popen[bytes] | None = None
+        self.problem: str | None = None
+        """Why the server cannot be used (then it is not used again)."""
+        self._control: socket.socket | None = None
+        self._lock = threading.Lock()
+
+    def command(self) -> list[str]:
+        """How the server starts (``-P``: no working directory on ``sys.path``)."""
+        return [sys.executable, "-P", "-m", "lakehouse.jobs.forkserver"]
+
+    def start(self) -> None:
+        """Start the server (it imports :data:`PRELOAD` in the background); a no-op
+        once started. A failure is kept in ``problem``."""
+        with self._lock:
+            if self.process is not None or self.problem is not None:
+                return
+            ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+            try:
+                self.process = subprocess.Popen(
+                    [*self.command(), str(theirs.fileno()), ",".join(self.preload)],
+                    pass_fds=[theirs.fileno()],
+                    stdin=subprocess.DEVNULL,
+                    env=os.environ | {"PYTHONUNBUFFERED": "1"},
+                    start_new_session=True,  # Ctrl-C on the terminal is the runner's to handle
+                )
+            except OSError as exc:
+                ours.close()
+                self.problem = f"cannot start the fork server: {exc}"
+                return
+            finally:
+                theirs.close()
+            self._control = ours
+            atexit.register(self.close)
+
+    def spawn(self, request: dict[str, Any]) -> ForkedWorker:
+        """Fork a worker for ``request`` (``log``, ``cwd``, ``env``, ``spec``); raise
+        :class:`ForkServerError` if the server cannot (it is then not used again)."""
+        self.start()
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            with self._lock:
+                if self.problem is not None or self._control is None:
+                    raise ForkServerError(self.problem or "fork server closed")
+                socket.send_fds(self._control, [b"F"], [theirs.fileno()])
+        except OSError as exc:
+            ours.close()
+            raise self._give_up(f"{type(exc).__name__}: {exc}") from None
+        except ForkServerError:
+            ours.close()
+            raise
+        finally:
+            theirs.close()
+        try:
+            ours.sendall(json.dumps(request).encode())
+            ours.shutdown(socket.SHUT_WR)
+            received = bytearray()
+            line = _read_line(ours, received, START_TIMEOUT_SECONDS)
+        except (OSError, TimeoutError) as exc:
+            error = self._give_up(f"{type(exc).__name__}: {exc}")
+            _kill_late_worker(ours)
+            raise error from None
+        if line is None:
+            ours.close()
+            raise self._give_up("no answer")
+        return ForkedWorker(ours, int(line), received)
+
+    def _give_up(self, problem: str) -> ForkServerError:
+        """Stop using the server; the error says whether it exited (its traceback is
+        on the runner's stderr) or did not answer."""
+        process = self.process
+        try:
+            code = process.wait(timeout=1) if process else None
+        except subprocess.TimeoutExpired:
+            code = None
+        if code is not None:
+            problem = f"fork server exited (code {code}); its error is on the runner's stderr"
+        else:
+            problem = f"fork server did not answer ({problem})"
+        with self._lock:
+            self.problem = self.problem or problem
+        if process is not None and process.poll() is None:
+            process.kill()  # hung: it must not fork this request once the runner starts it anew
+        self.close()
+        return ForkServerError(self.problem)
+
+    def close(self) -> None:
+        """Close the server's socket (the server then exits; workers carry on) and
+        wait for it briefly."""
+        with self._lock:
+            control, self._control = self._control, None
+            process = self.process
+        if control is not None:
+            control.close()
+        if process is not None and process.poll() is None:
+            try:
+                process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+_shared: ForkServer | None = None
+_shared_lock = threading.Lock()
+
+
+def shared() -> ForkServer:
+    """This process's fork server (not started until used)."""
+    global _shared
+    with _shared_lock:
+        if _shared is None:
+            _shared = ForkServer()
+        return _shared
+
+
+def _read_line(connection: socket.socket, received: bytearray, timeout: float | None) -> str | None:
+    """The next line from the server (``received`` keeps what came after it); ``None``
+    at end of stream; raise ``TimeoutError`` after ``timeout`` seconds."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while b"\n" not in received:
+        remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+        ready, _, _ = select.select([connection], [], [], remaining)
+        if not ready:
+            raise TimeoutError(f"no answer within {timeout}s")
+        chunk = connection.recv(4096)
+        if not chunk:
+            return None
+        received += chunk
+    line, _, rest = bytes(received).partition(b"\n")
+    received[:] = rest
+    return line.decode()
+
+
+def _kill_late_worker(connection: socket.socket) -> None:
+    """Kill the worker a hung server forked after the runner gave up on it, if any."""
+    try:
+        line = _read_line(connection, bytearray(), 0)
+    except (OSError, TimeoutError):
+        line = None
+    connection.close()
+    if line and line.isdigit():
+        from lakehouse.jobs.executor import kill_process_tree
+
+        kill_process_tree(int(line))
+
+
+def _wait_orphan(pid: int, timeout: float | None) -> int:
+    """Wait for a worker whose server died (its exit code is lost: 255)."""
+    import psutil
+
+    try:
+        psutil.Process(pid).wait(timeout)
+    except psutil.TimeoutExpired:
+        raise subprocess.TimeoutExpired(f"forked worker {pid}", timeout or 0) from None
+    except psutil.NoSuchProcess:
+        pass
+    return 255
+
+
+# --- the server -------------------------------------------------------------------------
+
+
+def serve(control_fd: int, preload: list[str]) -> None:
+    """Import ``preload``, then fork a worker per request until the runner goes."""
+    control = socket.socket(fileno=control_fd)
+    sys.modules.setdefault("pyarrow", None)  # type: ignore[arg-type]  # see _worker
+    sys.modules.setdefault("boto3", None)  # type: ignore[arg-type]
+    for name in preload:
+        importlib.import_module(name)
+    threads = len(os.listdir("/proc/self/task")) if os.path.isdir("/proc/self/task") else 1
+    if threads != 1 or threading.active_count() != 1:
+        print(f"fork server: {threads} threads after the imports; not forking", file=sys.stderr)
+        return
+    wake_read, wake_write = os.pipe()
+    os.set_blocking(wake_read, False)
+    os.set_blocking(wake_write, False)
+    signal.signal(signal.SIGCHLD, lambda signum, frame: None)
+    signal.set_wakeup_fd(wake_write)
+    replies: dict[int, socket.socket] = {}
+    while True:
+        ready, _, _ = select.select([control, wake_read], [], [])
+        if wake_read in ready:
+            while True:
+                try:
+                    if not os.read(wake_read, 512):
+                        break
+                except BlockingIOError:
+                    break
+        _reap(replies)
+        if control in ready:
+            try:
+                _, fds, _, _ = socket.recv_fds(control, 16, 4)
+            except OSError:
+                fds = []
+            if not fds:
+                return  # the runner closed its end: no more requests
+            for fd in fds:
+                reply = socket.socket(fileno=fd)
+                pid = os.fork()
+                if pid == 0:
+                    _child(reply, [control, wake_read, wake_write, *replies.values()])
+                replies[pid] = reply
+                _send(reply, f"{pid}\n")
+            _reap(replies)
+
+
+def _reap(replies: dict[int, socket.socket]) -> None:
+    """Report each ended child's return code and forget it."""
+    while replies:
+        try:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+        reply = replies.pop(pid, None)
+        if reply is not None:
+            _send(reply, f"{os.waitstatus_to_exitcode(status)}\n")
+            reply.close()
+
+
+def _send(reply: socket.socket, text: str) -> None:
+    try:
+        reply.sendall(text.encode())
+    except OSError:  # the runner stopped waiting (it exited): nothing to tell
+        pass
+
+
+def _child(connection: socket.socket, inherited: list[int | socket.socket]) -> NoReturn:
+    """In the forked worker: become the task's process, run the worker, exit."""
+    from lakehouse.jobs import _worker
+
+    code = _worker.EXIT_ERROR
+    try:
+        signal.set_wakeup_fd(-1)
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        for item in inherited:  # the server's descriptors, none of the worker's business
+            os.close(item.detach() if isinstance(item, socket.socket) else item)
+        os.setsid()
+        chunks = []
+        while chunk := connection.recv(65536):
+            chunks.append(chunk)
+        connection.close()
+        request = json.loads(b"".join(chunks))
+        _enter_task(request)
+        code = _worker.run(request["spec"])
+    except BaseException:  # reported in the task's log (or the server's stderr before it)
+        traceback.print_exc()
+    try:
+        _worker.exit_now(code)
+    finally:
+        os._exit(code)
+
+
+def _enter_task(request: dict[str, Any]) -> None:
+    """What ``subprocess.Popen`` gave the worker: the task's log as stdout and stderr,
+    no stdin, the task's working directory and environment (which the kernel inherits)."""
+    log_fd = os.open(request["log"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    null_fd = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null_fd, 0)
+    os.dup2(log_fd, 1)
+    os.dup2(log_fd, 2)
+    os.close(log_fd)
+    os.close(null_fd)
+    os.chdir(Path(request["cwd"]))
+    os.environ.clear()
+    os.environ.update(request["env"])
+
+
+if __name__ == "__main__":
+    serve(int(sys.argv[1]), [name for name in sys.argv[2].split(",") if name])

@@ -1,0 +1,162 @@
+"""How a notebook task's process starts: forked from the fork server (the task's
+environment, working directory and session; killed with its kernel), and the start-up
+fallback when the server cannot be used."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import psutil
+import pytest
+
+from lakehouse.jobs import JobState, forkserver, run_job
+from lakehouse.jobs.executor import kill_process_tree
+
+WriteJobs = Callable[[str], Path]
+
+
+def _wait_for(path: Path, timeout: float = 60.0) -> dict[str, object]:
+    """The JSON the whoami notebook writes, once its kernel has written it."""
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert time.monotonic() < deadline, f"{path} not written within {timeout}s"
+        time.sleep(0.05)
+    return json.loads(path.read_text())
+
+
+def _gone(pid: int) -> bool:
+    """Dead, or a zombie its parent has not reaped yet."""
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+@pytest.fixture
+def own_fork_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., forkserver.ForkServer]]:
+    """Replace this process's fork server for one test (closed afterwards)."""
+    servers: list[forkserver.ForkServer] = []
+
+    def install(server: forkserver.ForkServer | None = None) -> forkserver.ForkServer:
+        server = server or forkserver.ForkServer()
+        servers.append(server)
+        monkeypatch.setattr(forkserver, "_shared", server)
+        return server
+
+    yield install
+    for server in servers:
+        server.close()
+
+
+def test_forked_worker_gets_its_request_and_reports_its_exit_code(
+    tmp_path: Path, own_fork_server: Callable[..., forkserver.ForkServer]
+) -> None:
+    server = own_fork_server()
+    log = tmp_path / "task.log"
+    log.write_text("=== header from the runner\n")
+    # An empty worker spec: the worker fails before papermill, with a traceback in the
+    # task's log and the "error" exit code, like `python -m lakehouse.jobs._worker {}`.
+    worker = server.spawn({"log": str(log), "cwd": str(tmp_path), "env": {"LAKEHOUSE_X": "1"}, "spec": {}})
+    assert worker.wait(timeout=60) == 3
+    assert worker.poll() == 3
+    text = log.read_text()
+    assert text.startswith("=== header from the runner\n")
+    assert "KeyError: 'input'" in text
+    assert server.process is not None
+    assert len(os.listdir(f"/proc/{server.process.pid}/task")) == 1, "the server forks from one thread"
+    # A working directory that is gone: the worker says so in the log and exits 3.
+    missing = server.spawn({"log": str(log), "cwd": str(tmp_path / "gone"), "env": {}, "spec": {}})
+    assert missing.wait(timeout=60) == 3
+    assert f"FileNotFoundError: [Errno 2] No such file or directory: '{tmp_path / 'gone'}'" in log.read_text()
+
+
+@pytest.mark.slow
+def test_notebook_worker_is_forked_in_its_own_session_with_the_task_env_and_cwd(
+    write_jobs: WriteJobs, project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server = forkserver.shared()
+    server.start()
+    # Set after the server started: the worker takes the task's environment, not the server's.
+    monkeypatch.setenv("LAKEHOUSE_TEST_MARKER", "set after the fork server started")
+    out = project / "who.json"
+    path = write_jobs(f"""
+        jobs:
+          daily:
+            tasks:
+              - {{task_key: who, notebook: notebooks/whoami.ipynb, parameters: {{out_path: "{out}"}}}}
+        """)
+    run = run_job(path, "daily", quiet=True, run_id="R-who")
+    assert run.state == JobState.SUCCESS, run.error
+    who = _wait_for(out)
+    assert server.process is not None and who["worker_parent_pid"] == server.process.pid
+    assert who["worker_session"] == who["worker_pid"], "the worker leads its own session"
+    assert who["cwd"] == str(project / "notebooks")
+    assert who["env"] == who["env"] | {
+        "LAKEHOUSE_JOB": "daily",
+        "LAKEHOUSE_RUN_ID": "R-who",
+        "LAKEHOUSE_TASK_KEY": "who",
+        "LAKEHOUSE_RUN_DIR": run.run_dir,
+        "LAKEHOUSE_HOME": str(project),
+        "LAKEHOUSE_TEST_MARKER": "set after the fork server started",
+    }
+    log = (Path(run.run_dir) / "who.log").read_text()
+    assert log.startswith("=== who attempt 1 ") and "papermill INFO Input Notebook" in log
+    assert "fork server unavailable" not in log
+
+
+@pytest.mark.slow
+def test_killing_the_forked_worker_kills_its_kernel(project: Path) -> None:
+    """What a timeout or a cancel does (executor._wait): the tree of the forked pid."""
+    out = project / "who.json"
+    request = {
+        "log": str(project / "sleepy.log"),
+        "cwd": str(project / "notebooks"),
+        "env": dict(os.environ),
+        "spec": {
+            "input": str(project / "notebooks" / "whoami.ipynb"),
+            "output": str(project / "sleepy.ipynb"),
+            "parameters": {"out_path": str(out), "seconds": 120},
+            "kernel": None,
+            "cwd": str(project / "notebooks"),
+            "result": str(project / ".sleepy.json"),
+        },
+    }
+    worker = forkserver.shared().spawn(request)
+    who = _wait_for(out)
+    assert who["worker_pid"] == worker.pid
+    kill_process_tree(worker.pid)
+    assert worker.wait(timeout=30) == -signal.SIGKILL
+    assert _gone(worker.pid) and _gone(int(who["kernel_pid"]))  # type: ignore[arg-type]
+    assert not (project / ".sleepy.json").exists()
+
+
+@pytest.mark.slow
+def test_without_a_fork_server_the_worker_starts_as_a_new_process(
+    write_jobs: WriteJobs, project: Path, own_fork_server: Callable[..., forkserver.ForkServer]
+) -> None:
+    class Broken(forkserver.ForkServer):
+        def command(self) -> list[str]:
+            return [sys.executable, "-c", "raise SystemExit(7)"]
+
+    own_fork_server(Broken())
+    out = project / "who.json"
+    path = write_jobs(f"""
+        jobs:
+          daily:
+            tasks:
+              - {{task_key: who, notebook: notebooks/whoami.ipynb, parameters: {{out_path: "{out}"}}}}
+        """)
+    run = run_job(path, "daily", quiet=True)
+    assert run.state == JobState.SUCCESS, run.error
+    who = _wait_for(out)
+    assert who["worker_parent_pid"] == os.getpid()
+    assert who["env"]["LAKEHOUSE_TASK_KEY"] == "who"  # type: ignore[index]
+    log = (Path(run.run_dir) / "who.log").read_text()
+    assert "fork server unavailable (fork server exited (code 7)" in log
+    assert "the worker starts as a new process" in log
