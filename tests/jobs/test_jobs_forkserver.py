@@ -1,13 +1,16 @@
-"""How a notebook task's process starts: forked from the fork server (the task's
-environment, working directory and session; killed with its kernel), and the start-up
-fallback when the server cannot be used."""
+"""How a task's processes start: notebook workers forked from the fork server (the task's
+environment, working directory and session; killed with their kernel), the start-up
+fallback when the server cannot be used, and a run_job_task's child job run in the
+runner's process yet stopped by its deadline, a cancel and Ctrl-C."""
 
 from __future__ import annotations
 
 import json
 import os
 import signal
+import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -15,7 +18,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from lakehouse.jobs import JobState, forkserver, run_job
+from lakehouse.jobs import JobState, TaskState, forkserver, load_run, run_job
 from lakehouse.jobs.executor import kill_process_tree
 
 WriteJobs = Callable[[str], Path]
@@ -160,3 +163,96 @@ def test_without_a_fork_server_the_worker_starts_as_a_new_process(
     log = (Path(run.run_dir) / "who.log").read_text()
     assert "fork server unavailable (fork server exited (code 7)" in log
     assert "the worker starts as a new process" in log
+
+
+CHILD_SLEEPS = """
+    jobs:
+      child:
+        parameters: [{{name: out, default: ""}}]
+        tasks:
+          - task_key: sleepy
+            notebook: notebooks/whoami.ipynb
+            parameters: {{out_path: "{{{{job.parameters.out}}}}/who.json", seconds: 120}}
+          - {{task_key: after, notebook: notebooks/write_params.ipynb, depends_on: [{{task_key: sleepy}}]}}
+      parent:
+        parameters: [{{name: out, default: ""}}]
+        tasks:
+          - task_key: stage
+            run_job_task: {{job_name: child, job_parameters: {{out: "{{{{job.parameters.out}}}}"}}}}
+            timeout_seconds: {timeout}
+"""
+
+
+def _assert_child_stopped(project: Path, run_id: str, who: dict[str, object]) -> None:
+    """The child run was recorded CANCELED with its kernel and worker killed."""
+    child = load_run(project / "runs" / "child" / f"{run_id}-stage")
+    assert child.state == JobState.CANCELED and child.pid == os.getpid()
+    assert {key: task.state for key, task in child.tasks.items()} == {
+        "sleepy": TaskState.CANCELED,
+        "after": TaskState.CANCELED,
+    }
+    assert child.error == f"job 'child' run {run_id}-stage was canceled"
+    assert who["worker_parent_pid"] == forkserver.shared().process.pid  # type: ignore[union-attr]
+    assert _gone(int(who["kernel_pid"])) and _gone(int(who["worker_pid"]))  # type: ignore[arg-type]
+
+
+@pytest.mark.slow
+def test_timed_out_child_job_kills_its_notebook_and_is_recorded(write_jobs: WriteJobs, project: Path) -> None:
+    path = write_jobs(CHILD_SLEEPS.format(timeout=10))  # time for a kernel to start on a loaded machine
+    began = time.monotonic()
+    run = run_job(path, "parent", params={"out": str(project)}, quiet=True, run_id="R-late")
+    elapsed = time.monotonic() - began
+    assert 10 <= elapsed < 25, elapsed
+    stage = run.tasks["stage"]
+    assert run.state == JobState.FAILED and stage.state == TaskState.TIMED_OUT
+    assert "task 'stage' timed out after 10s running job:child" in (stage.error or "")
+    assert stage.output_notebook == str(project / "runs" / "child" / "R-late-stage")
+    _assert_child_stopped(project, "R-late", _wait_for(project / "who.json", 0))
+
+
+@pytest.mark.slow
+def test_canceling_the_parent_cancels_its_child_job(write_jobs: WriteJobs, project: Path) -> None:
+    path = write_jobs(CHILD_SLEEPS.format(timeout=0))
+    cancel = threading.Event()
+    who: dict[str, object] = {}
+
+    def cancel_once_the_kernel_runs() -> None:
+        who.update(_wait_for(project / "who.json"))
+        cancel.set()
+
+    watcher = threading.Thread(target=cancel_once_the_kernel_runs, daemon=True)
+    watcher.start()
+    run = run_job(path, "parent", params={"out": str(project)}, quiet=True, run_id="R-stop", cancel=cancel)
+    watcher.join(5)
+    assert run.state == JobState.CANCELED and run.tasks["stage"].state == TaskState.CANCELED
+    assert load_run(run.run_dir).state == JobState.CANCELED
+    _assert_child_stopped(project, "R-stop", who)
+
+
+@pytest.mark.slow
+def test_ctrl_c_on_the_command_cancels_the_child_job_and_its_kernel(
+    write_jobs: WriteJobs, project: Path
+) -> None:
+    path = write_jobs(CHILD_SLEEPS.format(timeout=0))
+    command = [sys.executable, "-m", "lakehouse.cli", "jobs", "run", "parent", "--file", str(path)]
+    command += ["--run-id", "R-ctrl-c", "-q", "-p", f"out={project}"]
+    with subprocess.Popen(command, cwd=project, stdout=subprocess.PIPE, stderr=subprocess.STDOUT) as cli:
+        try:
+            who = _wait_for(project / "who.json")
+            cli.send_signal(signal.SIGINT)
+            output, _ = cli.communicate(timeout=60)
+        finally:
+            kill_process_tree(cli.pid)
+    assert cli.returncode == 130, output.decode()
+    assert "canceled: running kernels were killed" in output.decode()
+    parent = load_run(project / "runs" / "parent" / "R-ctrl-c")
+    assert parent.state == JobState.CANCELED and parent.tasks["stage"].state == TaskState.CANCELED
+    child = load_run(project / "runs" / "child" / "R-ctrl-c-stage")
+    assert child.state == JobState.CANCELED and child.pid == cli.pid
+    assert child.tasks["sleepy"].state == TaskState.CANCELED
+    assert _gone(int(who["kernel_pid"])) and _gone(int(who["worker_pid"]))  # type: ignore[arg-type]
+    server = int(who["worker_parent_pid"])  # type: ignore[arg-type]
+    deadline = time.monotonic() + 10
+    while not _gone(server) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _gone(server), "the fork server ends with its runner"

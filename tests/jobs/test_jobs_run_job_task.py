@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from lakehouse.jobs import JobsFileError, JobState, TaskState, load_jobs, load_run, run_job
+from lakehouse.jobs.executor import PapermillExecutor
 
 WriteJobs = Callable[[str], Path]
 
@@ -109,6 +111,9 @@ def test_parent_runs_children_in_their_own_run_folders_and_stops_on_failure(
     assert json.loads((project / "bronze.json").read_text())["run_date"] == "2026-11-26"
     child = load_run(project / "runs" / "ingest" / "r1-ingestion")
     assert child.state == JobState.SUCCESS and child.trigger == "run_job_task"
+    assert child.pid == os.getpid(), "the child job ran in the runner's process"
+    log = (project / "runs" / "daily" / "r1" / "ingestion.log").read_text()
+    assert "job ingest run r1-ingestion: 1 tasks" in log and "bronze SUCCESS" in log
     failed_child = load_run(project / "runs" / "transform" / "r1-transformation")
     assert failed_child.tasks["explode"].state == TaskState.FAILED
     # The parent's error names the child run and the child's failing notebook.
@@ -117,3 +122,25 @@ def test_parent_runs_children_in_their_own_run_folders_and_stops_on_failure(
     assert "notebooks/fail.ipynb" in error
     assert run.tasks["ingestion"].notebook == "job:ingest"
     assert not (project / "load.json").exists()
+
+
+@pytest.mark.slow
+def test_child_job_can_still_run_in_a_worker_process(write_jobs: WriteJobs, project: Path) -> None:
+    executor = PapermillExecutor(child_jobs_in_process=False)
+    parent = write_jobs(
+        CHAIN
+        + """
+      parent:
+        parameters: [{name: out, default: ""}]
+        tasks:
+          - task_key: ingestion
+            run_job_task: {job_name: ingest, job_parameters: {run_date: "2026-11-28", out: "{{job.parameters.out}}"}}
+    """
+    )
+    run = run_job(parent, "parent", params={"out": str(project)}, quiet=True, run_id="r3", executor=executor)
+    assert run.state == JobState.SUCCESS, run.error
+    child = load_run(project / "runs" / "ingest" / "r3-ingestion")
+    assert child.state == JobState.SUCCESS and child.trigger == "run_job_task"
+    assert child.pid != os.getpid(), "the child job ran in a worker process"
+    assert json.loads((project / "bronze.json").read_text())["run_date"] == "2026-11-28"
+    assert run.tasks["ingestion"].output_notebook == str(project / "runs" / "ingest" / "r3-ingestion")

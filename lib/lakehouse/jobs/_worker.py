@@ -12,7 +12,9 @@ task times out. The outcome is written as JSON to ``spec["result"]``:
 
 For a ``run_job_task`` (``spec["job"]`` set) it runs that whole job instead, from the jobs
 file ``spec["input"]``, and reports ``{"status": "ok"}`` or
-``{"status": "job_failed", "state", "message", "run_dir"}``.
+``{"status": "job_failed", "state", "message", "run_dir"}``; the runner calls
+:func:`execute_job` in a thread of its own process for that, unless told to use a child
+process (``PapermillExecutor(child_jobs_in_process=False)``).
 """
 
 from __future__ import annotations
@@ -22,9 +24,16 @@ import json
 import logging
 import os
 import sys
+import threading
 import traceback
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from lakehouse.config import Settings
+    from lakehouse.jobs.executor import Executor
 
 EXIT_OK, EXIT_CELL_ERROR, EXIT_KERNEL_DIED, EXIT_ERROR = 0, 1, 2, 3
 
@@ -95,8 +104,18 @@ def _notebook_kernel(path: str) -> str | None:
     return notebook.get("metadata", {}).get("kernelspec", {}).get("name")
 
 
-def execute_job(spec: dict[str, Any]) -> dict[str, Any]:
-    """Run the child job of a ``run_job_task`` (its own run folder and record)."""
+def execute_job(
+    spec: dict[str, Any],
+    *,
+    cancel: threading.Event | None = None,
+    console: Console | None = None,
+    settings: Settings | None = None,
+    executor: Executor | None = None,
+) -> dict[str, Any]:
+    """Run the child job of a ``run_job_task`` (its own run folder and record). In the
+    runner's process, ``cancel`` stops it (running kernels killed, run CANCELED),
+    ``console`` gets its progress (the task's log), ``settings`` and ``executor`` are
+    the parent run's."""
     from lakehouse.jobs.runner import run_job
 
     try:
@@ -108,9 +127,13 @@ def execute_job(spec: dict[str, Any]) -> dict[str, Any]:
             run_id=spec["run_id"],
             max_parallel=spec.get("max_parallel", 1),
             trigger="run_job_task",
+            console=console,
+            settings=settings,
+            executor=executor,
+            cancel=cancel,
         )
     except Exception as exc:  # reported to the runner, which names the task
-        traceback.print_exc()
+        traceback.print_exc(file=console.file if console else None)
         return {"status": "error", "type": type(exc).__name__, "message": str(exc)}
     if run.state.value == "SUCCESS":
         return {"status": "ok", "run_dir": run.run_dir}

@@ -10,6 +10,12 @@ child is stopped and it and all its descendants (the kernel and anything the ker
 started) are killed with SIGKILL. The child reports the outcome as JSON (cell error, dead
 kernel); a child that vanishes without a report is a failure that points at the task's
 log.
+
+A ``run_job_task`` runs its child job in a thread of the runner's process (its tasks are
+processes of their own anyway): the deadline or a cancel sets the child run's cancel
+event, so the child kills its running kernels and records itself CANCELED, and the task
+is TIMED_OUT or CANCELED. ``PapermillExecutor(child_jobs_in_process=False)`` runs the
+child job in a worker process instead, killed like a notebook's.
 """
 
 from __future__ import annotations
@@ -25,13 +31,19 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import IO, TYPE_CHECKING, Any, Protocol
 
 from lakehouse.jobs import forkserver
 from lakehouse.jobs.planning import PlannedTask
 from lakehouse.jobs.records import TaskState
 
+if TYPE_CHECKING:
+    from lakehouse.config import Settings
+
 _POLL_SECONDS = 0.1
+CHILD_JOB_GRACE_SECONDS = 60.0
+"""How long a canceled or timed-out child job gets to kill its kernels and write its
+record before the task's outcome is returned without it."""
 
 
 @dataclass(frozen=True)
@@ -57,6 +69,8 @@ class AttemptSpec:
     into the runs folder ``runs_dir`` with ``parameters`` as its job parameters."""
     runs_dir: Path | None = None
     max_parallel: int = 1
+    settings: Settings | None = None
+    """The parent run's settings, handed to a ``run_job_task``'s child job run in process."""
 
     @property
     def output_path(self) -> str:
@@ -97,18 +111,22 @@ class _Process(Protocol):
 class PapermillExecutor:
     """Runs an attempt in a killable child process (see the module docstring).
 
-    ``fork_server=False`` starts each worker as ``python -m lakehouse.jobs._worker``.
-    The fork server is started when the executor is made, so it imports papermill
+    ``fork_server=False`` starts each worker as ``python -m lakehouse.jobs._worker``;
+    ``child_jobs_in_process=False`` runs a ``run_job_task``'s child job in such a worker
+    too. The fork server is started when the executor is made, so it imports papermill
     while the run is planned and its first tasks start.
     """
 
-    def __init__(self, *, fork_server: bool = True) -> None:
+    def __init__(self, *, fork_server: bool = True, child_jobs_in_process: bool = True) -> None:
         self.fork_server = fork_server
+        self.child_jobs_in_process = child_jobs_in_process
         if fork_server:
             forkserver.shared().start()
 
     def __call__(self, spec: AttemptSpec, cancel: threading.Event) -> AttemptOutcome:
         """Execute, wait with the task's deadline, and translate the child's report."""
+        if spec.run_job and self.child_jobs_in_process:
+            return self._run_child_job(spec, cancel)
         result = spec.output_notebook.with_name(f".{spec.task_key}.attempt{spec.attempt}.json")
         result.unlink(missing_ok=True)
         payload = _worker_spec(spec) | {"result": str(result)}
@@ -144,9 +162,49 @@ class PapermillExecutor:
             start_new_session=True,
         )
 
+    def _run_child_job(self, spec: AttemptSpec, cancel: threading.Event) -> AttemptOutcome:
+        """Run a ``run_job_task``'s child job in a thread; on the deadline or a cancel,
+        cancel it and wait for it to kill its kernels and record itself."""
+        from rich.console import Console
+
+        from lakehouse.jobs import _worker
+
+        child_cancel = threading.Event()
+        report: dict[str, Any] = {}
+        log = open(spec.log_file, "a", encoding="utf-8")  # noqa: SIM115 (closed once the thread ends)
+        _write_header(spec, log)
+
+        def run_child() -> None:
+            report.update(
+                _worker.execute_job(
+                    _worker_spec(spec),
+                    cancel=child_cancel,
+                    console=Console(file=log),
+                    settings=spec.settings,
+                    executor=self,
+                )
+            )
+
+        thread = threading.Thread(target=run_child, name=f"job-{spec.child_run_id}", daemon=True)
+        thread.start()
+        ended = _wait_thread(thread, spec.timeout_seconds, cancel, child_cancel)
+        if not thread.is_alive():
+            log.close()
+        if ended == "timeout":
+            return AttemptOutcome(TaskState.TIMED_OUT, _timeout_message(spec))
+        if ended == "canceled":
+            return AttemptOutcome(TaskState.CANCELED, f"task {spec.task_key!r} canceled")
+        if not report:
+            return AttemptOutcome(
+                TaskState.FAILED,
+                f"task {spec.task_key!r}: job {spec.run_job!r} run {spec.child_run_id} ended "
+                f"without a report. Log: {spec.log_file}",
+            )
+        return outcome_from_status(spec, report)
+
 
 def _worker_spec(spec: AttemptSpec) -> dict[str, Any]:
-    """What the worker is told to run."""
+    """What the worker (or an in-process child job) is told to run."""
     payload: dict[str, Any] = {
         "input": str(spec.input_notebook),
         "output": str(spec.output_notebook),
@@ -186,6 +244,27 @@ def _wait(process: _Process, timeout: int, cancel: threading.Event) -> str:
             kill_process_tree(process.pid)
             process.wait()
             return "timeout"
+
+
+def _wait_thread(
+    thread: threading.Thread, timeout: int, cancel: threading.Event, child_cancel: threading.Event
+) -> str:
+    """Wait for a child job's thread: ``"exited"``, or ``"timeout"``/``"canceled"``
+    after canceling the child job (it gets :data:`CHILD_JOB_GRACE_SECONDS` to end)."""
+    deadline = time.monotonic() + timeout if timeout else None
+    while True:
+        thread.join(_POLL_SECONDS)
+        if not thread.is_alive():
+            return "exited"
+        if cancel.is_set():
+            ended = "canceled"
+        elif deadline is not None and time.monotonic() >= deadline:
+            ended = "timeout"
+        else:
+            continue
+        child_cancel.set()
+        thread.join(CHILD_JOB_GRACE_SECONDS)
+        return ended
 
 
 def kill_process_tree(pid: int) -> None:

@@ -101,6 +101,7 @@ def run_job(
     record_history: bool = True,
     notify: bool = True,
     trigger: str = "manual",
+    cancel: threading.Event | None = None,
 ) -> JobRun:
     """Run a job and return its record (also in ``runs/<job>/<run_id>/run.json``).
 
@@ -117,7 +118,9 @@ def run_job(
     are sent (``notify``); neither can change the run's state: their failures are
     logged and kept in the record's ``warnings`` and ``notifications``. ``settings``
     (SMTP server, lake root) are loaded from ``conf/`` when needed and not given.
-    ``trigger`` is recorded (``manual``, ``schedule``, ``backfill``).
+    ``trigger`` is recorded (``manual``, ``schedule``, ``backfill``, ``run_job_task``).
+    Setting ``cancel`` from another thread cancels the run as Ctrl-C does (kernels
+    killed, run CANCELED), without raising: how a ``run_job_task`` stops its child job.
     """
     if max_parallel < 1:
         raise ValueError(f"max_parallel must be at least 1, got {max_parallel}")
@@ -127,7 +130,9 @@ def run_job(
     run.trigger = trigger
     claim_run(run, plan.job, runs_root)
     services = RunServices(plan.job, settings=settings, record_history=record_history, notify=notify)
-    return execute(plan, run, executor=executor, quiet=quiet, console=console, services=services)
+    return execute(
+        plan, run, executor=executor, quiet=quiet, console=console, services=services, cancel=cancel
+    )
 
 
 def resolve_runs_dir(project_root: Path, runs_dir: str | Path | None) -> Path:
@@ -143,9 +148,11 @@ def execute(
     quiet: bool = False,
     console: Console | None = None,
     services: RunServices | None = None,
+    cancel: threading.Event | None = None,
 ) -> JobRun:
     """Run the tasks of ``run`` (a claimed record) that are not final yet; tasks already
-    final (a repair's kept tasks) are left as they are."""
+    final (a repair's kept tasks) are left as they are. Setting ``cancel`` cancels the
+    run (see :func:`run_job`)."""
     progress: RunProgress = NullProgress() if quiet else RichProgress(console=console)
     scheduler = _Scheduler(
         plan,
@@ -154,6 +161,7 @@ def execute(
         progress,
         run.max_parallel,
         services or RunServices(plan.job, record_history=False, notify=False),
+        cancel=cancel or threading.Event(),
     )
     return scheduler.run()
 
@@ -373,6 +381,7 @@ class _Scheduler:
             timeout_seconds=planned.task.timeout_seconds,
             kernel=planned.task.kernel,
             where=planned.where,
+            settings=self.services.settings,
             **child_job_fields(planned, run_dir.parent.parent, self.record.max_parallel),
         )
         attempt = Attempt(
