@@ -20,7 +20,12 @@ import time
 from pathlib import Path
 
 # Variables that would turn the child into a Spark Connect client.
-_CONNECT_VARIABLES = ("SPARK_CONNECT_MODE_ENABLED", "SPARK_REMOTE", "SPARK_LOCAL_REMOTE", "SPARK_CONNECT_MODE")
+_CONNECT_VARIABLES = (
+    "SPARK_CONNECT_MODE_ENABLED",
+    "SPARK_REMOTE",
+    "SPARK_LOCAL_REMOTE",
+    "SPARK_CONNECT_MODE",
+)
 CORES = 2
 DRIVER_MEMORY = "4g"
 
@@ -36,7 +41,9 @@ def clean_environment() -> dict[str, str]:
     return env
 
 
-def run_classic_subset(input_dir: str | Path, output_dir: str | Path, *, timeout_seconds: float = 3600) -> dict:
+def run_classic_subset(
+    input_dir: str | Path, output_dir: str | Path, *, timeout_seconds: float = 3600
+) -> dict:
     """Start the child, wait for it, return its timings (raises with its stderr on failure)."""
     command = [sys.executable, "-m", "lakehouse.bench.classic", str(input_dir), str(output_dir)]
     started = time.perf_counter()
@@ -72,7 +79,11 @@ def main(input_dir: str, output_dir: str) -> None:
     start_seconds = time.perf_counter() - started
     transform_seconds = run_spark_subset(spark, input_dir, output_dir)
     spark.stop()
-    print(json.dumps({"start_seconds": round(start_seconds, 3), "transform_seconds": round(transform_seconds, 3)}))
+    print(
+        json.dumps(
+            {"start_seconds": round(start_seconds, 3), "transform_seconds": round(transform_seconds, 3)}
+        )
+    )
 
 
 if __name__ == "__main__":  # pragma: no cover - run as a child process

@@ -54,7 +54,10 @@ def write_reports(record: dict[str, object], json_path: Path, md_path: Path) -> 
 
 
 def _table(header: list[str], rows: list[list[object]]) -> list[str]:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---:" if i else "---" for i in range(len(header))) + "|"]
+    lines = [
+        "| " + " | ".join(header) + " |",
+        "|" + "|".join("---:" if i else "---" for i in range(len(header))) + "|",
+    ]
     lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
     return lines
 
@@ -246,5 +249,12 @@ def _target_rows(record: dict) -> list[list[object]]:
         for key, (text, limit, kind) in TARGETS.items():
             value = measured[key]
             met = None if value is None else (value >= limit if kind == "min" else value <= limit)
-            rows.append([text, scale["scale"], "-" if value is None else f"{value}x", {True: "yes", False: "no"}.get(met, "-")])
+            rows.append(
+                [
+                    text,
+                    scale["scale"],
+                    "-" if value is None else f"{value}x",
+                    {True: "yes", False: "no"}.get(met, "-"),
+                ]
+            )
     return rows
