@@ -126,7 +126,11 @@ def _cancel_on_sigterm() -> Iterator[None]:
 
 def _start_services(settings: Settings, *, quiet: bool) -> None:
     """Start the services the application registered for runs (a database, say)
-    and keep them up for the whole run; the task kernels connect to them."""
+    and keep them up for the whole run; the task kernels connect to them. The fork
+    server of the notebook workers starts first, so its imports overlap theirs."""
+    from lakehouse.jobs import forkserver
+
+    forkserver.shared().start()
     try:
         lines = hooks.start_services(settings)
     except Exception as exc:
