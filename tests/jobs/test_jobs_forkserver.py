@@ -165,6 +165,22 @@ def test_without_a_fork_server_the_worker_starts_as_a_new_process(
     assert "the worker starts as a new process" in log
 
 
+def test_a_platform_without_seqpacket_sockets_gets_no_fork_server(monkeypatch: pytest.MonkeyPatch) -> None:
+    """macOS has no SOCK_SEQPACKET socket pairs: the server is not started and says why,
+    so the workers start as new processes (the fallback above)."""
+
+    def no_seqpacket(*args: object) -> None:
+        raise OSError(43, "Protocol not supported")
+
+    monkeypatch.setattr(forkserver.socket, "socketpair", no_seqpacket)
+    server = forkserver.ForkServer()
+    server.start()
+    assert server.process is None
+    assert server.problem == "cannot start the fork server: [Errno 43] Protocol not supported"
+    with pytest.raises(forkserver.ForkServerError):
+        server.spawn({})
+
+
 CHILD_SLEEPS = """
     jobs:
       child:

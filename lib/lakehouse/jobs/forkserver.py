@@ -135,7 +135,11 @@ class ForkServer:
         with self._lock:
             if self.process is not None or self.problem is not None:
                 return
-            ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+            try:  # macOS has no SOCK_SEQPACKET pairs: workers then start as new processes
+                ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+            except (OSError, AttributeError) as exc:
+                self.problem = f"cannot start the fork server: {exc}"
+                return
             try:
                 self.process = subprocess.Popen(
                     [*self.command(), str(theirs.fileno()), ",".join(self.preload)],
@@ -157,6 +161,8 @@ class ForkServer:
         """Fork a worker for ``request`` (``log``, ``cwd``, ``env``, ``spec``); raise
         :class:`ForkServerError` if the server cannot (it is then not used again)."""
         self.start()
+        if self.problem is not None:
+            raise ForkServerError(self.problem)
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             with self._lock:
