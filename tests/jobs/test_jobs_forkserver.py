@@ -18,7 +18,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from lakehouse.jobs import JobState, TaskState, forkserver, load_run, run_job
+from lakehouse.jobs import JobRun, JobState, TaskState, forkserver, load_run, run_job
 from lakehouse.jobs.executor import kill_process_tree
 
 WriteJobs = Callable[[str], Path]
@@ -31,6 +31,20 @@ def _wait_for(path: Path, timeout: float = 60.0) -> dict[str, object]:
         assert time.monotonic() < deadline, f"{path} not written within {timeout}s"
         time.sleep(0.05)
     return json.loads(path.read_text())
+
+
+def _run_whoami(write_jobs: WriteJobs, project: Path, **options: object) -> tuple[JobRun, dict[str, object]]:
+    """Run a one-task job of the ``whoami`` notebook; its run and what the notebook saw."""
+    out = project / "who.json"
+    path = write_jobs(f"""
+        jobs:
+          daily:
+            tasks:
+              - {{task_key: who, notebook: notebooks/whoami.ipynb, parameters: {{out_path: "{out}"}}}}
+        """)
+    run = run_job(path, "daily", quiet=True, **options)
+    assert run.state == JobState.SUCCESS, run.error
+    return run, _wait_for(out)
 
 
 def _gone(pid: int) -> bool:
@@ -87,16 +101,7 @@ def test_notebook_worker_is_forked_in_its_own_session_with_the_task_env_and_cwd(
     server.start()
     # Set after the server started: the worker takes the task's environment, not the server's.
     monkeypatch.setenv("LAKEHOUSE_TEST_MARKER", "set after the fork server started")
-    out = project / "who.json"
-    path = write_jobs(f"""
-        jobs:
-          daily:
-            tasks:
-              - {{task_key: who, notebook: notebooks/whoami.ipynb, parameters: {{out_path: "{out}"}}}}
-        """)
-    run = run_job(path, "daily", quiet=True, run_id="R-who")
-    assert run.state == JobState.SUCCESS, run.error
-    who = _wait_for(out)
+    run, who = _run_whoami(write_jobs, project, run_id="R-who")
     assert server.process is not None and who["worker_parent_pid"] == server.process.pid
     assert who["worker_session"] == who["worker_pid"], "the worker leads its own session"
     assert who["cwd"] == str(project / "notebooks")
@@ -148,16 +153,7 @@ def test_without_a_fork_server_the_worker_starts_as_a_new_process(
             return [sys.executable, "-c", "raise SystemExit(7)"]
 
     own_fork_server(Broken())
-    out = project / "who.json"
-    path = write_jobs(f"""
-        jobs:
-          daily:
-            tasks:
-              - {{task_key: who, notebook: notebooks/whoami.ipynb, parameters: {{out_path: "{out}"}}}}
-        """)
-    run = run_job(path, "daily", quiet=True)
-    assert run.state == JobState.SUCCESS, run.error
-    who = _wait_for(out)
+    run, who = _run_whoami(write_jobs, project)
     assert who["worker_parent_pid"] == os.getpid()
     assert who["env"]["LAKEHOUSE_TASK_KEY"] == "who"  # type: ignore[index]
     log = (Path(run.run_dir) / "who.log").read_text()
