@@ -19,6 +19,7 @@ from lakehouse.bronze.sources import (
 )
 from lakehouse.lake import read_delta, write_delta
 from lakehouse.pipelines import incremental
+from lakehouse.pipelines.graph import GraphError
 from lakehouse.silver.pharma import (
     SILVER_DELIVERY_COLUMNS,
     SILVER_ORDER_LINE_COLUMNS,
@@ -231,35 +232,62 @@ def test_the_day_in_an_id_is_the_date_it_starts_with_or_one_day_for_the_others(s
     assert frame.select(F.expr(day_in_id("order_id")).alias("day")).first()["day"] == day
 
 
-def test_nothing_new_reuses_the_day_fingerprints_without_reading_bronze(spark, lake, monkeypatch):
-    """The sources are temporary views over bronze: their plan (run date included) and the
-    bronze versions stand for them, so a run with nothing new does not read bronze to
-    fingerprint its days; a new bronze commit or another run date does."""
+def test_day_fingerprints_follow_the_files_appended_to_bronze(spark, lake, monkeypatch):
+    """The bronze sources are only appended to and say when a row arrived (its drop
+    day): a run fingerprints the rows of the files appended since the last refresh,
+    none when nothing is new; a later run date only counts more arrival days; a
+    rewritten bronze table is fingerprinted whole again."""
     _history(spark, lake)
     _refresh(spark, lake, _day(3))
     reads = []
-    real = incremental._source_partitions
+    real = incremental._by_arrival
 
-    def counted(executor, spec, source):
-        reads.append(spec.source)
-        return real(executor, spec, source)
+    def counted(spec, rows):
+        reads.append((spec.source, rows.count()))
+        return real(spec, rows)
 
-    monkeypatch.setattr(incremental, "_source_partitions", counted)
+    monkeypatch.setattr(incremental, "_by_arrival", counted)
     again = _refresh(spark, lake, _day(3))
     assert {t: _days(again, t)["mode"] for t in TABLES} == dict.fromkeys(TABLES, "unchanged")
     assert reads == []
 
-    _drop(spark, _runner(spark, lake, _day(3)), "bronze_deliveries", 3, [_delivery("DL2026110300002", 5)])
+    runner = _runner(spark, lake, _day(3))
+    _drop(spark, runner, "bronze_deliveries", 3, [_delivery("DL2026110300002", 5)])
+    _drop(spark, runner, "bronze_order_lines", 5, [_line("O2026110100001", 1, 1, quantity="9")])  # dropped later
     after_commit = _refresh(spark, lake, _day(3))
-    assert reads == ["bronze_deliveries_to_date"]
+    assert sorted(reads) == [("bronze_deliveries", 1), ("bronze_order_lines", 1)]  # the new rows only
     assert _days(after_commit, "silver_deliveries")["days"] == ["2026-11-03"]
-    assert _days(after_commit, "silver_order_lines")["mode"] == "unchanged"
+    assert _days(after_commit, "silver_order_lines")["mode"] == "unchanged"  # its drop day is after 3
+    _assert_equals_full_rebuild(spark, lake, _day(3))
 
     reads.clear()
-    _refresh(spark, lake, _day(4))  # another run date: another plan for every source
-    assert sorted(reads) == [
-        "bronze_deliveries_to_date",
-        "bronze_order_lines_to_date",
-        "bronze_stock_snapshots_to_date",
-    ]
-    _assert_equals_full_rebuild(spark, lake, _day(4))
+    day5 = _refresh(spark, lake, _day(5))  # the line dropped on day 5 now counts: read before
+    assert reads == []
+    assert _days(day5, "silver_order_lines")["days"] == ["2026-11-01"]
+    assert _days(day5, "silver_deliveries")["mode"] == "unchanged"
+    _assert_equals_full_rebuild(spark, lake, _day(5))
+
+    bronze = _runner(spark, lake, _day(5)).path("bronze_deliveries")
+    kept = read_delta(spark, bronze).where(~F.col("delivery_id").eqNullSafe("DL2026110300002"))
+    write_delta(kept, bronze, mode="overwrite")
+    rewritten = _refresh(spark, lake, _day(5))
+    assert reads == [("bronze_deliveries", 4)]  # whole: the files read before are gone
+    assert _days(rewritten, "silver_deliveries")["days"] == ["2026-11-03"]
+    _assert_equals_full_rebuild(spark, lake, _day(5))
+
+
+def test_arrival_day_needs_a_stored_source(spark, lake):
+    with dp.graph("arrivals") as graph:
+
+        @dp.temporary_view
+        def drops():
+            return spark.createDataFrame([(dt.date(2026, 11, 1),)], "day date")
+
+        @dp.materialized_view(incremental=dp.by_day(source="drops", source_day="day", arrival_day="day"))
+        def per_day(drops):
+            return drops
+
+    with pytest.raises(GraphError) as raised:
+        dp.PipelineRunner(spark, graph, lake, parameters={"run_date": _day(1)})
+    assert "'per_day': incremental= arrival_day needs a stored source table" in str(raised.value)
+    assert "'drops' is a temporary view" in str(raised.value)

@@ -81,8 +81,13 @@ class FlowExecutor:
                 event.duration_seconds = round(time.monotonic() - started, 3)
 
     def inputs(self, flow: Flow, state: RunState) -> dict[str, DataFrame]:
-        """Every input read whole (temporary views from this run, tables from the lake)."""
-        return {name: self.read(name, state) for name in flow.inputs}
+        """Every input read whole (temporary views from this run, tables from the lake);
+        an incremental source with an ``arrival_day``: its rows arrived up to the run date."""
+        frames = {name: self.read(name, state) for name in flow.inputs}
+        spec = self.graph.datasets[flow.target].incremental
+        if getattr(spec, "arrival_day", None) is not None and spec.source in frames:
+            frames[spec.source] = spec.arrived(frames[spec.source], self.runner.context.parameters.get("run_date"))
+        return frames
 
     def read(self, name: str, state: RunState) -> DataFrame:
         return state.views[name] if name in state.views else read_delta(self.spark, self.runner.path(name))

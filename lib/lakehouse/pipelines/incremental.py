@@ -17,6 +17,14 @@ with the source restricted to the changed partitions, and replaces those rows of
 table and of its quarantine in one commit (``replaceWhere``), through the runner's
 one write path (staging, expectations, quarantine, roll-back, event log).
 
+A source that is only appended to (a bronze table) can say when each row arrived
+(``arrival_day``, e.g. its drop date): the definition then sees the rows arrived up to
+the run date (the pipeline's ``run_date`` parameter), and the source's fingerprints
+are kept per arrival day and day, so a run fingerprints only the files appended since
+the last refresh (from the Delta log) instead of the whole source; another run date
+only sums other arrival days. A source rewritten since (overwrite, delete,
+compaction) is fingerprinted whole again.
+
 The whole view is recomputed instead when there is no state, on ``full_refresh``,
 when the definition gives another schema, when its expectations or storage options
 changed, when another input (a dimension) is at another version (content, for
@@ -68,7 +76,9 @@ class ByDay:
     of tables outside the pipeline that the definition reads by day.
     ``lookback_days``: a target day's rows read the source of that day and of that
     many days before it (a rolling window). ``latest_per``: source columns whose
-    latest row the view marks or keeps (``is_latest``, the site's latest snapshot)."""
+    latest row the view marks or keeps (``is_latest``, the site's latest snapshot).
+    ``arrival_day``: SQL (a DATE) of the day a row of the append-only ``source``
+    arrived; rows count once it is on or before the run date."""
 
     source: str
     source_day: str
@@ -76,6 +86,7 @@ class ByDay:
     extra_day_inputs: Mapping[str, str] = field(default_factory=dict)
     lookback_days: int = 0
     latest_per: tuple[str, ...] = ()
+    arrival_day: str | None = None
     unit = "days"
 
     # Days as DATE (str() gives 'YYYY-MM-DD'): a cast costs half of date_format, and
@@ -86,6 +97,12 @@ class ByDay:
 
     def source_partition(self) -> Column:
         return self.partition_of(self.source_day)
+
+    def arrived(self, source: DataFrame, run_date: Any) -> DataFrame:
+        """The ``source`` rows arrived up to ``run_date`` (all of them without ``arrival_day``)."""
+        if self.arrival_day is None:
+            return source
+        return source.where(F.expr(self.arrival_day).cast("date") <= F.lit(_as_date(self.source, run_date)))
 
     def target_partition(self) -> Column:
         return self.partition_of(self._target_day())
@@ -161,6 +178,10 @@ class ByKey:
     keys: tuple[str, ...]
     unit = "keys"
     extra_day_inputs: Mapping[str, str] = field(default_factory=dict)  # none: by day only
+    arrival_day = None  # by day only
+
+    def arrived(self, source: DataFrame, run_date: Any) -> DataFrame:
+        return source
 
     def source_partition(self) -> Column:
         return self._label()
@@ -200,6 +221,7 @@ def by_day(
     extra_day_inputs: Mapping[str, str] | None = None,
     lookback_days: int = 0,
     latest_per: Sequence[str] = (),
+    arrival_day: str | None = None,
 ) -> ByDay:
     """Refresh by day (dbt's ``insert_overwrite`` by partition): only the days whose
     ``source`` rows changed are recomputed and replaced. ``target_day`` defaults to
@@ -214,7 +236,13 @@ def by_day(
     ``latest_per``: source columns (e.g. ``["machine_id"]``) whose latest row the view
     marks or keeps: when a day changed, the days holding each key's latest row, at
     the last refresh and now, are recomputed too (a key that stopped reporting long
-    ago keeps its old latest day in every such refresh)."""
+    ago keeps its old latest day in every such refresh).
+    ``arrival_day``: for a ``source`` table that is only appended to (bronze), SQL over
+    its columns giving the DATE a row arrived (its drop date). The definition sees the
+    rows arrived up to the pipeline's ``run_date`` parameter, and a run fingerprints
+    only the rows appended since the last refresh instead of the whole source."""
+    if arrival_day is not None and (not isinstance(arrival_day, str) or not arrival_day.strip()):
+        raise GraphError(f"by_day(source={source!r}): arrival_day is SQL giving a DATE, got {arrival_day!r}")
     if isinstance(lookback_days, bool) or not isinstance(lookback_days, int) or lookback_days < 0:
         raise GraphError(
             f"by_day(source={source!r}): lookback_days is a whole number >= 0, got {lookback_days!r}"
@@ -230,6 +258,7 @@ def by_day(
         dict(extra_day_inputs or {}),
         lookback_days,
         tuple(latest_per),
+        arrival_day,
     )
 
 
@@ -249,8 +278,9 @@ def by_key(*, source: str, keys: Sequence[str]) -> ByKey:
     return ByKey(source, tuple(keys))
 
 
-def problems(dataset: Dataset, inputs: Sequence[str]) -> list[str]:
-    """Why the runner cannot honour ``dataset``'s ``incremental=`` (empty if it can)."""
+def problems(dataset: Dataset, inputs: Sequence[str], kinds: Mapping[str, DatasetKind] | None = None) -> list[str]:
+    """Why the runner cannot honour ``dataset``'s ``incremental=`` (empty if it can);
+    ``kinds``: the graph's dataset kinds."""
     spec, where = dataset.incremental, f"{dataset.name!r}: incremental="
     if not isinstance(spec, (ByDay, ByKey)):
         return [f"{where} takes dp.by_day(...) or dp.by_key(...), got {spec!r}"]
@@ -262,6 +292,11 @@ def problems(dataset: Dataset, inputs: Sequence[str]) -> list[str]:
     if spec.source not in inputs:
         found.append(
             f"{where} reads the source {spec.source!r}, which is not one of its inputs {list(inputs)}"
+        )
+    if spec.arrival_day is not None and (kinds or {}).get(spec.source) == DatasetKind.TEMPORARY_VIEW:
+        found.append(
+            f"{where} arrival_day needs a stored source table (it reads the files appended to it); "
+            f"{spec.source!r} is a temporary view: read its table and filter in the definition"
         )
     return found
 
@@ -294,8 +329,14 @@ def plan(
     (``state``: the run's, whose tables written so far are known by their versions)."""
     spec, target = dataset.incremental, executor.runner.path(dataset.name)
     before = read_json(state_file(executor, dataset)) or {}
-    versions = _source_versions(executor, spec, inputs[spec.source])
-    source = _recorded_source(executor, spec, versions, before, state)
+    arrivals = None
+    if spec.arrival_day is not None:  # fingerprints follow the appended files
+        arrivals = arrival_fingerprints(executor, spec, before.get("arrivals") or {})
+        arrived = arrived_partitions(arrivals, run_date_of(executor, spec))
+        versions, source = None, _with_extra_days(executor, spec, arrived)
+    else:
+        versions = _source_versions(executor, spec, inputs[spec.source])
+        source = _recorded_source(executor, spec, versions, before, state)
     snapshot = {
         "format": STATE_FORMAT,
         "by": spec.unit,
@@ -306,6 +347,8 @@ def plan(
     }
     if versions is not None:
         snapshot["source_versions"] = versions
+    if arrivals is not None:
+        snapshot["arrivals"] = arrivals
     if spec.window() is not None:
         snapshot["window"] = spec.window()
         same = before.get("window") == spec.window() and before.get("source") == snapshot["source"]
@@ -355,7 +398,10 @@ def _source_partitions(executor: FlowExecutor, spec: ByDay | ByKey, source: Data
     """Partition fingerprints of the source, each followed by the same day's fingerprint
     in the ``extra_day_inputs`` that exist (only the source's days: a day without
     source rows has no rows in the view, whatever else was stored for it)."""
-    partitions = partition_fingerprints(source, spec.source_partition())
+    return _with_extra_days(executor, spec, partition_fingerprints(source, spec.source_partition()))
+
+
+def _with_extra_days(executor: FlowExecutor, spec: ByDay | ByKey, partitions: dict[str, str]) -> dict[str, str]:
     for path, day_expr in spec.extra_day_inputs.items():
         uri = f"{executor.runner.lake.root}/{path}"
         if not delta_exists(uri):
@@ -363,6 +409,94 @@ def _source_partitions(executor: FlowExecutor, spec: ByDay | ByKey, source: Data
         extra = partition_fingerprints(read_delta(executor.spark, uri), F.expr(day_expr).cast("date"))
         partitions = {p: f"{fp}|{extra[p]}" if p in extra else fp for p, fp in partitions.items()}
     return partitions
+
+
+def arrival_fingerprints(executor: FlowExecutor, spec: ByDay, recorded: Mapping[str, Any]) -> dict[str, Any]:
+    """``{"partitioning", "version", "days": {arrival day: {partition: fingerprint}}}`` of
+    the whole source table (every arrival day, the run date's later ones too): the
+    recorded ones plus the rows of the files appended since the recorded version, or
+    computed whole when there is no record, the days are defined otherwise, or the
+    table was rewritten since (a file read before is gone)."""
+    from lakehouse.pipelines.delta_source import UpstreamRewritten, read_appended
+
+    path, spark = executor.runner.path(spec.source), executor.spark
+    partitioning = [spec.source_day, spec.arrival_day]
+    if recorded.get("partitioning") == partitioning and recorded.get("version") is not None:
+        try:
+            appended, version = read_appended(spark, path, since_version=int(recorded["version"]))
+        except UpstreamRewritten:
+            pass
+        else:
+            days = recorded["days"]
+            if appended is not None:
+                days = added_fingerprints(days, _by_arrival(spec, appended))
+            return {"partitioning": partitioning, "version": version, "days": days}
+    version = delta_version(path)
+    whole = _by_arrival(spec, read_delta(spark, path))
+    return {"partitioning": partitioning, "version": version, "days": whole}
+
+
+def _by_arrival(spec: ByDay, rows: DataFrame) -> dict[str, dict[str, str]]:
+    arrival = F.expr(spec.arrival_day).cast("date").alias("__arrival")
+    grouped = rows.groupBy(arrival, spec.source_partition().alias("__partition")).agg(
+        F.count(F.lit(1)).alias("rows"), F.sum(ex.row_hash(rows)).alias("hash")
+    )
+    days: dict[str, dict[str, str]] = {}
+    for r in grouped.collect():
+        days.setdefault(str(r["__arrival"]), {})[str(r["__partition"])] = f"{r['rows']}:{r['hash']}"
+    return days
+
+
+def added_fingerprints(
+    before: Mapping[str, Mapping[str, str]], added: Mapping[str, Mapping[str, str]]
+) -> dict[str, dict[str, str]]:
+    """Fingerprints ('rows:hash sum') of rows appended to those of ``before``: summed per
+    arrival day and partition (rows and hash sums add up)."""
+    result = {arrival: dict(parts) for arrival, parts in before.items()}
+    for arrival, parts in added.items():
+        into = result.setdefault(arrival, {})
+        for partition, fingerprint in parts.items():
+            into[partition] = _sum_fingerprints([into[partition], fingerprint]) if partition in into else fingerprint
+    return result
+
+
+def run_date_of(executor: FlowExecutor, spec: ByDay) -> dt.date:
+    return _as_date(spec.source, executor.runner.context.parameters.get("run_date"))
+
+
+def arrived_partitions(arrivals: Mapping[str, Any], run_date: dt.date) -> dict[str, str]:
+    """The source's partition fingerprints counting the arrival days up to ``run_date``
+    (rows of a NULL arrival day never count: the definition's filter drops them)."""
+    last = str(run_date)
+    per_partition: dict[str, list[str]] = {}
+    for arrival, parts in arrivals["days"].items():
+        if arrival != "None" and arrival <= last:
+            for partition, fingerprint in parts.items():
+                per_partition.setdefault(partition, []).append(fingerprint)
+    return {partition: _sum_fingerprints(fps) for partition, fps in per_partition.items()}
+
+
+def _sum_fingerprints(fingerprints: Sequence[str]) -> str:
+    rows = digest = 0
+    for fingerprint in fingerprints:
+        count, total = fingerprint.split(":")
+        rows, digest = rows + int(count), digest + int(total)
+    return f"{rows}:{digest}"
+
+
+def _as_date(source: str, run_date: Any) -> dt.date:
+    """The pipeline's ``run_date`` parameter as a date (what ``arrival_day`` is compared with)."""
+    if isinstance(run_date, dt.datetime):
+        return run_date.date()
+    if isinstance(run_date, dt.date):
+        return run_date
+    try:
+        return dt.date.fromisoformat(str(run_date))
+    except ValueError:
+        raise GraphError(
+            f"incremental source {source!r} has an arrival_day: the pipeline needs a run_date "
+            f"parameter (YYYY-MM-DD), got {run_date!r}"
+        ) from None
 
 
 def _source_versions(executor: FlowExecutor, spec: ByDay | ByKey, source: DataFrame) -> dict[str, Any] | None:
@@ -440,13 +574,10 @@ def _remember_written(state: RunState, path: str, version: int | None, table: di
 
 def combined_by_month(days: Mapping[str, str]) -> dict[str, str]:
     """Day fingerprints ('YYYY-MM-DD': 'rows:hash sum') summed into month ones ('YYYY-MM')."""
-    months: dict[str, tuple[int, int]] = {}
+    months: dict[str, list[str]] = {}
     for day, fingerprint in days.items():
-        rows, digest = fingerprint.split(":")
-        month = day[:7] if day != "None" else day
-        total_rows, total_digest = months.get(month, (0, 0))
-        months[month] = (total_rows + int(rows), total_digest + int(digest))
-    return {month: f"{rows}:{digest}" for month, (rows, digest) in months.items()}
+        months.setdefault(day[:7] if day != "None" else day, []).append(fingerprint)
+    return {month: _sum_fingerprints(fingerprints) for month, fingerprints in months.items()}
 
 
 def _identity(executor: FlowExecutor, name: str, frame: DataFrame) -> str:

@@ -165,10 +165,11 @@ class PipelineRunner:
             for d in self.graph.datasets.values()
             if d.kind == DatasetKind.TEMPORARY_VIEW and d.expectations
         ]
+        kinds = {name: d.kind for name, d in self.graph.datasets.items()}
         for dataset in self.graph.datasets.values():
             if dataset.incremental is not None:
                 inputs = [i for flow in self.graph.flows_into(dataset.name) for i in flow.inputs]
-                found += incremental.problems(dataset, inputs)
+                found += incremental.problems(dataset, inputs, kinds)
         return found
 
     @contextmanager

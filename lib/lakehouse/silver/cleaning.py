@@ -8,6 +8,27 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 
+# Tables refreshed by day group a key's versions under a day computed from the key;
+# rows whose key gives no day (no id, an unparsable date, no time) share NO_DAY, so a
+# bad line never forces a full rebuild and still lands in silver or the quarantine.
+NO_DAY = "DATE'1970-01-01'"
+# SQL: the day a bronze row's file was dropped (its partition): the day it arrived, for
+# the silver tables refreshed by day (``dp.by_day(arrival_day=DROP_DAY)``).
+DROP_DAY = "to_date(concat_ws('-', `year`, `month`, `day`))"
+
+
+def or_no_day(day: str) -> str:
+    """SQL: ``day``, or NO_DAY when it is NULL (a CASE: the engine cannot group by
+    ``coalesce``)."""
+    return f"CASE WHEN ({day}) IS NULL THEN {NO_DAY} ELSE ({day}) END"
+
+
+def or_no_time(ts: str) -> str:
+    """SQL: the TIMESTAMP ``ts``, or NO_DAY's midnight when it is NULL (a CASE mixing a
+    DATE and a TIMESTAMP fails in the engine)."""
+    return f"CASE WHEN ({ts}) IS NULL THEN TIMESTAMP'1970-01-01 00:00:00' ELSE ({ts}) END"
+
+
 def dropped_by_run_date(bronze: DataFrame) -> DataFrame:
     """The bronze rows dropped up to the run date: what a silver table is made of (a
     drop dated later counts once the run date reaches it). Inside a pipeline run."""

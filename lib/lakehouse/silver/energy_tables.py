@@ -5,7 +5,7 @@ from __future__ import annotations
 from pyspark.sql import functions as F
 
 from lakehouse import pipelines as dp
-from lakehouse.silver.cleaning import dropped_by_run_date
+from lakehouse.silver.cleaning import DROP_DAY, dropped_by_run_date, or_no_time
 from lakehouse.silver.energy import (
     HOURLY_READING_RULES,
     LATEST_BATCH_RULE,
@@ -59,24 +59,20 @@ def silver_production_runs(bronze_production_batches):
     return prepare_production_runs(dropped_by_run_date(bronze_production_batches))
 
 
-@dp.temporary_view
-def bronze_iot_readings_to_date(bronze_iot_readings):
-    """The well-formed minute readings (with a time) dropped up to the run date: what
-    the hourly readings are made of."""
-    readings = dropped_by_run_date(bronze_iot_readings)
-    return readings.where(F.col("_corrupt_record").isNull() & F.col("ts").isNotNull())
-
-
 @dp.materialized_view(
     private=True,
-    incremental=dp.by_day(source="bronze_iot_readings_to_date", source_day="ts", target_day="hour_ts"),
+    incremental=dp.by_day(
+        source="bronze_iot_readings", source_day=or_no_time("ts"), target_day="hour_ts", arrival_day=DROP_DAY
+    ),
 )
-def silver_iot_readings_resampled(bronze_iot_readings_to_date):
+def silver_iot_readings_resampled(bronze_iot_readings):
     """Minute readings resampled to machine x UTC hour, the latest copy of a minute
     counting once: the expensive step, so only the UTC days whose readings changed are
     resampled again (every copy of a minute falls on the minute's day). Internal to the
-    pipeline: silver_iot_readings_hourly adds what is cheap to every hour."""
-    return resample_hourly(bronze_iot_readings_to_date)
+    pipeline: silver_iot_readings_hourly adds what is cheap to every hour. Made of the
+    well-formed readings (with a time) dropped up to the run date."""
+    well_formed = F.col("_corrupt_record").isNull() & F.col("ts").isNotNull()
+    return resample_hourly(bronze_iot_readings.where(well_formed))
 
 
 @dp.materialized_view(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from lakehouse import pipelines as dp
-from lakehouse.silver.cleaning import dropped_by_run_date
+from lakehouse.silver.cleaning import DROP_DAY, dropped_by_run_date, or_no_day
 from lakehouse.silver.pharma import (
     DELIVERY_LATEST_VERSION_RULE,
     DELIVERY_RULES,
@@ -22,16 +22,8 @@ from lakehouse.silver.recalls import LATEST_NOTICE_RULE, RECALL_RULES, prepare_r
 
 # Order lines, stock and deliveries keep the latest version of each key, so they are
 # refreshed by a day that every version of a key shares: a day computed from the key
-# only (never the drop date, nor a column a re-sent version may correct). Rows whose
-# key gives no day (no id, an unparsable date) share NO_DAY, so a bad line never
-# forces a full rebuild; every bronze row still lands in silver or the quarantine.
-NO_DAY = "DATE'1970-01-01'"
-
-
-def or_no_day(day: str) -> str:
-    """SQL: ``day``, or NO_DAY when it is NULL (a CASE: the engine cannot group by
-    ``coalesce``)."""
-    return f"CASE WHEN ({day}) IS NULL THEN {NO_DAY} ELSE ({day}) END"
+# only (never the drop date, nor a column a re-sent version may correct); NO_DAY for
+# rows whose key gives none.
 
 
 def day_in_id(column: str) -> str:
@@ -39,24 +31,6 @@ def day_in_id(column: str) -> str:
     DL20261101...: the order's date), NO_DAY otherwise; ``trim`` as silver does."""
     digits = f"regexp_extract(trim({column}), '^[A-Za-z]*([0-9]{{8}})', 1)"
     return or_no_day(f"CAST(try_to_timestamp({digits}, 'yyyyMMdd') AS DATE)")
-
-
-@dp.temporary_view
-def bronze_order_lines_to_date(bronze_order_lines):
-    """The order-line exports dropped up to the run date."""
-    return dropped_by_run_date(bronze_order_lines)
-
-
-@dp.temporary_view
-def bronze_stock_snapshots_to_date(bronze_stock_snapshots):
-    """The stock exports dropped up to the run date."""
-    return dropped_by_run_date(bronze_stock_snapshots)
-
-
-@dp.temporary_view
-def bronze_deliveries_to_date(bronze_deliveries):
-    """The delivery exports dropped up to the run date."""
-    return dropped_by_run_date(bronze_deliveries)
 
 
 @dp.materialized_view(
@@ -82,22 +56,18 @@ def silver_product_prices(bronze_product_prices):
 @dp.materialized_view(
     path="silver/domain=pharma/table=order_lines",
     quarantine=True,
-    incremental=dp.by_day(
-        source="bronze_order_lines_to_date",
-        source_day=day_in_id("order_id"),
-        target_day=day_in_id("order_id"),
-    ),
+    incremental=dp.by_day(source="bronze_order_lines", source_day=day_in_id("order_id"), arrival_day=DROP_DAY),
     contract=dp.Contract(
         keys=("order_id", "line_number"), grain="one row per order line", owner="sales-analytics"
     ),
 )
 @dp.expect_all_or_drop({**ORDER_LINE_RULES, **LATEST_VERSION_RULE})
-def silver_order_lines(bronze_order_lines_to_date, silver_products):
+def silver_order_lines(bronze_order_lines, silver_products):
     """One row per order line (key order_id, line_number), typed and validated; the
     latest ingested version wins. Rejected lines: order_lines_quarantine. Refreshed
     by the day in the order id: a new export recomputes the orders it touches, a
     re-sent line of an older order with every version of that line."""
-    return prepare_order_lines(bronze_order_lines_to_date, silver_products)
+    return prepare_order_lines(bronze_order_lines, silver_products)
 
 
 @dp.materialized_view(
@@ -118,37 +88,34 @@ def silver_sites(bronze_sites):
         owner="supply-chain",
     ),
     incremental=dp.by_day(
-        source="bronze_stock_snapshots_to_date",
+        source="bronze_stock_snapshots",
         source_day=or_no_day("CAST(try_to_timestamp(trim(snapshot_date), 'dd/MM/yyyy') AS DATE)"),
         target_day=or_no_day("snapshot_date"),
+        arrival_day=DROP_DAY,
     ),
 )
 @dp.expect_all_or_drop({**STOCK_SNAPSHOT_RULES, **STOCK_LATEST_VERSION_RULE})
-def silver_stock_snapshots(bronze_stock_snapshots_to_date, silver_products, silver_sites):
+def silver_stock_snapshots(bronze_stock_snapshots, silver_products, silver_sites):
     """One row per day x site x product (key snapshot_date, site_id, product_id), typed
     and validated; the latest ingested version wins. Rejected rows:
     stock_snapshots_quarantine. Refreshed by snapshot_date, part of the key (parsed
     as silver parses it)."""
-    return prepare_stock_snapshots(bronze_stock_snapshots_to_date, silver_products, silver_sites)
+    return prepare_stock_snapshots(bronze_stock_snapshots, silver_products, silver_sites)
 
 
 @dp.materialized_view(
     path="silver/domain=pharma/table=deliveries",
     quarantine=True,
     contract=dp.Contract(keys=("delivery_id",), grain="one row per delivery", owner="supply-chain"),
-    incremental=dp.by_day(
-        source="bronze_deliveries_to_date",
-        source_day=day_in_id("delivery_id"),
-        target_day=day_in_id("delivery_id"),
-    ),
+    incremental=dp.by_day(source="bronze_deliveries", source_day=day_in_id("delivery_id"), arrival_day=DROP_DAY),
 )
 @dp.expect_all_or_drop({**DELIVERY_RULES, **DELIVERY_LATEST_VERSION_RULE})
-def silver_deliveries(bronze_deliveries_to_date, silver_sites):
+def silver_deliveries(bronze_deliveries, silver_sites):
     """One row per delivery (key delivery_id), validated, with is_on_time / is_complete
     (NULL while not delivered); the latest ingested version wins. Rejected lines:
     deliveries_quarantine. Refreshed by the day in the delivery id (the order's): the
     delivered export of an older delivery recomputes that day with its first export."""
-    return prepare_deliveries(bronze_deliveries_to_date, silver_sites)
+    return prepare_deliveries(bronze_deliveries, silver_sites)
 
 
 @dp.materialized_view(
