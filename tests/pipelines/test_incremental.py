@@ -10,6 +10,7 @@ import json
 
 import pytest
 from chispa import assert_df_equality
+from pyspark.sql import functions as F
 
 from lakehouse import maintenance
 from lakehouse import pipelines as dp
@@ -295,3 +296,34 @@ def test_the_target_day_may_be_sql_over_the_views_columns(spark, lake, source):
         ("S-2026-11-02-3", "r2"),
         ("S-2026-11-03-4", "r2"),
     }
+
+
+def test_counts_and_kept_fingerprints_in_one_pass_equal_the_two_passes(spark):
+    """``count_by_partition`` (what an incremental write records) gives the counts of
+    ``count`` and the fingerprints of the rows ``split`` keeps, without its check
+    columns; a partition whose rows are all dropped has none."""
+    from lakehouse.pipelines import expectations as ex
+    from lakehouse.pipelines.graph import Action, Expectation
+    from lakehouse.pipelines.incremental import partition_fingerprints
+
+    rules = [
+        Expectation("positive", "amount > 0", Action.DROP),
+        Expectation("small", "amount < 50", Action.WARN),
+    ]
+    rows = [
+        (dt.date(2026, 11, 1), 10, "a"),
+        (dt.date(2026, 11, 1), 60, "b"),  # warned, kept
+        (dt.date(2026, 11, 2), -1, "c"),  # dropped: day 2 keeps nothing
+        (dt.date(2026, 11, 3), None, "d"),  # NULL passes
+    ]
+    frame = spark.createDataFrame(rows, "day date, amount int, _check_raw string")
+    flagged = ex.flag(frame, rules)
+    total, results, fingerprints = ex.count_by_partition(
+        flagged, rules, F.col("day"), ["day", "amount"]
+    )
+    assert (total, results) == ex.count(flagged, rules)
+    assert [(r.name, r.passed, r.failed) for r in results] == [("positive", 3, 1), ("small", 3, 1)]
+    kept, _ = ex.split(flagged, rules)
+    assert fingerprints == partition_fingerprints(kept.drop("_check_raw"), F.col("day"))
+    assert sorted(fingerprints) == ["2026-11-01", "2026-11-03"]
+    assert fingerprints["2026-11-01"].startswith("2:")

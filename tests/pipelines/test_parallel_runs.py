@@ -94,3 +94,32 @@ def failing_events(spark, lake):
     log = read_delta(spark, lake.system("event_log"))
     last = log.orderBy(F.col("started_at").desc()).first()["run_id"]
     return log.where(F.col("run_id") == last).collect()
+
+
+def test_the_longest_chain_starts_first_from_the_last_runs_durations():
+    """a -> b -> c (3 s in all) and d, e, f (1 s each), one at a time of two slots: d,
+    e and f come first in the ready list, but a heads the longest chain."""
+    from lakehouse.pipelines.planner import critical_paths, update_in_order
+
+    upstream = {"a": set(), "b": {"a"}, "c": {"b"}, "d": set(), "e": set(), "f": set()}
+    durations = {"a": 1.0, "b": 1.0, "c": 1.0, "d": 1.0, "e": 1.0, "f": 0.5}
+    assert critical_paths(upstream, durations) == {"a": 3.0, "b": 2.0, "c": 1.0, "d": 1.0, "e": 1.0, "f": 0.5}
+    assert critical_paths(upstream, {}) == dict.fromkeys(upstream, 0.0), "no record: no preference"
+
+    class Graph:
+        name = "chains"
+
+        def upstream(self, name):
+            return upstream[name]
+
+    started = []
+    lock = threading.Lock()
+
+    def update(name):
+        with lock:
+            started.append(name)
+        time.sleep(0.05)
+
+    update_in_order(Graph(), ["d", "e", "f", "a", "b", "c"], 1 + 1, update, durations)
+    assert set(started[:2]) == {"a", "d"}, started  # without durations: d and e
+    assert started.index("b") < started.index("f"), "b (2 s to go) before f (0.5 s)"

@@ -73,24 +73,58 @@ def content_digest(df: DataFrame) -> str:
 
 def row_hash(df: DataFrame) -> Column:
     """A hash of every column of a row, as DECIMAL so that sums of it cannot overflow."""
-    return F.xxhash64(*[F.col(f"`{c}`") for c in df.columns]).cast("decimal(38,0)")
+    return row_hash_of(df.columns)
+
+
+def row_hash_of(columns: Sequence[str]) -> Column:
+    """:func:`row_hash` over the ``columns`` named (of a frame with more)."""
+    return F.xxhash64(*[F.col(f"`{c}`") for c in columns]).cast("decimal(38,0)")
+
+
+def count_by_partition(
+    flagged: DataFrame, expectations: Sequence[Expectation], partition: Column, kept_columns: Sequence[str]
+) -> tuple[int, list[ExpectationResult], dict[str, str]]:
+    """As :func:`count`, plus the fingerprint ('rows:hash sum' of ``kept_columns``) of
+    the rows :func:`split` keeps, per ``partition`` (those with kept rows): one pass
+    where an incremental view needed two."""
+    drop_rules = [F.lit(e.name) for e in expectations if e.action == Action.DROP]
+    kept = F.size(F.array_intersect(F.col(FAILED_RULES), F.array(*drop_rules))) == 0 if drop_rules else F.lit(True)
+    grouped = flagged.groupBy(partition.alias("__partition")).agg(
+        *_count_columns(expectations),
+        F.sum(kept.cast("long")).alias("__kept"),
+        F.sum(F.when(kept, row_hash_of(kept_columns))).alias("__hash"),
+    )
+    total, failed, fingerprints = 0, [0] * len(expectations), {}
+    for row in grouped.collect():
+        total += row["__rows"]
+        failed = [f + int(row[f"__e{i}"] or 0) for i, f in enumerate(failed)]
+        if row["__kept"]:
+            fingerprints[str(row["__partition"])] = f"{row['__kept']}:{row['__hash']}"
+    return total, _results(expectations, total, failed), fingerprints
+
+
+def _count_columns(expectations: Sequence[Expectation]) -> list[Column]:
+    return [F.count(F.lit(1)).alias("__rows")] + [
+        F.sum(F.array_contains(FAILED_RULES, e.name).cast("long")).alias(f"__e{i}")
+        for i, e in enumerate(expectations)
+    ]
+
+
+def _results(expectations: Sequence[Expectation], total: int, failed: Sequence[int]) -> list[ExpectationResult]:
+    return [
+        ExpectationResult(e.name, e.action.value, total - f, f) for e, f in zip(expectations, failed, strict=True)
+    ]
 
 
 def _aggregate(
     flagged: DataFrame, expectations: Sequence[Expectation], *, digest: bool
 ) -> tuple[int, list[ExpectationResult], str | None]:
-    aggregates = [F.count(F.lit(1)).alias("__rows")] + [
-        F.sum(F.array_contains(FAILED_RULES, e.name).cast("long")).alias(f"__e{i}")
-        for i, e in enumerate(expectations)
-    ]
+    aggregates = _count_columns(expectations)
     if digest:
         aggregates.append(F.sum(row_hash(flagged)).alias("__hash"))
     row = metrics_without_observe(flagged, *aggregates)
     total = row["__rows"]
-    results = []
-    for i, e in enumerate(expectations):
-        failed = int(row[f"__e{i}"] or 0)
-        results.append(ExpectationResult(e.name, e.action.value, total - failed, failed))
+    results = _results(expectations, total, [int(row[f"__e{i}"] or 0) for i in range(len(expectations))])
     return total, results, f"{total}:{row['__hash']}" if digest else None
 
 

@@ -671,8 +671,10 @@ def refresh_incremental(
     before = read_json(state_file(executor, dataset)) or {}
     target = runner.path(dataset.name)
     if planned.partitions is None:
-        written = writer.write(runner, dataset, whole, event, state, mode="overwrite")
-        table = partition_fingerprints(written.kept, spec.target_partition())
+        written = writer.write(
+            runner, dataset, whole, event, state, mode="overwrite", fingerprint_by=spec.target_partition()
+        )
+        table = written.fingerprints or {}
         mode = "full"
     elif not planned.partitions:
         event.status, event.rows_read, event.rows_written = "SKIPPED", 0, 0
@@ -688,10 +690,17 @@ def refresh_incremental(
         if read != planned.partitions:  # rows of the days only read for their windows left out
             frame = frame.where(F.expr(condition))
         written = writer.write(
-            runner, dataset, frame, event, state, mode="overwrite", replace_where=condition
+            runner,
+            dataset,
+            frame,
+            event,
+            state,
+            mode="overwrite",
+            replace_where=condition,
+            fingerprint_by=spec.target_partition(),
         )
         untouched = {p: fp for p, fp in before["target"].items() if p not in set(planned.partitions)}
-        table = {**untouched, **partition_fingerprints(written.kept, spec.target_partition())}
+        table = {**untouched, **(written.fingerprints or {})}
         mode = spec.unit
     rebuilt_partitions = planned.partitions if mode == spec.unit else []
     event.details = json.dumps({"mode": mode, spec.unit: rebuilt_partitions, "reason": planned.reason})

@@ -3,7 +3,8 @@
 - ``datasets_to_update``: the datasets of a ``run(refresh=..., include_upstreams=...)``
   in dependency order, and the ones fully refreshed.
 - ``update_in_order``: each dataset once every dataset it reads is done, up to
-  ``parallelism`` at once; the first failure starts nothing new.
+  ``parallelism`` at once, the longest chain first (``critical_paths`` of the last
+  run's durations); the first failure starts nothing new.
 - ``last_refresh`` / ``unchanged``: a materialized view whose plan and input
   versions are those of its last refresh is not computed
   (``lakehouse.pipelines.fingerprint``).
@@ -12,7 +13,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextvars import copy_context
 from graphlib import TopologicalSorter
@@ -68,24 +69,35 @@ def _private_upstreams(graph: PipelineGraph, names: Sequence[str]) -> set[str]:
 
 
 def update_in_order(
-    graph: PipelineGraph, order: list[str], parallelism: int, update: Callable[[str], None]
+    graph: PipelineGraph,
+    order: list[str],
+    parallelism: int,
+    update: Callable[[str], None],
+    durations: Mapping[str, float] | None = None,
 ) -> None:
     """``update(name)`` for each of ``order``, each once every dataset it reads is
-    done, up to ``parallelism`` at once. The first failure stops new starts; it is
-    raised once the running ones have ended (so the roll-back sees every write)."""
+    done, up to ``parallelism`` at once: of the datasets ready, the one heading the
+    longest chain of ``durations`` (seconds, the last run's) first, so the slow
+    chains do not start last. The first failure stops new starts; it is raised once
+    the running ones have ended (so the roll-back sees every write)."""
     if parallelism == 1:
         for name in order:
             update(name)
         return
     wanted = set(order)
-    sorter = TopologicalSorter({name: graph.upstream(name) & wanted for name in order})
+    upstream = {name: graph.upstream(name) & wanted for name in order}
+    rank = critical_paths(upstream, durations or {})
+    sorter = TopologicalSorter(upstream)
     sorter.prepare()
     failure: BaseException | None = None
     running: dict[Future[None], str] = {}
+    ready: list[str] = []
     with ThreadPoolExecutor(parallelism, thread_name_prefix=f"pipeline-{graph.name}") as pool:
         while running or (failure is None and sorter.is_active()):
             if failure is None:
-                for name in sorter.get_ready():
+                ready = sorted([*ready, *sorter.get_ready()], key=lambda n: -rank[n])  # stable
+                while ready and len(running) < parallelism:
+                    name = ready.pop(0)
                     task = copy_context().run  # definitions see current() in their thread
                     running[pool.submit(task, update, name)] = name
             if not running:
@@ -99,6 +111,19 @@ def update_in_order(
                     failure = future.exception()
     if failure is not None:
         raise failure
+
+
+def critical_paths(upstream: Mapping[str, set[str]], durations: Mapping[str, float]) -> dict[str, float]:
+    """Each dataset's duration plus the longest chain of durations after it (0 for a
+    dataset without a recorded duration)."""
+    downstream: dict[str, set[str]] = {name: set() for name in upstream}
+    for name, reads in upstream.items():
+        for read in reads:
+            downstream[read].add(name)
+    rank: dict[str, float] = {}
+    for name in reversed(list(TopologicalSorter(upstream).static_order())):
+        rank[name] = durations.get(name, 0.0) + max((rank[d] for d in downstream[name]), default=0.0)
+    return rank
 
 
 def last_refresh(

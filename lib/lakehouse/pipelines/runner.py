@@ -30,7 +30,7 @@ from typing import Any
 
 from pyspark.sql import SparkSession
 
-from lakehouse.lake import Lake, delta_exists
+from lakehouse.lake import Lake, delta_exists, read_json, write_json
 from lakehouse.pipelines import expectations as ex
 from lakehouse.pipelines import incremental, planner
 from lakehouse.pipelines.event_log import FlowEvent, append_events
@@ -225,12 +225,15 @@ class PipelineRunner:
         remove_stale_staging(self.lake.system("staging"))
         state = RunState(ingested_at=ingested_at, staging=self.lake.system(f"staging/{run.run_id}"))
         executor = FlowExecutor(self)
+        durations_file = self.lake.system(f"durations/{self.graph.name}.json")
+        durations = read_json(durations_file) or {}
         try:
             planner.update_in_order(
                 self.graph,
                 order,
                 self.parallelism,
                 lambda name: executor.update(name, run, state, full_refresh=name in full),
+                durations,
             )
         except Exception as exc:  # noqa: BLE001 - recorded, rolled back, then raised
             failed = next((e for e in reversed(run.events) if e.status == "FAILED"), None)
@@ -243,6 +246,7 @@ class PipelineRunner:
         finally:
             remove(state.staging)
         append_events(self.spark, self.lake.system("event_log"), run.events)
+        write_json(durations_file, {**durations, **_durations(run.events)})
         if run.status == "FAILED" and raise_on_failure:
             raise PipelineFailed(run)
         return run
@@ -301,6 +305,16 @@ def _commit(state: RunState) -> None:
         _save_offsets(checkpoint, committed=versions)
     for commit in state.checkpoint_commits:
         commit()
+
+
+def _durations(events: Sequence[FlowEvent]) -> dict[str, float]:
+    """Seconds per dataset of a run (its flows summed): the next run starts the
+    datasets heading the longest chains first."""
+    seconds: dict[str, float] = {}
+    for event in events:
+        if event.duration_seconds is not None:
+            seconds[event.dataset] = round(seconds.get(event.dataset, 0.0) + event.duration_seconds, 3)
+    return seconds
 
 
 def _new_run_id() -> str:

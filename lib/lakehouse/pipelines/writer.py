@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from pyspark.sql import DataFrame
+from pyspark.sql import Column, DataFrame
 
 from lakehouse import maintenance
 from lakehouse.lake import delta_exists
@@ -30,11 +30,13 @@ if TYPE_CHECKING:
 @dataclass(frozen=True)
 class Written:
     """What :func:`write` computed: the flagged rows' content digest (with
-    ``unless_digest``) and the rows kept for the target (staged, readable until the
-    run ends; None when nothing was written)."""
+    ``unless_digest``), the rows kept for the target (staged, readable until the
+    run ends; None when nothing was written) and, with ``fingerprint_by``, the kept
+    rows' fingerprints per partition."""
 
     digest: str | None
     kept: DataFrame | None
+    fingerprints: dict[str, str] | None = None
 
 
 def write(
@@ -48,16 +50,27 @@ def write(
     merge_schema: bool = False,
     unless_digest: str | None = None,
     replace_where: str | None = None,
+    fingerprint_by: Column | None = None,
 ) -> Written:
     """Evaluate expectations, then write kept rows (and quarantined ones) in one
     commit each. With ``unless_digest``, write nothing if the flagged rows' content
     digest equals it (a view whose result is unchanged). With ``replace_where`` (a
-    SQL predicate), replace only the rows it selects, in the target and quarantine."""
-    flagged = staged(runner, ex.flag(frame, dataset.expectations), dataset, state)
-    if unless_digest is None:
-        (total, results), digest = ex.count(flagged, dataset.expectations), None
-    else:
+    SQL predicate), replace only the rows it selects, in the target and quarantine.
+    With ``fingerprint_by`` (a partition column), the kept rows' fingerprints per
+    partition come with the counts (an incremental view's state)."""
+    flagged, columns = staged(runner, ex.flag(frame, dataset.expectations), dataset, state)
+    check_columns = [c for c in columns if c.startswith(CHECK_PREFIX)]
+    kept_columns = [c for c in columns if c != ex.FAILED_RULES and c not in check_columns]
+    fingerprints = None
+    if unless_digest is not None:
         total, results, digest = ex.count_and_digest(flagged, dataset.expectations)
+    elif fingerprint_by is not None:
+        total, results, fingerprints = ex.count_by_partition(
+            flagged, dataset.expectations, fingerprint_by, kept_columns
+        )
+        digest = None
+    else:
+        (total, results), digest = ex.count(flagged, dataset.expectations), None
     event.rows_read, event.expectations = total, results
     ex.raise_on_fail(dataset.name, flagged, dataset.expectations, results)
     path = runner.path(dataset.name)
@@ -67,7 +80,6 @@ def write(
         event.details = "result unchanged since the last refresh: nothing written"
         return Written(digest, None)
     kept, dropped = ex.split(flagged, dataset.expectations)
-    check_columns = [c for c in kept.columns if c.startswith(CHECK_PREFIX)]
     if check_columns:
         kept = kept.drop(*check_columns)
     drop_failures = any(r.failed for r in results if r.action == "drop")
@@ -84,16 +96,20 @@ def write(
     event.rows_written = total - dropped_count
     event.target_version = maintenance.version(path)
     event.status = "COMPLETED"
-    return Written(digest, kept)
+    return Written(digest, kept, fingerprints)
 
 
-def staged(runner: PipelineRunner, flagged: DataFrame, dataset: Dataset, state: RunState) -> DataFrame:
-    """The flagged rows computed once into a Parquet file of this run and read back:
-    the counts, the kept rows and the quarantine then read that file instead of
-    computing the definition three times. Removed at the end of the run."""
+def staged(
+    runner: PipelineRunner, flagged: DataFrame, dataset: Dataset, state: RunState
+) -> tuple[DataFrame, list[str]]:
+    """The flagged rows computed once into a Parquet file of this run and read back
+    (with their column names): the counts, the kept rows and the quarantine then
+    read that file instead of computing the definition three times. Removed at the
+    end of the run."""
     uri = f"{state.staging}/{dataset.name}"
     flagged.write.mode("overwrite").parquet(uri)
-    return runner.spark.read.schema(flagged.schema).parquet(uri)
+    schema = flagged.schema
+    return runner.spark.read.schema(schema).parquet(uri), schema.names
 
 
 def save(
