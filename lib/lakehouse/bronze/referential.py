@@ -142,16 +142,16 @@ def load_changes(
     since = None if full_load else watermark_us(spark, changes_path)
     try:
         plan = plan_extraction(spark, endpoint, table, since, settings)
-        frame = read_changed_rows(spark, endpoint, plan)
-        _ = frame.schema  # analysed here, so a bad table or connection fails inside this guard
+        frame = None
+        if plan.rows or full_load:  # otherwise nothing changed: skipped, no empty commit
+            frame = read_changed_rows(spark, endpoint, plan)
+            _ = frame.schema  # analysed here, so a bad table or connection fails inside this guard
     except Exception as exc:  # noqa: BLE001 - re-raised without the connection's secrets
         raise ReferentialLoadError(
             f"cannot read referential table {endpoint.schema}.{table} from {endpoint!r}: "
             f"{_redact(str(exc), endpoint)}"
         ) from None
     _write_marker(checkpoint, table)
-    if plan.rows == 0 and not full_load:
-        return None  # nothing changed since the watermark: the flow is skipped, no empty commit
     return frame
 
 
