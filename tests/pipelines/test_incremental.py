@@ -318,9 +318,7 @@ def test_counts_and_kept_fingerprints_in_one_pass_equal_the_two_passes(spark):
     ]
     frame = spark.createDataFrame(rows, "day date, amount int, _check_raw string")
     flagged = ex.flag(frame, rules)
-    total, results, fingerprints = ex.count_by_partition(
-        flagged, rules, F.col("day"), ["day", "amount"]
-    )
+    total, results, fingerprints = ex.count_by_partition(flagged, rules, F.col("day"), ["day", "amount"])
     assert (total, results) == ex.count(flagged, rules)
     assert [(r.name, r.passed, r.failed) for r in results] == [("positive", 3, 1), ("small", 3, 1)]
     kept, _ = ex.split(flagged, rules)

@@ -253,7 +253,9 @@ def test_day_fingerprints_follow_the_files_appended_to_bronze(spark, lake, monke
 
     runner = _runner(spark, lake, _day(3))
     _drop(spark, runner, "bronze_deliveries", 3, [_delivery("DL2026110300002", 5)])
-    _drop(spark, runner, "bronze_order_lines", 5, [_line("O2026110100001", 1, 1, quantity="9")])  # dropped later
+    _drop(
+        spark, runner, "bronze_order_lines", 5, [_line("O2026110100001", 1, 1, quantity="9")]
+    )  # dropped later
     after_commit = _refresh(spark, lake, _day(3))
     assert sorted(reads) == [("bronze_deliveries", 1), ("bronze_order_lines", 1)]  # the new rows only
     assert _days(after_commit, "silver_deliveries")["days"] == ["2026-11-03"]

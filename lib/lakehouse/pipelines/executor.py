@@ -86,7 +86,9 @@ class FlowExecutor:
         frames = {name: self.read(name, state) for name in flow.inputs}
         spec = self.graph.datasets[flow.target].incremental
         if getattr(spec, "arrival_day", None) is not None and spec.source in frames:
-            frames[spec.source] = spec.arrived(frames[spec.source], self.runner.context.parameters.get("run_date"))
+            frames[spec.source] = spec.arrived(
+                frames[spec.source], self.runner.context.parameters.get("run_date")
+            )
         return frames
 
     def read(self, name: str, state: RunState) -> DataFrame:

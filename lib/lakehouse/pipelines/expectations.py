@@ -88,7 +88,11 @@ def count_by_partition(
     the rows :func:`split` keeps, per ``partition`` (those with kept rows): one pass
     where an incremental view needed two."""
     drop_rules = [F.lit(e.name) for e in expectations if e.action == Action.DROP]
-    kept = F.size(F.array_intersect(F.col(FAILED_RULES), F.array(*drop_rules))) == 0 if drop_rules else F.lit(True)
+    kept = (
+        F.size(F.array_intersect(F.col(FAILED_RULES), F.array(*drop_rules))) == 0
+        if drop_rules
+        else F.lit(True)
+    )
     grouped = flagged.groupBy(partition.alias("__partition")).agg(
         *_count_columns(expectations),
         F.sum(kept.cast("long")).alias("__kept"),
@@ -110,9 +114,12 @@ def _count_columns(expectations: Sequence[Expectation]) -> list[Column]:
     ]
 
 
-def _results(expectations: Sequence[Expectation], total: int, failed: Sequence[int]) -> list[ExpectationResult]:
+def _results(
+    expectations: Sequence[Expectation], total: int, failed: Sequence[int]
+) -> list[ExpectationResult]:
     return [
-        ExpectationResult(e.name, e.action.value, total - f, f) for e, f in zip(expectations, failed, strict=True)
+        ExpectationResult(e.name, e.action.value, total - f, f)
+        for e, f in zip(expectations, failed, strict=True)
     ]
 
 

@@ -278,7 +278,9 @@ def by_key(*, source: str, keys: Sequence[str]) -> ByKey:
     return ByKey(source, tuple(keys))
 
 
-def problems(dataset: Dataset, inputs: Sequence[str], kinds: Mapping[str, DatasetKind] | None = None) -> list[str]:
+def problems(
+    dataset: Dataset, inputs: Sequence[str], kinds: Mapping[str, DatasetKind] | None = None
+) -> list[str]:
     """Why the runner cannot honour ``dataset``'s ``incremental=`` (empty if it can);
     ``kinds``: the graph's dataset kinds."""
     spec, where = dataset.incremental, f"{dataset.name!r}: incremental="
@@ -401,7 +403,9 @@ def _source_partitions(executor: FlowExecutor, spec: ByDay | ByKey, source: Data
     return _with_extra_days(executor, spec, partition_fingerprints(source, spec.source_partition()))
 
 
-def _with_extra_days(executor: FlowExecutor, spec: ByDay | ByKey, partitions: dict[str, str]) -> dict[str, str]:
+def _with_extra_days(
+    executor: FlowExecutor, spec: ByDay | ByKey, partitions: dict[str, str]
+) -> dict[str, str]:
     for path, day_expr in spec.extra_day_inputs.items():
         uri = f"{executor.runner.lake.root}/{path}"
         if not delta_exists(uri):
@@ -456,7 +460,9 @@ def added_fingerprints(
     for arrival, parts in added.items():
         into = result.setdefault(arrival, {})
         for partition, fingerprint in parts.items():
-            into[partition] = _sum_fingerprints([into[partition], fingerprint]) if partition in into else fingerprint
+            into[partition] = (
+                _sum_fingerprints([into[partition], fingerprint]) if partition in into else fingerprint
+            )
     return result
 
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-
 # Tables refreshed by day group a key's versions under a day computed from the key;
 # rows whose key gives no day (no id, an unparsable date, no time) share NO_DAY, so a
 # bad line never forces a full rebuild and still lands in silver or the quarantine.

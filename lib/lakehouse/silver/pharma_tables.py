@@ -56,7 +56,9 @@ def silver_product_prices(bronze_product_prices):
 @dp.materialized_view(
     path="silver/domain=pharma/table=order_lines",
     quarantine=True,
-    incremental=dp.by_day(source="bronze_order_lines", source_day=day_in_id("order_id"), arrival_day=DROP_DAY),
+    incremental=dp.by_day(
+        source="bronze_order_lines", source_day=day_in_id("order_id"), arrival_day=DROP_DAY
+    ),
     contract=dp.Contract(
         keys=("order_id", "line_number"), grain="one row per order line", owner="sales-analytics"
     ),
@@ -107,7 +109,9 @@ def silver_stock_snapshots(bronze_stock_snapshots, silver_products, silver_sites
     path="silver/domain=pharma/table=deliveries",
     quarantine=True,
     contract=dp.Contract(keys=("delivery_id",), grain="one row per delivery", owner="supply-chain"),
-    incremental=dp.by_day(source="bronze_deliveries", source_day=day_in_id("delivery_id"), arrival_day=DROP_DAY),
+    incremental=dp.by_day(
+        source="bronze_deliveries", source_day=day_in_id("delivery_id"), arrival_day=DROP_DAY
+    ),
 )
 @dp.expect_all_or_drop({**DELIVERY_RULES, **DELIVERY_LATEST_VERSION_RULE})
 def silver_deliveries(bronze_deliveries, silver_sites):
