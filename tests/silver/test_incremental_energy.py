@@ -219,3 +219,43 @@ def test_a_preview_before_any_run_resamples_everything_and_keeps_no_state(spark,
     sample, _ = _runner(spark, lake, _day(1)).preview(DATASET)
     assert [(r.machine_id, r.kwh, r.minutes_observed) for r in sample.itertuples()] == [("M001", 1.0, 1)]
     assert not Path(lake.system("incremental")).exists()
+
+
+def test_a_corrupt_reading_arriving_recomputes_no_day(spark, lake):
+    """The resampled readings read only the well-formed bronze rows with a time
+    (``source_where``): a corrupt line arriving, with or without a time, changes no
+    day's fingerprint."""
+    _write_referential(spark, lake, ["M001"])
+    _append_drop(spark, lake, 1, [("M001", _at(1, 10, 0), 1.0, 20.0)])
+    _refresh(spark, lake, _day(1))
+    file, at = "landing/source=iot/readings/2026-11-01/bad.jsonl", _at(1, 23, 0)
+    corrupt = [
+        (
+            "M001",
+            None,
+            None,
+            None,
+            None,
+            None,
+            '{"machine_id": "M001", "ts": ',
+            file,
+            1,
+            at,
+            "2026",
+            "11",
+            "01",
+        ),
+        ("M001", _at(1, 10, 0), 9.0, 540.0, 20.0, 1.0, "kwh: 9,0", file, 2, at, "2026", "11", "01"),
+    ]
+    path = f"{lake.root}/{BRONZE_READINGS_PATH}"
+    write_delta(
+        spark.createDataFrame(corrupt, BRONZE_SCHEMA),
+        path,
+        mode="append",
+        partition_by=("year", "month", "day"),
+    )
+    assert _plan(spark, lake, _day(1)).days == []
+    run = _refresh(spark, lake, _day(1))
+    assert json.loads(run.event(RESAMPLED).details)["mode"] == "unchanged"
+    _assert_equals_full_rebuild(spark, lake, _day(1))
+    assert _hour(spark, lake, "M001", _at(1, 10, 0))["kwh"] == 1.0

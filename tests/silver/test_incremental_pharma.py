@@ -5,6 +5,7 @@ one, bad rows stay in the quarantine, and the tables always equal a full rebuild
 
 import datetime as dt
 import json
+import shutil
 
 import pytest
 from chispa import assert_df_equality
@@ -275,6 +276,16 @@ def test_day_fingerprints_follow_the_files_appended_to_bronze(spark, lake, monke
     rewritten = _refresh(spark, lake, _day(5))
     assert reads == [("bronze_deliveries", 4)]  # whole: the files read before are gone
     assert _days(rewritten, "silver_deliveries")["days"] == ["2026-11-03"]
+    _assert_equals_full_rebuild(spark, lake, _day(5))
+
+    reads.clear()  # dropped and created again: its version is below the one recorded
+    table = read_delta(spark, bronze)
+    rows, schema = table.where(~F.col("delivery_id").eqNullSafe("DL2026110100001")).collect(), table.schema
+    shutil.rmtree(bronze)
+    write_delta(spark.createDataFrame(rows, schema), bronze, partition_by=("year", "month", "day"))
+    recreated = _refresh(spark, lake, _day(5))
+    assert reads == [("bronze_deliveries", 3)]
+    assert _days(recreated, "silver_deliveries")["days"] == ["2026-11-01"]
     _assert_equals_full_rebuild(spark, lake, _day(5))
 
 

@@ -82,13 +82,13 @@ class FlowExecutor:
 
     def inputs(self, flow: Flow, state: RunState) -> dict[str, DataFrame]:
         """Every input read whole (temporary views from this run, tables from the lake);
-        an incremental source with an ``arrival_day``: its rows arrived up to the run date."""
+        an incremental source: the rows the view reads (``source_where``, arrived up to
+        the run date)."""
         frames = {name: self.read(name, state) for name in flow.inputs}
         spec = self.graph.datasets[flow.target].incremental
-        if getattr(spec, "arrival_day", None) is not None and spec.source in frames:
-            frames[spec.source] = spec.arrived(
-                frames[spec.source], self.runner.context.parameters.get("run_date")
-            )
+        if hasattr(spec, "read_rows") and spec.source in frames:
+            run_date = self.runner.context.parameters.get("run_date")
+            frames[spec.source] = spec.read_rows(frames[spec.source], run_date)
         return frames
 
     def read(self, name: str, state: RunState) -> DataFrame:

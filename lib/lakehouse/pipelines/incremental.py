@@ -78,7 +78,8 @@ class ByDay:
     many days before it (a rolling window). ``latest_per``: source columns whose
     latest row the view marks or keeps (``is_latest``, the site's latest snapshot).
     ``arrival_day``: SQL (a DATE) of the day a row of the append-only ``source``
-    arrived; rows count once it is on or before the run date."""
+    arrived; rows count once it is on or before the run date. ``source_where``: SQL
+    selecting the source rows the view reads (the others are not fingerprinted)."""
 
     source: str
     source_day: str
@@ -87,6 +88,7 @@ class ByDay:
     lookback_days: int = 0
     latest_per: tuple[str, ...] = ()
     arrival_day: str | None = None
+    source_where: str | None = None
     unit = "days"
 
     # Days as DATE (str() gives 'YYYY-MM-DD'): a cast costs half of date_format, and
@@ -98,8 +100,11 @@ class ByDay:
     def source_partition(self) -> Column:
         return self.partition_of(self.source_day)
 
-    def arrived(self, source: DataFrame, run_date: Any) -> DataFrame:
-        """The ``source`` rows arrived up to ``run_date`` (all of them without ``arrival_day``)."""
+    def read_rows(self, source: DataFrame, run_date: Any) -> DataFrame:
+        """The ``source`` rows the view reads: those of ``source_where``, arrived up to
+        ``run_date`` (with an ``arrival_day``)."""
+        if self.source_where is not None:
+            source = source.where(F.expr(self.source_where))
         if self.arrival_day is None:
             return source
         return source.where(F.expr(self.arrival_day).cast("date") <= F.lit(_as_date(self.source, run_date)))
@@ -178,9 +183,9 @@ class ByKey:
     keys: tuple[str, ...]
     unit = "keys"
     extra_day_inputs: Mapping[str, str] = field(default_factory=dict)  # none: by day only
-    arrival_day = None  # by day only
+    arrival_day = source_where = None  # by day only
 
-    def arrived(self, source: DataFrame, run_date: Any) -> DataFrame:
+    def read_rows(self, source: DataFrame, run_date: Any) -> DataFrame:
         return source
 
     def source_partition(self) -> Column:
@@ -222,6 +227,7 @@ def by_day(
     lookback_days: int = 0,
     latest_per: Sequence[str] = (),
     arrival_day: str | None = None,
+    source_where: str | None = None,
 ) -> ByDay:
     """Refresh by day (dbt's ``insert_overwrite`` by partition): only the days whose
     ``source`` rows changed are recomputed and replaced. ``target_day`` defaults to
@@ -240,9 +246,14 @@ def by_day(
     ``arrival_day``: for a ``source`` table that is only appended to (bronze), SQL over
     its columns giving the DATE a row arrived (its drop date). The definition sees the
     rows arrived up to the pipeline's ``run_date`` parameter, and a run fingerprints
-    only the rows appended since the last refresh instead of the whole source."""
-    if arrival_day is not None and (not isinstance(arrival_day, str) or not arrival_day.strip()):
-        raise GraphError(f"by_day(source={source!r}): arrival_day is SQL giving a DATE, got {arrival_day!r}")
+    only the rows appended since the last refresh instead of the whole source.
+    ``source_where``: SQL selecting the source rows the view reads (e.g. the
+    well-formed ones, with a day): the definition sees only those and the others are
+    not fingerprinted, so a bad row arriving recomputes nothing. A plain column as
+    ``source_day`` lets the engine skip the files of other days."""
+    for option, value in (("arrival_day", arrival_day), ("source_where", source_where)):
+        if value is not None and (not isinstance(value, str) or not value.strip()):
+            raise GraphError(f"by_day(source={source!r}): {option} is SQL, got {value!r}")
     if isinstance(lookback_days, bool) or not isinstance(lookback_days, int) or lookback_days < 0:
         raise GraphError(
             f"by_day(source={source!r}): lookback_days is a whole number >= 0, got {lookback_days!r}"
@@ -259,6 +270,7 @@ def by_day(
         lookback_days,
         tuple(latest_per),
         arrival_day,
+        source_where,
     )
 
 
@@ -424,23 +436,28 @@ def arrival_fingerprints(executor: FlowExecutor, spec: ByDay, recorded: Mapping[
     from lakehouse.pipelines.delta_source import UpstreamRewritten, read_appended
 
     path, spark = executor.runner.path(spec.source), executor.spark
-    partitioning = [spec.source_day, spec.arrival_day]
-    if recorded.get("partitioning") == partitioning and recorded.get("version") is not None:
-        try:
-            appended, version = read_appended(spark, path, since_version=int(recorded["version"]))
-        except UpstreamRewritten:
-            pass
-        else:
-            days = recorded["days"]
-            if appended is not None:
-                days = added_fingerprints(days, _by_arrival(spec, appended))
-            return {"partitioning": partitioning, "version": version, "days": days}
-    version = delta_version(path)
+    partitioning = [spec.source_day, spec.arrival_day, spec.source_where]
+    version, since = delta_version(path), recorded.get("version")
+    if recorded.get("partitioning") == partitioning and since is not None and version is not None:
+        if version == since:
+            return dict(recorded)
+        if version > since:  # an older one (a restore) holds fewer rows: computed whole
+            try:
+                appended, version = read_appended(spark, path, since_version=since)
+            except UpstreamRewritten:  # a file read before is gone: computed whole
+                pass
+            else:
+                days = recorded["days"]
+                if appended is not None:
+                    days = added_fingerprints(days, _by_arrival(spec, appended))
+                return {"partitioning": partitioning, "version": version, "days": days}
     whole = _by_arrival(spec, read_delta(spark, path))
     return {"partitioning": partitioning, "version": version, "days": whole}
 
 
 def _by_arrival(spec: ByDay, rows: DataFrame) -> dict[str, dict[str, str]]:
+    if spec.source_where is not None:
+        rows = rows.where(F.expr(spec.source_where))
     arrival = F.expr(spec.arrival_day).cast("date").alias("__arrival")
     grouped = rows.groupBy(arrival, spec.source_partition().alias("__partition")).agg(
         F.count(F.lit(1)).alias("rows"), F.sum(ex.row_hash(rows)).alias("hash")

@@ -22,12 +22,6 @@ def or_no_day(day: str) -> str:
     return f"CASE WHEN ({day}) IS NULL THEN {NO_DAY} ELSE ({day}) END"
 
 
-def or_no_time(ts: str) -> str:
-    """SQL: the TIMESTAMP ``ts``, or NO_DAY's midnight when it is NULL (a CASE mixing a
-    DATE and a TIMESTAMP fails in the engine)."""
-    return f"CASE WHEN ({ts}) IS NULL THEN TIMESTAMP'1970-01-01 00:00:00' ELSE ({ts}) END"
-
-
 def dropped_by_run_date(bronze: DataFrame) -> DataFrame:
     """The bronze rows dropped up to the run date: what a silver table is made of (a
     drop dated later counts once the run date reaches it). Inside a pipeline run."""
