@@ -29,3 +29,21 @@ def test_catalog_history_and_vacuum_through_delta_rs(spark, lake):
     assert len(removable) >= 1  # the overwritten file, not deleted by a dry run
     assert maintenance.vacuum(path, retention_hours=0, dry_run=False) == removable
     assert spark.read.format("delta").load(path).count() == 1  # still readable by the engine
+
+
+def test_the_version_is_the_latest_commit_file_after_checkpoints_and_log_cleanup(tmp_path):
+    """``maintenance.version`` lists ``_delta_log`` instead of opening the table: the
+    same number as delta-rs gives, with checkpoints, expired commit files removed and
+    the crc files beside them."""
+    import pyarrow as pa
+    from deltalake import DeltaTable, write_deltalake
+
+    path = str(tmp_path / "t")
+    for n in range(12):
+        write_deltalake(path, pa.table({"id": [n]}), mode="append")
+    table = DeltaTable(path)
+    table.create_checkpoint()
+    table.cleanup_metadata()
+    assert maintenance.version(path) == DeltaTable(path).version() == 11
+    write_deltalake(path, pa.table({"id": [12]}), mode="overwrite")
+    assert maintenance.version(path) == 12

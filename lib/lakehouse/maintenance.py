@@ -41,7 +41,20 @@ def history(path: str, *, limit: int | None = None) -> list[dict[str, Any]]:
 
 
 def version(path: str) -> int:
-    return open_table(path).version()
+    """The table's current version: its latest commit file in ``_delta_log`` (one
+    listing; opening the table replays its log and lists its data files, 5-10 ms
+    each of the ~170 times a daily run asks)."""
+    from pyarrow import fs as pafs
+
+    from lakehouse.lake import filesystem
+
+    filesystem_, base = filesystem(path)
+    try:
+        listed = filesystem_.get_file_info(pafs.FileSelector(f"{base}/_delta_log"))
+    except (FileNotFoundError, OSError):
+        listed = []
+    commits = [int(stem) for info in listed if (stem := info.base_name.removesuffix(".json")).isdigit()]
+    return max(commits) if commits else open_table(path).version()
 
 
 def row_count(path: str) -> int:
