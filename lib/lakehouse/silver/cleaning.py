@@ -8,7 +8,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 # Tables refreshed by day group a key's versions under a day computed from the key;
-# rows whose key gives no day (no id, an unparsable date, no time) share NO_DAY, so a
+# rows whose key gives no day (no id, an unparsable date) share NO_DAY, so a
 # bad line never forces a full rebuild and still lands in silver or the quarantine.
 NO_DAY = "DATE'1970-01-01'"
 # SQL: the day a bronze row's file was dropped (its partition): the day it arrived, for
