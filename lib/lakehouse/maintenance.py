@@ -29,8 +29,6 @@ def storage_options(path: str) -> dict[str, str] | None:
     return options
 
 
-
-
 def open_table(path: str) -> DeltaTable:
     return DeltaTable(path, storage_options=storage_options(path))
 
@@ -51,7 +49,7 @@ def version(path: str) -> int:
     filesystem_, base = filesystem(path)
     try:
         listed = filesystem_.get_file_info(pafs.FileSelector(f"{base}/_delta_log"))
-    except (FileNotFoundError, OSError):
+    except OSError:  # no log folder (a missing table): delta-rs says why below
         listed = []
     commits = [int(stem) for info in listed if (stem := info.base_name.removesuffix(".json")).isdigit()]
     return max(commits) if commits else open_table(path).version()

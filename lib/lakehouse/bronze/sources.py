@@ -93,9 +93,14 @@ def explode_notices(df: DataFrame) -> DataFrame:
     )
 
 
-def partition_date(prefix: str = "") -> Column:
+# SQL: the drop-date partition as a DATE, the day a bronze row arrived (what silver's
+# ``dp.by_day(arrival_day=...)`` takes).
+DROP_DAY = "to_date(concat_ws('-', `year`, `month`, `day`))"
+
+
+def partition_date() -> Column:
     """The drop-date partition as a DATE column."""
-    return F.to_date(F.concat_ws("-", F.col(f"{prefix}year"), F.col(f"{prefix}month"), F.col(f"{prefix}day")))
+    return F.expr(DROP_DAY)
 
 
 def read_referential_table(spark: SparkSession, endpoint: PostgresEndpoint, table: str) -> DataFrame:

@@ -87,12 +87,8 @@ def count_by_partition(
     """As :func:`count`, plus the fingerprint ('rows:hash sum' of ``kept_columns``) of
     the rows :func:`split` keeps, per ``partition`` (those with kept rows): one pass
     where an incremental view needed two."""
-    drop_rules = [F.lit(e.name) for e in expectations if e.action == Action.DROP]
-    kept = (
-        F.size(F.array_intersect(F.col(FAILED_RULES), F.array(*drop_rules))) == 0
-        if drop_rules
-        else F.lit(True)
-    )
+    reasons = _drop_reasons(expectations)
+    kept = F.lit(True) if reasons is None else F.size(reasons) == 0
     grouped = flagged.groupBy(partition.alias("__partition")).agg(
         *_count_columns(expectations),
         F.sum(kept.cast("long")).alias("__kept"),
@@ -156,13 +152,19 @@ def raise_on_fail(
 def split(flagged: DataFrame, expectations: Sequence[Expectation]) -> tuple[DataFrame, DataFrame]:
     """``(kept, dropped)``: dropped rows failed a DROP rule and carry their names in
     ``_rejection_reasons``; WARN failures stay in ``kept``."""
-    drop_rules = [e.name for e in expectations if e.action == Action.DROP]
-    if not drop_rules:
+    reasons = _drop_reasons(expectations)
+    if reasons is None:
         return flagged.drop(FAILED_RULES), flagged.limit(0).withColumn(
             QUARANTINE_REASONS, F.array().cast("array<string>")
         ).drop(FAILED_RULES)
-    reasons = F.array_intersect(F.col(FAILED_RULES), F.array(*[F.lit(n) for n in drop_rules]))
     with_reasons = flagged.withColumn(QUARANTINE_REASONS, reasons)
     kept = with_reasons.where(F.size(QUARANTINE_REASONS) == 0).drop(QUARANTINE_REASONS, FAILED_RULES)
     dropped = with_reasons.where(F.size(QUARANTINE_REASONS) > 0).drop(FAILED_RULES)
     return kept, dropped
+
+
+def _drop_reasons(expectations: Sequence[Expectation]) -> Column | None:
+    """The DROP rules a row failed (None when there is no DROP rule): a row is kept
+    when it failed none."""
+    drop_rules = [F.lit(e.name) for e in expectations if e.action == Action.DROP]
+    return F.array_intersect(F.col(FAILED_RULES), F.array(*drop_rules)) if drop_rules else None

@@ -7,13 +7,12 @@ from __future__ import annotations
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from lakehouse.bronze.sources import partition_date
+
 # Tables refreshed by day group a key's versions under a day computed from the key;
 # rows whose key gives no day (no id, an unparsable date) share NO_DAY, so a
 # bad line never forces a full rebuild and still lands in silver or the quarantine.
 NO_DAY = "DATE'1970-01-01'"
-# SQL: the day a bronze row's file was dropped (its partition): the day it arrived, for
-# the silver tables refreshed by day (``dp.by_day(arrival_day=DROP_DAY)``).
-DROP_DAY = "to_date(concat_ws('-', `year`, `month`, `day`))"
 
 
 def or_no_day(day: str) -> str:
@@ -26,7 +25,6 @@ def dropped_by_run_date(bronze: DataFrame) -> DataFrame:
     """The bronze rows dropped up to the run date: what a silver table is made of (a
     drop dated later counts once the run date reaches it). Inside a pipeline run."""
     from lakehouse import pipelines as dp
-    from lakehouse.bronze.sources import partition_date
 
     return bronze.where(partition_date() <= F.lit(dp.current().parameters["run_date"]))
 

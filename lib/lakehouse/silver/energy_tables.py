@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from lakehouse import pipelines as dp
-from lakehouse.silver.cleaning import DROP_DAY, dropped_by_run_date
+from lakehouse.bronze.sources import DROP_DAY
+from lakehouse.silver.cleaning import dropped_by_run_date
 from lakehouse.silver.energy import (
     HOURLY_READING_RULES,
     LATEST_BATCH_RULE,

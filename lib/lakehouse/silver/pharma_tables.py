@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from lakehouse import pipelines as dp
-from lakehouse.silver.cleaning import DROP_DAY, dropped_by_run_date, or_no_day
+from lakehouse.bronze.sources import DROP_DAY
+from lakehouse.silver.cleaning import dropped_by_run_date, or_no_day
 from lakehouse.silver.pharma import (
     DELIVERY_LATEST_VERSION_RULE,
     DELIVERY_RULES,
