@@ -47,6 +47,13 @@ def _run_whoami(write_jobs: WriteJobs, project: Path, **options: object) -> tupl
     return run, _wait_for(out)
 
 
+def _forked_by(server: forkserver.ForkServer, who: dict[str, object]) -> bool:
+    """Whether the notebook's worker was forked by ``server`` or by its successor (the
+    server's child that has the quality and ML libraries imported too)."""
+    assert server.process is not None
+    return server.process.pid in (who["worker_parent_pid"], who["worker_grandparent_pid"])
+
+
 def _gone(pid: int) -> bool:
     """Dead, or a zombie its parent has not reaped yet."""
     try:
@@ -86,7 +93,11 @@ def test_forked_worker_gets_its_request_and_reports_its_exit_code(
     assert text.startswith("=== header from the runner\n")
     assert "KeyError: 'input'" in text
     assert server.process is not None
-    assert len(os.listdir(f"/proc/{server.process.pid}/task")) == 1, "the server forks from one thread"
+    tasks = Path(f"/proc/{server.process.pid}/task")
+    threads = sorted((task / "comm").read_text().strip() for task in tasks.iterdir())
+    # One thread that runs Python; the others are the fork-aware native threads of the
+    # preloaded libraries (numpy's OpenBLAS pool, named as the process; jemalloc's).
+    assert set(threads) <= {"python", *forkserver.FORK_AWARE_THREADS}, threads
     # A working directory that is gone: the worker says so in the log and exits 3.
     missing = server.spawn({"log": str(log), "cwd": str(tmp_path / "gone"), "env": {}, "spec": {}})
     assert missing.wait(timeout=60) == 3
@@ -102,8 +113,14 @@ def test_notebook_worker_is_forked_in_its_own_session_with_the_task_env_and_cwd(
     # Set after the server started: the worker takes the task's environment, not the server's.
     monkeypatch.setenv("LAKEHOUSE_TEST_MARKER", "set after the fork server started")
     run, who = _run_whoami(write_jobs, project, run_id="R-who")
-    assert server.process is not None and who["worker_parent_pid"] == server.process.pid
+    assert _forked_by(server, who)
     assert who["worker_session"] == who["worker_pid"], "the worker leads its own session"
+    # The kernel: forked from the worker with the notebook libraries imported, yet what
+    # papermill would have started (a session of its own, ending with the worker).
+    assert "pandas" in who["preloaded"]  # type: ignore[operator]
+    assert who["kernel_session"] == who["kernel_pid"]
+    assert who["kernel_parent_env"] == str(who["worker_pid"])
+    assert who["root_log_handlers"] == 0, "the worker's logging is not the notebook's"
     assert who["cwd"] == str(project / "notebooks")
     assert who["env"] == who["env"] | {
         "LAKEHOUSE_JOB": "daily",
@@ -118,30 +135,67 @@ def test_notebook_worker_is_forked_in_its_own_session_with_the_task_env_and_cwd(
     assert "fork server unavailable" not in log
 
 
-@pytest.mark.slow
-def test_killing_the_forked_worker_kills_its_kernel(project: Path) -> None:
-    """What a timeout or a cancel does (executor._wait): the tree of the forked pid."""
-    out = project / "who.json"
-    request = {
-        "log": str(project / "sleepy.log"),
+def _whoami_request(project: Path, out: Path, seconds: int = 0) -> dict[str, object]:
+    """A fork server request for the whoami notebook (what the executor sends)."""
+    return {
+        "log": str(project / f"{out.stem}.log"),
         "cwd": str(project / "notebooks"),
         "env": dict(os.environ),
         "spec": {
             "input": str(project / "notebooks" / "whoami.ipynb"),
-            "output": str(project / "sleepy.ipynb"),
-            "parameters": {"out_path": str(out), "seconds": 120},
+            "output": str(project / f"{out.stem}.ipynb"),
+            "parameters": {"out_path": str(out), "seconds": seconds},
             "kernel": None,
             "cwd": str(project / "notebooks"),
-            "result": str(project / ".sleepy.json"),
+            "result": str(project / f".{out.stem}.json"),
         },
     }
+
+
+@pytest.mark.slow
+def test_the_successor_forks_kernels_with_the_quality_and_ml_libraries(
+    project: Path, own_fork_server: Callable[..., forkserver.ForkServer]
+) -> None:
+    server = own_fork_server()
+    for attempt in range(40):  # until the successor has imported them and took over
+        out = project / f"who{attempt}.json"
+        worker = server.spawn(_whoami_request(project, out))
+        assert worker.wait(timeout=60) == 0
+        who = json.loads(out.read_text())
+        if who["worker_grandparent_pid"] == server.process.pid:  # type: ignore[union-attr]
+            break
+        assert who["worker_parent_pid"] == server.process.pid  # type: ignore[union-attr]
+        assert who["preloaded"] == ["pandas"], "the server itself has the notebook basics only"
+        time.sleep(0.25)
+    else:
+        pytest.fail("the successor never took over")
+    assert who["preloaded"] == ["pandas", "great_expectations", "mlflow"]
+
+
+@pytest.mark.slow
+def test_a_successor_that_cannot_import_leaves_the_forking_to_the_server(
+    project: Path, own_fork_server: Callable[..., forkserver.ForkServer]
+) -> None:
+    server = own_fork_server(forkserver.ForkServer(later=("lakehouse.no_such_module",)))
+    for attempt in range(3):
+        out = project / f"who{attempt}.json"
+        assert server.spawn(_whoami_request(project, out)).wait(timeout=60) == 0
+        assert json.loads(out.read_text())["worker_parent_pid"] == server.process.pid  # type: ignore[union-attr]
+        time.sleep(1)
+
+
+@pytest.mark.slow
+def test_killing_the_forked_worker_kills_its_kernel(project: Path) -> None:
+    """What a timeout or a cancel does (executor._wait): the tree of the forked pid."""
+    out = project / "sleepy.json"
+    request = _whoami_request(project, out, seconds=120)
     worker = forkserver.shared().spawn(request)
     who = _wait_for(out)
     assert who["worker_pid"] == worker.pid
     kill_process_tree(worker.pid)
     assert worker.wait(timeout=30) == -signal.SIGKILL
     assert _gone(worker.pid) and _gone(int(who["kernel_pid"]))  # type: ignore[arg-type]
-    assert not (project / ".sleepy.json").exists()
+    assert not (project / ".sleepy.json").exists()  # no report from a killed worker
 
 
 @pytest.mark.slow
@@ -156,6 +210,8 @@ def test_without_a_fork_server_the_worker_starts_as_a_new_process(
     run, who = _run_whoami(write_jobs, project)
     assert who["worker_parent_pid"] == os.getpid()
     assert who["env"]["LAKEHOUSE_TASK_KEY"] == "who"  # type: ignore[index]
+    assert who["preloaded"] == [], "a kernel papermill started itself"
+    assert who["kernel_session"] == who["kernel_pid"] and who["kernel_parent_env"] == str(who["worker_pid"])
     log = (Path(run.run_dir) / "who.log").read_text()
     assert "fork server unavailable (fork server exited (code 7)" in log
     assert "the worker starts as a new process" in log
@@ -204,7 +260,7 @@ def _assert_child_stopped(project: Path, run_id: str, who: dict[str, object]) ->
         "after": TaskState.CANCELED,
     }
     assert child.error == f"job 'child' run {run_id}-stage was canceled"
-    assert who["worker_parent_pid"] == forkserver.shared().process.pid  # type: ignore[union-attr]
+    assert _forked_by(forkserver.shared(), who)
     assert _gone(int(who["kernel_pid"])) and _gone(int(who["worker_pid"]))  # type: ignore[arg-type]
 
 

@@ -57,6 +57,9 @@ def execute(spec: dict[str, Any]) -> dict[str, Any]:
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
+    from lakehouse.jobs import kernel_seed
+
+    seeded = {"kernel_manager_class": kernel_seed.SeededKernelManager} if kernel_seed.planted() else {}
     try:
         papermill.execute_notebook(
             spec["input"],
@@ -68,6 +71,7 @@ def execute(spec: dict[str, Any]) -> dict[str, Any]:
             log_output=True,
             request_save_on_cell_execute=True,
             extra_arguments=kernel_arguments(spec),
+            **seeded,
         )
     except PapermillExecutionError as exc:
         return {
@@ -83,6 +87,8 @@ def execute(spec: dict[str, Any]) -> dict[str, Any]:
     except Exception as exc:  # reported to the runner, which names the task
         traceback.print_exc()
         return {"status": "error", "type": type(exc).__name__, "message": str(exc)}
+    finally:
+        kernel_seed.discard()  # unused: papermill failed first, or started another kernel
     return {"status": "ok"}
 
 

@@ -56,9 +56,41 @@ from typing import Any, NoReturn
 
 log = logging.getLogger(__name__)
 
+KERNEL_PRELOAD = (
+    "pyarrow",
+    "boto3",
+    "pandas",
+    "ipykernel.kernelapp",
+    "ipykernel.ipkernel",
+    "ipykernel.zmqshell",
+    "ipykernel.debugger",  # debugpy: half of a kernel's start once the rest is imported
+    "sqlite3",  # IPython's history
+    "pyspark.sql.connect.session",
+    "lakehouse.context",
+    "lakehouse.medallion",
+)
+"""What every notebook of the jobs imports in its first cell (pandas, the Spark Connect
+client, the ``lakehouse`` set-up and pipelines) and the kernel itself (what
+``IPKernelApp.initialize`` imports: 0.17 s, 0.05 s once imported): imported once by
+the server, found imported by each task's kernel (:mod:`lakehouse.jobs.kernel_seed`).
+None of them reads a task's environment at import."""
+
+LATER_PRELOAD = (
+    "lakehouse.quality.run",  # Great Expectations, through lakehouse.quality.gx
+    "lakehouse.quality.report",
+    "sklearn",
+    "mlflow",
+    "lakehouse.ml.models",
+    "lakehouse.ml.scoring",
+    "skops.io",  # the models' file format (1.3 s: it lists scikit-learn's types)
+)
+"""What the quality and ML notebooks import (3 s more, Great Expectations half of it):
+imported by a successor of the server while the first tasks run (:func:`serve`)."""
+
 PRELOAD = (
     "lakehouse.jobs._worker",
     "lakehouse.jobs.kernel_exit",
+    "lakehouse.jobs.kernel_seed",
     "papermill",
     "papermill.exceptions",
     "nbclient.exceptions",
@@ -66,9 +98,11 @@ PRELOAD = (
     "ipykernel.kernelspec",
     "IPython.core.interactiveshell",
     "psutil",
+    *KERNEL_PRELOAD,
 )
-"""Imported by the server before it forks; what a worker imports while papermill runs
-(measured: the modules a worker had loaded after running a notebook)."""
+"""Imported by the server before it forks: what a worker imports while papermill runs
+(measured: the modules a worker had loaded after running a notebook), then what the
+kernel seeded from it imports (:data:`KERNEL_PRELOAD`)."""
 
 START_TIMEOUT_SECONDS = 120.0
 """How long the first attempt waits for the server to import :data:`PRELOAD`; past it,
@@ -117,8 +151,9 @@ class ForkServer:
     """The server process, started on first use; shared by every run of this process
     (see :func:`shared`)."""
 
-    def __init__(self, preload: tuple[str, ...] = PRELOAD) -> None:
+    def __init__(self, preload: tuple[str, ...] = PRELOAD, later: tuple[str, ...] = LATER_PRELOAD) -> None:
         self.preload = preload
+        self.later = later
         self.process: subprocess.Popen[bytes] | None = None
         self.problem: str | None = None
         """Why the server cannot be used (then it is not used again)."""
@@ -142,7 +177,7 @@ class ForkServer:
                 return
             try:
                 self.process = subprocess.Popen(
-                    [*self.command(), str(theirs.fileno()), ",".join(self.preload)],
+                    [*self.command(), str(theirs.fileno()), ",".join(self.preload), ",".join(self.later)],
                     pass_fds=[theirs.fileno()],
                     stdin=subprocess.DEVNULL,
                     env=os.environ | {"PYTHONUNBUFFERED": "1"},
@@ -286,25 +321,64 @@ def _wait_orphan(pid: int, timeout: float | None) -> int:
 # --- the server -------------------------------------------------------------------------
 
 
-def serve(control_fd: int, preload: list[str]) -> None:
-    """Import ``preload``, then fork a worker per request until the runner goes."""
+def serve(control_fd: int, preload: list[str], later: list[str]) -> None:
+    """Import ``preload``, then fork a worker per request until the runner goes; from
+    the moment a successor has imported ``later`` too, it forks them instead."""
     control = socket.socket(fileno=control_fd)
-    sys.modules.setdefault("pyarrow", None)  # type: ignore[arg-type]  # see _worker
-    sys.modules.setdefault("boto3", None)  # type: ignore[arg-type]
-    for name in preload:
-        importlib.import_module(name)
-    threads = len(os.listdir("/proc/self/task")) if os.path.isdir("/proc/self/task") else 1
-    if threads != 1 or threading.active_count() != 1:
-        print(f"fork server: {threads} threads after the imports; not forking", file=sys.stderr)
+    problem = _import(preload)
+    if problem:
+        print(f"fork server: {problem} after the imports; not forking", file=sys.stderr)
         return
+    _serve(control, _start_successor(control, later) if later else None)
+
+
+def _import(names: list[str]) -> str | None:
+    """Import ``names``; why this process can no longer fork safely, if so."""
+    from lakehouse.jobs import kernel_seed
+
+    with kernel_seed.recording_exit_handlers():
+        for name in names:
+            importlib.import_module(name)
+    return _fork_hazard()
+
+
+def _start_successor(control: socket.socket, later: list[str]) -> socket.socket:
+    """Fork the successor that imports ``later`` while this server serves, and say
+    ``R`` when it can fork in its stead (nothing if it cannot: this one goes on)."""
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    pid = os.fork()
+    if pid == 0:
+        code = 0
+        try:
+            ours.close()
+            control.close()  # the runner's socket is its predecessor's to read
+            problem = _import(later)
+            if problem:
+                print(f"fork server successor: {problem} after the imports; not forking", file=sys.stderr)
+            else:
+                theirs.send(b"R")
+                _serve(theirs, None)  # until the predecessor exits
+        except BaseException:
+            traceback.print_exc()
+            code = 1
+        os._exit(code)
+    theirs.close()
+    return ours
+
+
+def _serve(control: socket.socket, successor: socket.socket | None) -> None:
+    """Fork a worker per request on ``control`` (or hand it to ``successor`` once it
+    said it is ready) until the other end closes."""
     wake_read, wake_write = os.pipe()
     os.set_blocking(wake_read, False)
     os.set_blocking(wake_write, False)
     signal.signal(signal.SIGCHLD, lambda signum, frame: None)
     signal.set_wakeup_fd(wake_write)
     replies: dict[int, socket.socket] = {}
+    handing_over = False
     while True:
-        ready, _, _ = select.select([control, wake_read], [], [])
+        watched = [control, wake_read] + ([successor] if successor is not None and not handing_over else [])
+        ready, _, _ = select.select(watched, [], [])
         if wake_read in ready:
             while True:
                 try:
@@ -313,6 +387,11 @@ def serve(control_fd: int, preload: list[str]) -> None:
                 except BlockingIOError:
                     break
         _reap(replies)
+        if successor is not None and successor in ready:
+            handing_over = successor.recv(1) == b"R"
+            if not handing_over:  # it could not import, or died: fork here
+                successor.close()
+                successor = None
         if control in ready:
             try:
                 _, fds, _, _ = socket.recv_fds(control, 16, 4)
@@ -321,13 +400,60 @@ def serve(control_fd: int, preload: list[str]) -> None:
             if not fds:
                 return  # the runner closed its end: no more requests
             for fd in fds:
+                if handing_over and successor is not None and _hand_over(successor, fd):
+                    continue
                 reply = socket.socket(fileno=fd)
                 pid = os.fork()
                 if pid == 0:
-                    _child(reply, [control, wake_read, wake_write, *replies.values()])
+                    _child(
+                        reply,
+                        [
+                            control,
+                            wake_read,
+                            wake_write,
+                            *replies.values(),
+                            *([successor] if successor else []),
+                        ],
+                    )
                 replies[pid] = reply
                 _send(reply, f"{pid}\n")
             _reap(replies)
+
+
+def _hand_over(successor: socket.socket, fd: int) -> bool:
+    """Pass a request's socket to the successor; ``False`` if it is gone."""
+    try:
+        socket.send_fds(successor, [b"F"], [fd])
+    except OSError:
+        return False
+    os.close(fd)
+    return True
+
+
+FORK_AWARE_THREADS = frozenset({"jemalloc_bg_thd"})
+"""Native threads the preloaded libraries start that are safe across a fork: jemalloc's
+background threads (pyarrow's, the engine client's) are reset in the child by the
+``pthread_atfork`` handlers jemalloc registers. numpy's OpenBLAS pool (named like the
+process) is shut down by its own handler before a fork and started again on use."""
+
+
+def _fork_hazard() -> str | None:
+    """Why forking this process would be unsafe, if it would: a Python thread besides
+    this one (its locks would be held forever in the child), or a native thread that
+    is neither OpenBLAS's nor in :data:`FORK_AWARE_THREADS`."""
+    if threading.active_count() != 1:
+        return f"{threading.active_count()} Python threads"
+    tasks = Path("/proc/self/task")
+    if not tasks.is_dir():
+        return None
+    names = [(task / "comm").read_text().strip() for task in tasks.iterdir() if task.name != str(os.getpid())]
+    unknown = [name for name in names if name not in FORK_AWARE_THREADS and not _is_openblas(name)]
+    return f"native threads {sorted(unknown)}" if unknown else None
+
+
+def _is_openblas(name: str) -> bool:
+    """OpenBLAS's threads carry the process's name (its pool of ``cores - 1`` threads)."""
+    return "numpy" in sys.modules and name == Path("/proc/self/comm").read_text().strip()
 
 
 def _reap(replies: dict[int, socket.socket]) -> None:
@@ -369,6 +495,10 @@ def _child(connection: socket.socket, inherited: list[int | socket.socket]) -> N
         connection.close()
         request = json.loads(b"".join(chunks))
         _enter_task(request)
+        if not request["spec"].get("job") and "ipykernel.kernelapp" in sys.modules:
+            from lakehouse.jobs import kernel_seed
+
+            kernel_seed.plant()
         code = _worker.run(request["spec"])
     except BaseException:  # reported in the task's log (or the server's stderr before it)
         traceback.print_exc()
@@ -394,4 +524,4 @@ def _enter_task(request: dict[str, Any]) -> None:
 
 
 if __name__ == "__main__":
-    serve(int(sys.argv[1]), [name for name in sys.argv[2].split(",") if name])
+    serve(int(sys.argv[1]), *([name for name in arg.split(",") if name] for arg in sys.argv[2:4]))
