@@ -185,6 +185,36 @@ def test_a_successor_that_cannot_import_leaves_the_forking_to_the_server(
 
 
 @pytest.mark.slow
+def test_a_changed_library_renews_the_server_and_the_old_one_reports_its_workers(
+    project: Path, tmp_path: Path, own_fork_server: Callable[..., forkserver.ForkServer]
+) -> None:
+    """What a scheduler that runs for days sees when the code is updated: the next
+    task gets a server (and kernel) with the new code; a task already running is
+    reported by the old server, which then exits."""
+    library = tmp_path / "library"
+    library.mkdir()
+    (library / "module.py").write_text("VERSION = 1\n")
+    server = own_fork_server(forkserver.ForkServer(later=(), watch=(library,)))
+    running = server.spawn(_whoami_request(project, project / "running.json", seconds=3))
+    old = server.process
+    assert old is not None
+    who = _wait_for(project / "running.json")
+    assert who["worker_parent_pid"] == old.pid
+
+    (library / "module.py").write_text("VERSION = 2\n")
+    worker = server.spawn(_whoami_request(project, project / "after.json"))
+    assert worker.wait(timeout=60) == 0
+    assert server.process is not None and server.process.pid != old.pid
+    assert json.loads((project / "after.json").read_text())["worker_parent_pid"] == server.process.pid
+    assert running.wait(timeout=60) == 0, "the old server reports its worker's exit code"
+    assert old.wait(timeout=10) == 0, "then exits"
+
+    unchanged = server.process
+    assert server.spawn(_whoami_request(project, project / "again.json")).wait(timeout=60) == 0
+    assert server.process is unchanged
+
+
+@pytest.mark.slow
 def test_killing_the_forked_worker_kills_its_kernel(project: Path) -> None:
     """What a timeout or a cancel does (executor._wait): the tree of the forked pid."""
     out = project / "sleepy.json"

@@ -151,14 +151,24 @@ class ForkServer:
     """The server process, started on first use; shared by every run of this process
     (see :func:`shared`)."""
 
-    def __init__(self, preload: tuple[str, ...] = PRELOAD, later: tuple[str, ...] = LATER_PRELOAD) -> None:
+    def __init__(
+        self,
+        preload: tuple[str, ...] = PRELOAD,
+        later: tuple[str, ...] = LATER_PRELOAD,
+        watch: tuple[Path, ...] | None = None,
+    ) -> None:
         self.preload = preload
         self.later = later
+        self.watch = watch if watch is not None else (Path(__file__).resolve().parents[1],)
+        """Source folders whose change renews the server (its kernels would run the old
+        code): the ``lakehouse`` package."""
         self.process: subprocess.Popen[bytes] | None = None
         self.problem: str | None = None
         """Why the server cannot be used (then it is not used again)."""
         self._control: socket.socket | None = None
+        self._started = 0.0
         self._lock = threading.Lock()
+        self._renew_lock = threading.Lock()
 
     def command(self) -> list[str]:
         """How the server starts (``-P``: no working directory on ``sys.path``)."""
@@ -190,11 +200,13 @@ class ForkServer:
             finally:
                 theirs.close()
             self._control = ours
+            self._started = time.time()
             atexit.register(self.close)
 
     def spawn(self, request: dict[str, Any]) -> ForkedWorker:
         """Fork a worker for ``request`` (``log``, ``cwd``, ``env``, ``spec``); raise
         :class:`ForkServerError` if the server cannot (it is then not used again)."""
+        self._renew_if_changed()
         self.start()
         if self.problem is not None:
             raise ForkServerError(self.problem)
@@ -225,6 +237,21 @@ class ForkServer:
             ours.close()
             raise self._give_up("no answer")
         return ForkedWorker(ours, int(line), received)
+
+    def _renew_if_changed(self) -> None:
+        """Start a new server if a watched source file changed since this one imported
+        its modules (a scheduler runs for days; its kernels must run the code of the
+        day). The old server forks nothing more and exits once its workers have ended."""
+        with self._renew_lock:
+            with self._lock:
+                control, started = self._control, self._started
+            if control is None or not _changed_since(self.watch, started):
+                return
+            log.info("the lakehouse library changed: the fork server is started anew")
+            with self._lock:
+                self._control, self.process = None, None
+            control.close()
+            self.start()
 
     def _give_up(self, problem: str) -> ForkServerError:
         """Stop using the server; the error says whether it exited (its traceback is
@@ -272,6 +299,19 @@ def shared() -> ForkServer:
         if _shared is None:
             _shared = ForkServer()
         return _shared
+
+
+def _changed_since(folders: tuple[Path, ...], moment: float) -> bool:
+    """Whether a ``.py`` file under ``folders`` was modified after ``moment`` (about
+    200 files for the package: a millisecond or two)."""
+    for folder in folders:
+        for path in folder.rglob("*.py"):
+            try:
+                if path.stat().st_mtime > moment:
+                    return True
+            except OSError:  # removed while listed: a change too
+                return True
+    return False
 
 
 def _read_line(connection: socket.socket, received: bytearray, timeout: float | None) -> str | None:
@@ -368,7 +408,8 @@ def _start_successor(control: socket.socket, later: list[str]) -> socket.socket:
 
 def _serve(control: socket.socket, successor: socket.socket | None) -> None:
     """Fork a worker per request on ``control`` (or hand it to ``successor`` once it
-    said it is ready) until the other end closes."""
+    said it is ready) until the other end closes, then wait for the running workers to
+    end (their return codes are reported)."""
     wake_read, wake_write = os.pipe()
     os.set_blocking(wake_read, False)
     os.set_blocking(wake_write, False)
@@ -376,8 +417,10 @@ def _serve(control: socket.socket, successor: socket.socket | None) -> None:
     signal.set_wakeup_fd(wake_write)
     replies: dict[int, socket.socket] = {}
     handing_over = False
-    while True:
-        watched = [control, wake_read] + ([successor] if successor is not None and not handing_over else [])
+    while control is not None or replies:
+        watched = [wake_read] + ([control] if control is not None else [])
+        if successor is not None and not handing_over:
+            watched.append(successor)
         ready, _, _ = select.select(watched, [], [])
         if wake_read in ready:
             while True:
@@ -392,13 +435,18 @@ def _serve(control: socket.socket, successor: socket.socket | None) -> None:
             if not handing_over:  # it could not import, or died: fork here
                 successor.close()
                 successor = None
-        if control in ready:
+        if control is not None and control in ready:
             try:
                 _, fds, _, _ = socket.recv_fds(control, 16, 4)
             except OSError:
                 fds = []
-            if not fds:
-                return  # the runner closed its end: no more requests
+            if not fds:  # the runner closed its end (or renewed the server): no more requests
+                control.close()
+                control = None
+                if successor is not None:
+                    successor.close()  # the successor too ends once its workers have
+                    successor = None
+                continue
             for fd in fds:
                 if handing_over and successor is not None and _hand_over(successor, fd):
                     continue
