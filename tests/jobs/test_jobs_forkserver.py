@@ -154,7 +154,7 @@ def _whoami_request(project: Path, out: Path, seconds: int = 0) -> dict[str, obj
 
 @pytest.mark.slow
 def test_the_successor_forks_kernels_with_the_quality_and_ml_libraries(
-    project: Path, own_fork_server: Callable[..., forkserver.ForkServer]
+    project: Path, own_fork_server: Callable[..., forkserver.ForkServer], capfd: pytest.CaptureFixture[str]
 ) -> None:
     server = own_fork_server()
     for attempt in range(40):  # until the successor has imported them and took over
@@ -170,6 +170,7 @@ def test_the_successor_forks_kernels_with_the_quality_and_ml_libraries(
     else:
         pytest.fail("the successor never took over")
     assert who["preloaded"] == ["pandas", "great_expectations", "mlflow"]
+    assert capfd.readouterr().err == "", "the servers' imports print nothing on the runner's terminal"
 
 
 @pytest.mark.slow

@@ -190,7 +190,9 @@ class ForkServer:
                     [*self.command(), str(theirs.fileno()), ",".join(self.preload), ",".join(self.later)],
                     pass_fds=[theirs.fileno()],
                     stdin=subprocess.DEVNULL,
-                    env=os.environ | {"PYTHONUNBUFFERED": "1"},
+                    # debugpy (imported for the kernels) warns at import about frozen
+                    # modules, on the runner's terminal; the job kernels are not debugged
+                    env=os.environ | {"PYTHONUNBUFFERED": "1", "PYDEVD_DISABLE_FILE_VALIDATION": "1"},
                     start_new_session=True,  # Ctrl-C on the terminal is the runner's to handle
                 )
             except OSError as exc:
