@@ -143,8 +143,12 @@ def run_task_command(
     Example:
       lakehouse jobs run-task daily silver_pharma --run-id debug-1 -p run_date=2026-11-26
     """
+    from lakehouse.jobs import forkserver
     from lakehouse.jobs.single import run_single_task
 
+    # One notebook in this process: its fork server need not import, in the
+    # background, the quality and ML libraries for tasks that will not come.
+    forkserver.shared().later = ()
     settings = settings_or_exit()
     jobs = load_or_exit(file, settings.project_root)
     started = None
