@@ -17,13 +17,24 @@ it only imports modules and forks. Why not :mod:`multiprocessing`'s forkserver: 
 re-runs the parent's ``__main__`` in every child (the ``lakehouse`` script, pytest) and
 pickles the work; this server hands the child a JSON request and nothing else.
 
-What is preloaded (:data:`PRELOAD`) reads at import only what the runner's environment
-and a task's share (``USER``, ``JUPYTER_*``): a task's own variables
-(``LAKEHOUSE_JOB``, ``LAKEHOUSE_RUN_ID``, ``LAKEHOUSE_TASK_KEY``, ``LAKEHOUSE_RUN_DIR``,
-``LAKEHOUSE_HOME``) are set in the child before papermill starts the kernel, which
-inherits them, and the ``lakehouse`` modules listed read the environment only when
-called. None of them starts a thread (the server checks it has one thread before
-serving, and stops if not; the runner then starts workers as new processes).
+What is preloaded (:data:`PRELOAD`): papermill and its kin for the worker, then what
+the notebooks' kernels import (:data:`KERNEL_PRELOAD`: pandas, the Spark Connect
+client, the ``lakehouse`` set-up and pipelines, ipykernel), for the kernel each worker
+forks from itself (:mod:`lakehouse.jobs.kernel_seed`). It reads at import only what the
+runner's environment and a task's share (``USER``, ``JUPYTER_*``): a task's own
+variables (``LAKEHOUSE_JOB``, ``LAKEHOUSE_RUN_ID``, ``LAKEHOUSE_TASK_KEY``,
+``LAKEHOUSE_RUN_DIR``, ``LAKEHOUSE_HOME``) are set in the child, which the kernel
+inherits, and the ``lakehouse`` modules read the environment only when called. No
+Python thread may run when the server forks, and no native thread but those known to
+be reset across a fork (:data:`FORK_AWARE_THREADS`, OpenBLAS's): the server checks
+before serving and stops if not (the runner then starts workers as new processes).
+
+A successor, forked by the server once :data:`PRELOAD` is imported, imports
+:data:`LATER_PRELOAD` (Great Expectations, MLflow, scikit-learn: 3 s more) while the
+server forks the first tasks' workers, then says it is ready and forks every later
+one (the server hands it the requests). When a source file of the ``lakehouse``
+package changes, the runner starts a new server for the next attempt (a scheduler runs
+for days); the old one forks nothing more and exits once its workers have ended.
 
 Protocol: the runner and the server share a ``SOCK_SEQPACKET`` socket pair. For each
 attempt the runner creates a stream socket pair and sends one end to the server (one
@@ -32,8 +43,8 @@ child ends ``<returncode>\\n`` (negative: killed by that signal, as
 ``subprocess.Popen.returncode``). The child reads its JSON request (log file, working
 directory, environment, worker spec) from the same socket, which the runner
 half-closes once written. When the runner's end of the shared socket closes (the runner
-exited), the server exits; running children carry on, as processes started by
-``subprocess.Popen`` would.
+exited or renewed the server), the server forks nothing more, reports the return codes
+of the workers still running, and exits; its successor likewise.
 """
 
 from __future__ import annotations

@@ -116,12 +116,17 @@ _seed: Seed | None = None
 
 def plant() -> Seed | None:
     """Fork the seed of this worker's kernel (see the module docstring); ``None`` where
-    processes cannot fork."""
+    this process cannot fork."""
     global _seed
     if not hasattr(os, "fork"):
         return None
     read_end, write_end = os.pipe()
-    pid = os.fork()
+    try:
+        pid = os.fork()
+    except OSError:  # no process left to fork (a limit): papermill starts the kernel
+        os.close(read_end)
+        os.close(write_end)
+        return None
     if pid == 0:
         os.close(write_end)
         _grow(read_end)
@@ -330,8 +335,11 @@ def _become_kernel(request: dict[str, Any]) -> None:
 
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGCHLD):
         signal.signal(signum, signal.default_int_handler if signum == signal.SIGINT else signal.SIG_DFL)
-    for name in [name for name, module in sys.modules.items() if module is None]:
-        del sys.modules[name]  # the worker's "not installed" markers (see _worker)
+    from lakehouse.jobs._worker import _UNUSED_BY_PAPERMILL
+
+    for name in _UNUSED_BY_PAPERMILL:  # the worker's "not installed" markers, if set
+        if name in sys.modules and sys.modules[name] is None:
+            del sys.modules[name]
     logging.root.handlers.clear()  # the worker's logging set-up is not the notebook's
     logging.root.setLevel(logging.WARNING)
     os.chdir(request["cwd"])
