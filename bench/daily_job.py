@@ -15,13 +15,13 @@ from __future__ import annotations
 import datetime as dt
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import click
+import psutil
 from rich.console import Console
 from rich.table import Table
 
@@ -81,8 +81,8 @@ def _make_snapshot(workdir: Path, scale: float, days: int, day: dt.date, console
     subprocess.run(history, env=env, check=True)
     restore_day(held)
     _stop_postgres(workdir / "var")
-    shutil.copytree(lake, workdir / "snapshot", symlinks=True)
-    shutil.copytree(workdir / "var", workdir / "snapshot-var", symlinks=True)
+    _copy(lake, workdir / "snapshot")
+    _copy(workdir / "var", workdir / "snapshot-var")
 
 
 def _measure(workdir: Path, day: dt.date, max_parallel: int, run_id: str) -> RunTimes:
@@ -91,7 +91,7 @@ def _measure(workdir: Path, day: dt.date, max_parallel: int, run_id: str) -> Run
     _stop_postgres(var)
     for target, source in ((lake, "snapshot"), (var, "snapshot-var")):
         shutil.rmtree(target, ignore_errors=True)
-        shutil.copytree(workdir / source, target, symlinks=True)
+        _copy(workdir / source, target)
     for pid_file in var.rglob("postmaster.pid"):
         pid_file.unlink()
     command = [
@@ -110,14 +110,23 @@ def _measure(workdir: Path, day: dt.date, max_parallel: int, run_id: str) -> Run
     return run_times(workdir / "runs" / "daily" / run_id)
 
 
+def _copy(source: Path, target: Path) -> None:
+    """A copy with owners kept: the embedded PostgreSQL's files belong to its own user
+    when the benchmark runs as root, and it refuses a data folder that does not."""
+    subprocess.run(["cp", "-a", str(source), str(target)], check=True)
+
+
 def _stop_postgres(var: Path) -> None:
-    """Stop the embedded PostgreSQL a run left behind (its files are copied next)."""
+    """Stop the embedded PostgreSQL a run left behind, if any (its files are copied next)."""
     for pid_file in var.rglob("postmaster.pid"):
         try:
-            os.kill(int(pid_file.read_text().split()[0]), signal.SIGTERM)
-        except (OSError, ValueError, IndexError):
+            server = psutil.Process(int(pid_file.read_text().split()[0]))
+            if "postgres" not in server.name():
+                continue  # a stale file: that pid is another process now
+            server.terminate()
+            server.wait(timeout=30)
+        except (OSError, ValueError, IndexError, psutil.Error):
             continue
-        time.sleep(1)
 
 
 def _print(console: Console, number: int, times: RunTimes) -> None:

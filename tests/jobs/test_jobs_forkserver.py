@@ -195,6 +195,9 @@ def test_a_changed_library_renews_the_server_and_the_old_one_reports_its_workers
     library = tmp_path / "library"
     library.mkdir()
     (library / "module.py").write_text("VERSION = 1\n")
+    ahead = library / "dated_ahead.py"  # a clock set wrong somewhere: it must not renew each task
+    ahead.write_text("")
+    os.utime(ahead, (time.time() + 86_400, time.time() + 86_400))
     server = own_fork_server(forkserver.ForkServer(later=(), watch=(library,)))
     running = server.spawn(_whoami_request(project, project / "running.json", seconds=3))
     old = server.process

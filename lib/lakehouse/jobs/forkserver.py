@@ -177,7 +177,7 @@ class ForkServer:
         self.problem: str | None = None
         """Why the server cannot be used (then it is not used again)."""
         self._control: socket.socket | None = None
-        self._started = 0.0
+        self._sources: frozenset[tuple[str, int]] | None = None
         self._lock = threading.Lock()
         self._renew_lock = threading.Lock()
 
@@ -213,7 +213,7 @@ class ForkServer:
             finally:
                 theirs.close()
             self._control = ours
-            self._started = time.time()
+            self._sources = _sources_stamp(self.watch)
             atexit.register(self.close)
 
     def spawn(self, request: dict[str, Any]) -> ForkedWorker:
@@ -257,8 +257,8 @@ class ForkServer:
         day). The old server forks nothing more and exits once its workers have ended."""
         with self._renew_lock:
             with self._lock:
-                control, started = self._control, self._started
-            if control is None or not _changed_since(self.watch, started):
+                control, stamp = self._control, self._sources
+            if control is None or _sources_stamp(self.watch) == stamp:
                 return
             log.info("the lakehouse library changed: the fork server is started anew")
             with self._lock:
@@ -314,17 +314,19 @@ def shared() -> ForkServer:
         return _shared
 
 
-def _changed_since(folders: tuple[Path, ...], moment: float) -> bool:
-    """Whether a ``.py`` file under ``folders`` was modified after ``moment`` (about
-    200 files for the package: a millisecond or two)."""
+def _sources_stamp(folders: tuple[Path, ...]) -> frozenset[tuple[str, int]]:
+    """Each ``.py`` file under ``folders`` with its modification time: another stamp,
+    another code (about 200 files: a millisecond or two). Compared with itself, not
+    with the clock, so a file dated in the future does not renew the server at every
+    task."""
+    stamp = set()
     for folder in folders:
         for path in folder.rglob("*.py"):
             try:
-                if path.stat().st_mtime > moment:
-                    return True
-            except OSError:  # removed while listed: a change too
-                return True
-    return False
+                stamp.add((str(path), path.stat().st_mtime_ns))
+            except OSError:  # removed while listed: missing from the stamp, a change
+                continue
+    return frozenset(stamp)
 
 
 def _read_line(connection: socket.socket, received: bytearray, timeout: float | None) -> str | None:
@@ -411,6 +413,8 @@ def _start_successor(control: socket.socket, later: list[str]) -> socket.socket:
             else:
                 theirs.send(b"R")
                 _serve(theirs, None)  # until the predecessor exits
+        except BrokenPipeError:
+            pass  # the predecessor exited (its runner is done) before this one was ready
         except BaseException:
             traceback.print_exc()
             code = 1
@@ -461,8 +465,11 @@ def _serve(control: socket.socket, successor: socket.socket | None) -> None:
                     successor = None
                 continue
             for fd in fds:
-                if handing_over and successor is not None and _hand_over(successor, fd):
-                    continue
+                if handing_over and successor is not None:
+                    if _hand_over(successor, fd):
+                        continue
+                    successor.close()  # it died: fork here from now on
+                    successor, handing_over = None, False
                 reply = socket.socket(fileno=fd)
                 pid = os.fork()
                 if pid == 0:
