@@ -121,6 +121,10 @@ def test_notebook_worker_is_forked_in_its_own_session_with_the_task_env_and_cwd(
     assert who["kernel_session"] == who["kernel_pid"]
     assert who["kernel_parent_env"] == str(who["worker_pid"])
     assert who["root_log_handlers"] == 0, "the worker's logging is not the notebook's"
+    # on Unix sockets of its own (no TCP port two kernels could both be handed), removed after
+    assert who["connection"]["transport"] == "ipc"  # type: ignore[index]
+    sockets = Path(who["connection"]["ip"]).parent  # type: ignore[index]
+    assert sockets.name.startswith("lakehouse-kernel-") and not sockets.exists()
     assert who["cwd"] == str(project / "notebooks")
     assert who["env"] == who["env"] | {
         "LAKEHOUSE_JOB": "daily",
@@ -245,6 +249,7 @@ def test_without_a_fork_server_the_worker_starts_as_a_new_process(
     assert who["worker_parent_pid"] == os.getpid()
     assert who["env"]["LAKEHOUSE_TASK_KEY"] == "who"  # type: ignore[index]
     assert who["preloaded"] == [], "a kernel papermill started itself"
+    assert who["connection"]["transport"] == "tcp"  # type: ignore[index]
     assert who["kernel_session"] == who["kernel_pid"] and who["kernel_parent_env"] == str(who["worker_pid"])
     log = (Path(run.run_dir) / "who.log").read_text()
     assert "fork server unavailable (fork server exited (code 7)" in log

@@ -178,6 +178,7 @@ class ForkServer:
         """Why the server cannot be used (then it is not used again)."""
         self._control: socket.socket | None = None
         self._sources: frozenset[tuple[str, int]] | None = None
+        self._forked = False
         self._lock = threading.Lock()
         self._renew_lock = threading.Lock()
 
@@ -229,6 +230,7 @@ class ForkServer:
                 if self.problem is not None or self._control is None:
                     raise ForkServerError(self.problem or "fork server closed")
                 socket.send_fds(self._control, [b"F"], [theirs.fileno()])
+                self._forked = True
         except OSError as exc:
             ours.close()
             raise self._give_up(f"{type(exc).__name__}: {exc}") from None
@@ -262,7 +264,7 @@ class ForkServer:
                 return
             log.info("the lakehouse library changed: the fork server is started anew")
             with self._lock:
-                self._control, self.process = None, None
+                self._control, self.process, self._forked = None, None, False
             control.close()
             self.start()
 
@@ -286,14 +288,18 @@ class ForkServer:
         return ForkServerError(self.problem)
 
     def close(self) -> None:
-        """Close the server's socket (the server then exits; workers carry on) and
-        wait for it briefly."""
+        """Close the server's socket (the server then exits once its workers have;
+        they carry on) and wait for it briefly. A server that forked nothing is
+        stopped at once (a command that failed before its first task need not wait
+        for the imports)."""
         with self._lock:
             control, self._control = self._control, None
-            process = self.process
+            process, forked = self.process, self._forked
         if control is not None:
             control.close()
         if process is not None and process.poll() is None:
+            if not forked:
+                process.kill()
             try:
                 process.wait(timeout=5)
             except subprocess.TimeoutExpired:

@@ -31,8 +31,10 @@ import atexit
 import contextlib
 import json
 import os
+import shutil
 import signal
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -42,7 +44,7 @@ from typing import Any, NoReturn
 from jupyter_client.asynchronous import AsyncKernelClient
 from jupyter_client.manager import AsyncKernelManager
 from jupyter_client.provisioning import LocalProvisioner
-from traitlets import DottedObjectName, Type
+from traitlets import CaselessStrEnum, DottedObjectName, Type
 
 _LAUNCHER = ["-m", "ipykernel_launcher"]
 
@@ -258,10 +260,24 @@ class ReadyClient(AsyncKernelClient):  # type: ignore[misc]
 
 
 class SeededKernelManager(AsyncKernelManager):  # type: ignore[misc]
-    """papermill's kernel manager (``kernel_manager_class``) in a worker with a seed."""
+    """papermill's kernel manager (``kernel_manager_class``) in a worker with a seed.
+
+    Its kernel listens on Unix sockets in a folder of its own, not on TCP ports: a port
+    is chosen free by the worker and bound later by the kernel, and two kernels starting
+    at once can be handed the same one ("Address already in use": once in three runs
+    of the daily job once kernels started in 0.2 s). The folder goes with the kernel;
+    a killed worker leaves it, as it leaves its connection file."""
 
     client_class = DottedObjectName("lakehouse.jobs.kernel_seed.ReadyClient")
     client_factory = Type(ReadyClient, klass=AsyncKernelClient)
+    transport = CaselessStrEnum(["tcp", "ipc"], default_value="ipc", config=True)
+    _socket_folder: str | None = None
+
+    def cleanup_ipc_files(self) -> None:
+        super().cleanup_ipc_files()
+        if self._socket_folder is not None:
+            shutil.rmtree(self._socket_folder, ignore_errors=True)
+            self._socket_folder = None
 
     async def _async_finish_shutdown(
         self, waittime: float | None = None, pollinterval: float = 0.1, restart: bool = False
@@ -270,6 +286,9 @@ class SeededKernelManager(AsyncKernelManager):  # type: ignore[misc]
         await super()._async_finish_shutdown(waittime, min(pollinterval, 0.01), restart)
 
     async def _async_pre_start_kernel(self, **kw: Any) -> Any:
+        if self.transport == "ipc" and self._socket_folder is None:
+            self._socket_folder = tempfile.mkdtemp(prefix="lakehouse-kernel-")
+            self.ip = os.path.join(self._socket_folder, "kernel")  # sockets kernel-1 .. kernel-5
         if self.provisioner is None:
             self.kernel_id = self.kernel_id or kw.pop("kernel_id", None) or _new_id()
             self.provisioner = SeededProvisioner(
