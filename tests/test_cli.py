@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from lakehouse.cli import main
+from lakehouse.cli import _runs_a_job, main
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
@@ -17,6 +17,22 @@ def test_help_lists_every_command():
     assert result.exit_code == 0
     for command in ("quickstart", "generate", "jobs", "tables", "postgres"):
         assert command in result.output
+
+
+@pytest.mark.parametrize(
+    ("argv", "starts"),
+    [
+        (["lakehouse", "jobs", "run", "daily", "-p", "run_date=2026-11-26"], True),
+        (["lakehouse", "jobs", "repair", "R1"], True),
+        (["lakehouse", "jobs", "backfill", "daily", "--from", "2026-11-20"], True),
+        (["lakehouse", "jobs", "run", "--help"], False),
+        (["lakehouse", "jobs", "status"], False),
+        (["lakehouse", "jobs"], False),
+        (["/opt/jobs/bin/lakehouse", "generate"], False),
+    ],
+)
+def test_the_fork_server_starts_first_only_for_commands_that_run_tasks(argv: list[str], starts: bool) -> None:
+    assert _runs_a_job(argv) is starts
 
 
 def test_tables_lists_delta_tables_with_row_counts(spark, lake):
@@ -105,9 +121,10 @@ def test_quickstart_generates_runs_and_prints_where_things_are(tmp_path, monkeyp
     assert "energy_anomaly_detector v1 (energy_anomaly): f1_overall" in result.output
     dashboards = tmp_path / "var" / "bi" / "dashboards"
     assert "Hours raised by the anomaly model" in (dashboards / "energy_machine_anomalies.html").read_text()
-    assert "Forecast error (MAE) where the actual is known" in (
-        dashboards / "energy_forecast_vs_actual.html"
-    ).read_text()
+    assert (
+        "Forecast error (MAE) where the actual is known"
+        in (dashboards / "energy_forecast_vs_actual.html").read_text()
+    )
 
 
 def test_pipeline_lineage_as_svg_names_every_dataset(tmp_path):
@@ -116,7 +133,13 @@ def test_pipeline_lineage_as_svg_names_every_dataset(tmp_path):
     assert result.exit_code == 0, result.output
     svg = out.read_text()
     assert svg.startswith("<svg") and svg.rstrip().endswith("</svg>")
-    for dataset in ("bronze_order_lines", "silver_order_lines", "dim_produit", "fact_ventes", "kpi_marge_journaliere"):
+    for dataset in (
+        "bronze_order_lines",
+        "silver_order_lines",
+        "dim_produit",
+        "fact_ventes",
+        "kpi_marge_journaliere",
+    ):
         assert f">{dataset}</text>" in svg
     mermaid = CliRunner().invoke(main, ["pipeline", "lineage"]).output
     assert "silver_order_lines --> fact_ventes" in mermaid
