@@ -46,17 +46,15 @@ from jupyter_client.manager import AsyncKernelManager
 from jupyter_client.provisioning import LocalProvisioner
 from traitlets import CaselessStrEnum, DottedObjectName, Type
 
+from lakehouse.jobs.kernel_exit import EXIT_AT_ONCE, KERNEL_ARGUMENT
+
 _LAUNCHER = ["-m", "ipykernel_launcher"]
 
 _inherited_exit_handlers: list[tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]] = []
 """The exit handlers the preloaded modules registered at import (see
 :func:`recording_exit_handlers`)."""
 
-SEEDED_KERNEL_LINE = (
-    "import atexit, os; atexit.register(os._exit, 0); "
-    "from lakehouse.jobs.kernel_seed import register_inherited_exit_handlers as r; r(); "
-    "del atexit, os, r"
-)
+SEEDED_KERNEL_LINE = f"{EXIT_AT_ONCE}; from lakehouse.jobs.kernel_seed import register_inherited_exit_handlers as r; r(); del r"
 """The start-up line of a seeded kernel: :data:`lakehouse.jobs.kernel_exit.EXIT_AT_ONCE`,
 then the exit handlers of the modules imported before the fork registered again, so
 that they run before the process ends, as they would have had the notebook imported
@@ -349,24 +347,14 @@ def _exit(code: int) -> NoReturn:
 
 
 def _become_kernel(request: dict[str, Any]) -> None:
-    """What ``python -m ipykernel_launcher ARGV`` would do, in this process."""
-    import logging
-
+    """What ``python -m ipykernel_launcher ARGV`` would do, in this process (forked
+    before the worker set up its logging or marked modules as not installed)."""
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGCHLD):
         signal.signal(signum, signal.default_int_handler if signum == signal.SIGINT else signal.SIG_DFL)
-    from lakehouse.jobs._worker import _UNUSED_BY_PAPERMILL
-
-    for name in _UNUSED_BY_PAPERMILL:  # the worker's "not installed" markers, if set
-        if name in sys.modules and sys.modules[name] is None:
-            del sys.modules[name]
-    logging.root.handlers.clear()  # the worker's logging set-up is not the notebook's
-    logging.root.setLevel(logging.WARNING)
     os.chdir(request["cwd"])
     os.environ.clear()
     os.environ.update(request["env"])
     sys.path[:] = [entry for entry in sys.path if entry not in {"", os.getcwd()}]
-    from lakehouse.jobs.kernel_exit import KERNEL_ARGUMENT
-
     argv = [SEEDED_KERNEL_ARGUMENT if arg == KERNEL_ARGUMENT else arg for arg in request["argv"]]
     sys.argv = [_LAUNCHER[1], *argv]
     from ipykernel import kernelapp
