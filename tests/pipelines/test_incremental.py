@@ -299,9 +299,10 @@ def test_the_target_day_may_be_sql_over_the_views_columns(spark, lake, source):
 
 
 def test_counts_and_kept_fingerprints_in_one_pass_equal_the_two_passes(spark):
-    """``count_by_partition`` (what an incremental write records) gives the counts of
-    ``count`` and the fingerprints of the rows ``split`` keeps, without its check
-    columns; a partition whose rows are all dropped has none."""
+    """``tally`` by partition (what an incremental write records) gives the counts of
+    ``tally`` without partition, the rows ``split`` drops and the fingerprints of the
+    rows it keeps, without its check columns; a partition whose rows are all dropped
+    has none."""
     from lakehouse.pipelines import expectations as ex
     from lakehouse.pipelines.graph import Action, Expectation
     from lakehouse.pipelines.incremental import partition_fingerprints
@@ -309,6 +310,7 @@ def test_counts_and_kept_fingerprints_in_one_pass_equal_the_two_passes(spark):
     rules = [
         Expectation("positive", "amount > 0", Action.DROP),
         Expectation("small", "amount < 50", Action.WARN),
+        Expectation("not_c", "_check_raw != 'c'", Action.DROP),  # c fails two DROP rules: dropped once
     ]
     rows = [
         (dt.date(2026, 11, 1), 10, "a"),
@@ -318,10 +320,18 @@ def test_counts_and_kept_fingerprints_in_one_pass_equal_the_two_passes(spark):
     ]
     frame = spark.createDataFrame(rows, "day date, amount int, _check_raw string")
     flagged = ex.flag(frame, rules)
-    total, results, fingerprints = ex.count_by_partition(flagged, rules, F.col("day"), ["day", "amount"])
-    assert (total, results) == ex.count(flagged, rules)
-    assert [(r.name, r.passed, r.failed) for r in results] == [("positive", 3, 1), ("small", 3, 1)]
-    kept, _ = ex.split(flagged, rules)
+    counts = ex.tally(flagged, rules, partition=F.col("day"), kept_columns=["day", "amount"])
+    whole = ex.tally(flagged, rules)
+    assert (counts.total, counts.results, counts.dropped) == (whole.total, whole.results, whole.dropped)
+    assert [(r.name, r.passed, r.failed) for r in counts.results] == [
+        ("positive", 3, 1),
+        ("small", 3, 1),
+        ("not_c", 3, 1),
+    ]
+    assert (counts.total, counts.dropped) == (4, 1)
+    kept, dropped = ex.split(flagged, rules)
+    assert dropped.count() == counts.dropped
+    fingerprints = counts.fingerprints
     assert fingerprints == partition_fingerprints(kept.drop("_check_raw"), F.col("day"))
     assert sorted(fingerprints) == ["2026-11-01", "2026-11-03"]
     assert fingerprints["2026-11-01"].startswith("2:")

@@ -26,6 +26,7 @@ from lakehouse.engine.session import is_sail
 if TYPE_CHECKING:
     import pandas as pd
     from pyspark.sql import Column, DataFrame, Row, SparkSession
+    from pyspark.sql.types import StructType
 
 
 # --------------------------------------------------------------------------- Sail
@@ -57,10 +58,11 @@ def parse_binary_files(
     spark: SparkSession,
     paths: Sequence[str],
     parse_one: Callable[[str, bytes], pd.DataFrame],
-    schema: str,
+    schema: StructType | str,
 ) -> DataFrame:
     """``parse_one(path, content)`` applied to each file exactly once, in Python on the
-    workers (``mapInPandas``); ``schema``: DDL of the frames it returns.
+    workers (``mapInPandas``); ``schema``: of the frames it returns (a DDL string
+    costs the client one call to the engine to parse it).
 
     Gap ``binary_file_split_duplicates``, Sail 0.7.2: a file whose byte range straddles
     a split boundary comes back twice (ten files of 60 to 150 kB). One cheap query asks

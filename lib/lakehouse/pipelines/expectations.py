@@ -49,19 +49,51 @@ def flag(df: DataFrame, expectations: Sequence[Expectation]) -> DataFrame:
     )
 
 
+@dataclass(frozen=True)
+class Counts:
+    """What one pass over the flagged rows counts: rows, per-expectation results, the
+    rows :func:`split` drops (a row failing two DROP rules once), and on request the
+    content digest or the kept rows' fingerprints per partition."""
+
+    total: int
+    results: list[ExpectationResult]
+    dropped: int
+    digest: str | None = None
+    fingerprints: dict[str, str] | None = None
+
+
 def count(flagged: DataFrame, expectations: Sequence[Expectation]) -> tuple[int, list[ExpectationResult]]:
     """Rows in ``flagged`` and, per expectation, how many passed and failed."""
-    total, results, _ = _aggregate(flagged, expectations, digest=False)
-    return total, results
+    counts = tally(flagged, expectations)
+    return counts.total, counts.results
 
 
-def count_and_digest(
-    flagged: DataFrame, expectations: Sequence[Expectation]
-) -> tuple[int, list[ExpectationResult], str]:
-    """As :func:`count`, plus the content digest of ``flagged`` (same pass)."""
-    total, results, digest = _aggregate(flagged, expectations, digest=True)
-    assert digest is not None
-    return total, results, digest
+def tally(
+    flagged: DataFrame,
+    expectations: Sequence[Expectation],
+    *,
+    digest: bool = False,
+    partition: Column | None = None,
+    kept_columns: Sequence[str] = (),
+) -> Counts:
+    """:class:`Counts` of ``flagged`` in one aggregate. ``digest``: the content digest
+    of the flagged rows (:func:`content_digest`). ``partition``: the fingerprint
+    ('rows:hash sum' of ``kept_columns``) of the rows :func:`split` keeps, per
+    partition (those with kept rows): an incremental view's state, in the same pass."""
+    if partition is not None:
+        return _tally_by_partition(flagged, expectations, partition, kept_columns)
+    aggregates = _count_columns(expectations)
+    if digest:
+        aggregates.append(F.sum(row_hash(flagged)).alias("__hash"))
+    row = metrics_without_observe(flagged, *aggregates)
+    total = row["__rows"]
+    failed = [int(row[f"__e{i}"] or 0) for i in range(len(expectations))]
+    return Counts(
+        total,
+        _results(expectations, total, failed),
+        total - int(row["__kept"] or 0),
+        digest=f"{total}:{row['__hash']}" if digest else None,
+    )
 
 
 def content_digest(df: DataFrame) -> str:
@@ -81,33 +113,37 @@ def row_hash_of(columns: Sequence[str]) -> Column:
     return F.xxhash64(*[F.col(f"`{c}`") for c in columns]).cast("decimal(38,0)")
 
 
-def count_by_partition(
+def _tally_by_partition(
     flagged: DataFrame, expectations: Sequence[Expectation], partition: Column, kept_columns: Sequence[str]
-) -> tuple[int, list[ExpectationResult], dict[str, str]]:
-    """As :func:`count`, plus the fingerprint ('rows:hash sum' of ``kept_columns``) of
-    the rows :func:`split` keeps, per ``partition`` (those with kept rows): one pass
-    where an incremental view needed two."""
-    reasons = _drop_reasons(expectations)
-    kept = F.lit(True) if reasons is None else F.size(reasons) == 0
+) -> Counts:
     grouped = flagged.groupBy(partition.alias("__partition")).agg(
         *_count_columns(expectations),
-        F.sum(kept.cast("long")).alias("__kept"),
-        F.sum(F.when(kept, row_hash_of(kept_columns))).alias("__hash"),
+        F.sum(F.when(_kept(expectations), row_hash_of(kept_columns))).alias("__hash"),
     )
-    total, failed, fingerprints = 0, [0] * len(expectations), {}
+    total, kept, failed, fingerprints = 0, 0, [0] * len(expectations), {}
     for row in grouped.collect():
-        total += row["__rows"]
+        total, kept = total + row["__rows"], kept + (row["__kept"] or 0)
         failed = [f + int(row[f"__e{i}"] or 0) for i, f in enumerate(failed)]
         if row["__kept"]:
             fingerprints[str(row["__partition"])] = f"{row['__kept']}:{row['__hash']}"
-    return total, _results(expectations, total, failed), fingerprints
+    return Counts(total, _results(expectations, total, failed), total - kept, fingerprints=fingerprints)
 
 
 def _count_columns(expectations: Sequence[Expectation]) -> list[Column]:
-    return [F.count(F.lit(1)).alias("__rows")] + [
-        F.sum(F.array_contains(FAILED_RULES, e.name).cast("long")).alias(f"__e{i}")
-        for i, e in enumerate(expectations)
+    return [
+        F.count(F.lit(1)).alias("__rows"),
+        F.sum(_kept(expectations).cast("long")).alias("__kept"),
+        *(
+            F.sum(F.array_contains(FAILED_RULES, e.name).cast("long")).alias(f"__e{i}")
+            for i, e in enumerate(expectations)
+        ),
     ]
+
+
+def _kept(expectations: Sequence[Expectation]) -> Column:
+    """Whether :func:`split` keeps a row: it failed no DROP rule."""
+    reasons = _drop_reasons(expectations)
+    return F.lit(True) if reasons is None else F.size(reasons) == 0
 
 
 def _results(
@@ -117,18 +153,6 @@ def _results(
         ExpectationResult(e.name, e.action.value, total - f, f)
         for e, f in zip(expectations, failed, strict=True)
     ]
-
-
-def _aggregate(
-    flagged: DataFrame, expectations: Sequence[Expectation], *, digest: bool
-) -> tuple[int, list[ExpectationResult], str | None]:
-    aggregates = _count_columns(expectations)
-    if digest:
-        aggregates.append(F.sum(row_hash(flagged)).alias("__hash"))
-    row = metrics_without_observe(flagged, *aggregates)
-    total = row["__rows"]
-    results = _results(expectations, total, [int(row[f"__e{i}"] or 0) for i in range(len(expectations))])
-    return total, results, f"{total}:{row['__hash']}" if digest else None
 
 
 def raise_on_fail(

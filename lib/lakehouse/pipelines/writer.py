@@ -61,29 +61,25 @@ def write(
     flagged, columns = staged(runner, ex.flag(frame, dataset.expectations), dataset, state)
     check_columns = [c for c in columns if c.startswith(CHECK_PREFIX)]
     kept_columns = [c for c in columns if c != ex.FAILED_RULES and c not in check_columns]
-    fingerprints = None
-    if unless_digest is not None:
-        total, results, digest = ex.count_and_digest(flagged, dataset.expectations)
-    elif fingerprint_by is not None:
-        total, results, fingerprints = ex.count_by_partition(
-            flagged, dataset.expectations, fingerprint_by, kept_columns
-        )
-        digest = None
-    else:
-        (total, results), digest = ex.count(flagged, dataset.expectations), None
-    event.rows_read, event.expectations = total, results
-    ex.raise_on_fail(dataset.name, flagged, dataset.expectations, results)
+    counts = ex.tally(
+        flagged,
+        dataset.expectations,
+        digest=unless_digest is not None,
+        partition=fingerprint_by,
+        kept_columns=kept_columns,
+    )
+    event.rows_read, event.expectations = counts.total, counts.results
+    ex.raise_on_fail(dataset.name, flagged, dataset.expectations, counts.results)
     path = runner.path(dataset.name)
-    if digest is not None and digest == unless_digest:
+    if counts.digest is not None and counts.digest == unless_digest:
         event.status, event.rows_written = "SKIPPED", 0
         event.target_version = delta_version(path)
         event.details = "result unchanged since the last refresh: nothing written"
-        return Written(digest, None)
+        return Written(counts.digest, None)
     kept, dropped = ex.split(flagged, dataset.expectations)
     if check_columns:
         kept = kept.drop(*check_columns)
-    drop_failures = any(r.failed for r in results if r.action == "drop")
-    dropped_count = dropped.count() if drop_failures else 0
+    dropped_count = counts.dropped
     remember_version(state, path)
     save(kept, path, dataset, mode=mode, merge_schema=merge_schema, replace_where=replace_where)
     quarantine = runner.quarantine_path(dataset.name)
@@ -93,10 +89,10 @@ def write(
         save(dropped, quarantine, dataset, mode=mode, merge_schema=True, replace_where=where)
     event.rows_dropped = dropped_count
     event.rows_quarantined = dropped_count if dataset.quarantine else 0
-    event.rows_written = total - dropped_count
+    event.rows_written = counts.total - dropped_count
     event.target_version = maintenance.version(path)
     event.status = "COMPLETED"
-    return Written(digest, kept, fingerprints)
+    return Written(counts.digest, kept, counts.fingerprints)
 
 
 def staged(
@@ -107,7 +103,8 @@ def staged(
     read that file instead of computing the definition three times. Removed at the
     end of the run."""
     uri = f"{state.staging}/{dataset.name}"
-    flagged.write.mode("overwrite").parquet(uri)
+    # snappy: the file lives for one run; Sail's default (zstd) took twice the time to write
+    flagged.write.mode("overwrite").option("compression", "snappy").parquet(uri)
     schema = flagged.schema
     return runner.spark.read.schema(schema).parquet(uri), schema.names
 

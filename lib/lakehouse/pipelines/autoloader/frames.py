@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 from pyspark.sql import functions as F
+from pyspark.sql import types as T
 
 from lakehouse.engine.compat import nullable_literal, parquet_files_one_by_one, parse_binary_files
 from lakehouse.pipelines.autoloader.listing import SourceFile, match_listed
@@ -93,9 +94,12 @@ def _parsed_frame(spark: SparkSession, fmt: TextFormat, files: list[SourceFile],
     def parse(path: str, content: bytes) -> pd.DataFrame:
         return parse_file(content, match_listed(paths, path), fmt, columns, types=types)
 
-    raw_schema = [(name, "string") for name in columns]
-    raw_schema += [(RESCUED, "string"), (CORRUPT, "string"), (SOURCE_FILE, "string"), (LINE_NUMBER, "int")]
-    return parse_binary_files(spark, paths, parse, ddl(raw_schema))
+    # built here, not as DDL: the client would ask the engine to parse a DDL string
+    strings = [*columns, RESCUED, CORRUPT, SOURCE_FILE]
+    raw_schema = T.StructType(
+        [*(T.StructField(name, T.StringType()) for name in strings), T.StructField(LINE_NUMBER, T.IntegerType())]
+    )
+    return parse_binary_files(spark, paths, parse, raw_schema)
 
 
 def _cast(column: Column, kind: str) -> Column:

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import pandas as pd
+from pyspark.sql import types as T
 
 from lakehouse.engine.compat import parse_binary_files
 from lakehouse.pipelines.autoloader.listing import SourceFile, match_listed
@@ -40,8 +41,21 @@ def merge_schema(
     return schema, added
 
 
+_DISCOVERED = T.StructType(
+    [
+        T.StructField("file_index", T.IntegerType()),
+        T.StructField("position", T.IntegerType()),
+        T.StructField("name", T.StringType()),
+        T.StructField("type", T.StringType()),
+    ]
+)
+_PARSED_DDL: dict[str, Schema] = {}  # the engine parses DDL: once per string and process
+
+
 def parse_ddl(spark: SparkSession, ddl: str, *, what: str) -> Schema:
     """``[(name, type)]`` of a DDL string such as ``"id bigint, amount decimal(10,2)"``."""
+    if ddl in _PARSED_DDL:
+        return list(_PARSED_DDL[ddl])
     try:
         fields = spark.createDataFrame([], ddl).schema.fields
     except Exception as exc:
@@ -49,7 +63,8 @@ def parse_ddl(spark: SparkSession, ddl: str, *, what: str) -> Schema:
             f"{what} is not valid DDL ({ddl!r}): {str(exc).splitlines()[0]}; "
             "expected e.g. 'id bigint, amount decimal(10,2), day date'"
         ) from exc
-    return [(f.name, f.dataType.simpleString()) for f in fields]
+    _PARSED_DDL[ddl] = [(f.name, f.dataType.simpleString()) for f in fields]
+    return list(_PARSED_DDL[ddl])
 
 
 def explicit_schema(spark: SparkSession, source: FileSource) -> Schema:
@@ -102,7 +117,5 @@ def _discover(spark: SparkSession, fmt: TextFormat, files: list[SourceFile]) -> 
             }
         )
 
-    rows = parse_binary_files(
-        spark, paths, discover, "file_index int, position int, name string, type string"
-    ).collect()
+    rows = parse_binary_files(spark, paths, discover, _DISCOVERED).collect()
     return [(r["name"], r["type"]) for r in sorted(rows, key=lambda r: (r["file_index"], r["position"]))]
