@@ -53,6 +53,7 @@ from typing import TYPE_CHECKING, Any
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
+from pyspark.sql.types import StructType
 
 from lakehouse.lake import delta_exists, read_delta, read_json, write_json
 from lakehouse.pipelines import expectations as ex
@@ -340,7 +341,8 @@ def plan(
     state: RunState | None = None,
 ) -> IncrementalPlan:
     """The partitions to recompute, from the recorded state and the inputs as stored
-    (``state``: the run's, whose tables written so far are known by their versions)."""
+    (``state``: the run's, whose tables written so far are known by their versions).
+    ``whole``: the definition's rows flagged by the expectations (``ex.flag``)."""
     spec, target = dataset.incremental, executor.runner.path(dataset.name)
     before = read_json(state_file(executor, dataset)) or {}
     arrivals = None
@@ -356,7 +358,7 @@ def plan(
         "by": spec.unit,
         "source": source if source is not None else _source_partitions(executor, spec, inputs[spec.source]),
         "inputs": {n: _identity(executor, n, df) for n, df in sorted(inputs.items()) if n != spec.source},
-        "schema": whole.schema.simpleString(),
+        "schema": StructType([f for f in whole.schema.fields if f.name != ex.FAILED_RULES]).simpleString(),
         "definition": table_definition(dataset),
     }
     if versions is not None:
@@ -690,12 +692,20 @@ def refresh_incremental(
     spec, runner = dataset.incremental, executor.runner
     inputs = executor.inputs(flow, state)
     whole = flow.function(**inputs)
-    planned = plan(executor, dataset, inputs, whole, full_refresh=full_refresh, state=state)
+    flagged = ex.flag(whole, dataset.expectations)  # its schema, analysed once, serves the plan and the write
+    planned = plan(executor, dataset, inputs, flagged, full_refresh=full_refresh, state=state)
     before = read_json(state_file(executor, dataset)) or {}
     target = runner.path(dataset.name)
     if planned.partitions is None:
         written = writer.write(
-            runner, dataset, whole, event, state, mode="overwrite", fingerprint_by=spec.target_partition()
+            runner,
+            dataset,
+            whole,
+            event,
+            state,
+            mode="overwrite",
+            fingerprint_by=spec.target_partition(),
+            schema=flagged.schema,
         )
         table = written.fingerprints or {}
         mode = "full"
@@ -709,7 +719,7 @@ def refresh_incremental(
         changed = source.where(spec.source_condition(read, source))
         frame = flow.function(**{**inputs, spec.source: changed})
         # the table has the view's schema (or the plan rebuilt it whole)
-        condition = spec.replace_condition(planned.partitions, whole)
+        condition = spec.replace_condition(planned.partitions, flagged)
         if read != planned.partitions:  # rows of the days only read for their windows left out
             frame = frame.where(F.expr(condition))
         written = writer.write(
@@ -721,6 +731,7 @@ def refresh_incremental(
             mode="overwrite",
             replace_where=condition,
             fingerprint_by=spec.target_partition(),
+            schema=flagged.schema,  # the same columns; a subset's nullability can only be narrower
         )
         untouched = {p: fp for p, fp in before["target"].items() if p not in set(planned.partitions)}
         table = {**untouched, **(written.fingerprints or {})}

@@ -262,7 +262,8 @@ class PipelineRunner:
             (flow,) = self.graph.flows_into(dataset)
             inputs = executor.inputs(flow, state)
             target = self.graph.datasets[dataset]
-            return incremental.plan(executor, target, inputs, flow.function(**inputs), full_refresh=False)
+            flagged = ex.flag(flow.function(**inputs), target.expectations)
+            return incremental.plan(executor, target, inputs, flagged, full_refresh=False)
 
     # -------------------------------------------------------------- preview
     def preview(self, dataset: str, *, limit: int = 20) -> tuple[Any, list[ex.ExpectationResult]]:

@@ -24,6 +24,8 @@ from lakehouse.pipelines.planner import CHECK_PREFIX
 from lakehouse.pipelines.state import RunState, delta_version, remember_version
 
 if TYPE_CHECKING:
+    from pyspark.sql.types import StructType
+
     from lakehouse.pipelines.runner import PipelineRunner
 
 
@@ -51,14 +53,16 @@ def write(
     unless_digest: str | None = None,
     replace_where: str | None = None,
     fingerprint_by: Column | None = None,
+    schema: StructType | None = None,
 ) -> Written:
     """Evaluate expectations, then write kept rows (and quarantined ones) in one
     commit each. With ``unless_digest``, write nothing if the flagged rows' content
     digest equals it (a view whose result is unchanged). With ``replace_where`` (a
     SQL predicate), replace only the rows it selects, in the target and quarantine.
     With ``fingerprint_by`` (a partition column), the kept rows' fingerprints per
-    partition come with the counts (an incremental view's state)."""
-    flagged, columns = staged(runner, ex.flag(frame, dataset.expectations), dataset, state)
+    partition come with the counts (an incremental view's state). ``schema``: the
+    flagged rows' schema when known, else analysed."""
+    flagged, columns = staged(runner, ex.flag(frame, dataset.expectations), dataset, state, schema)
     check_columns = [c for c in columns if c.startswith(CHECK_PREFIX)]
     kept_columns = [c for c in columns if c != ex.FAILED_RULES and c not in check_columns]
     counts = ex.tally(
@@ -96,7 +100,11 @@ def write(
 
 
 def staged(
-    runner: PipelineRunner, flagged: DataFrame, dataset: Dataset, state: RunState
+    runner: PipelineRunner,
+    flagged: DataFrame,
+    dataset: Dataset,
+    state: RunState,
+    schema: StructType | None = None,
 ) -> tuple[DataFrame, list[str]]:
     """The flagged rows computed once into a Parquet file of this run and read back
     (with their column names): the counts, the kept rows and the quarantine then
@@ -105,7 +113,7 @@ def staged(
     uri = f"{state.staging}/{dataset.name}"
     # snappy: the file lives for one run; Sail's default (zstd) took twice the time to write
     flagged.write.mode("overwrite").option("compression", "snappy").parquet(uri)
-    schema = flagged.schema
+    schema = schema or flagged.schema
     return runner.spark.read.schema(schema).parquet(uri), schema.names
 
 

@@ -97,7 +97,10 @@ def _parsed_frame(spark: SparkSession, fmt: TextFormat, files: list[SourceFile],
     # built here, not as DDL: the client would ask the engine to parse a DDL string
     strings = [*columns, RESCUED, CORRUPT, SOURCE_FILE]
     raw_schema = T.StructType(
-        [*(T.StructField(name, T.StringType()) for name in strings), T.StructField(LINE_NUMBER, T.IntegerType())]
+        [
+            *(T.StructField(name, T.StringType()) for name in strings),
+            T.StructField(LINE_NUMBER, T.IntegerType()),
+        ]
     )
     return parse_binary_files(spark, paths, parse, raw_schema)
 
