@@ -30,7 +30,7 @@ def _rows(frame: pd.DataFrame) -> list[tuple]:
 
 
 def test_messy_lines_give_the_rows_of_the_line_by_line_parser():
-    fast = parse_file(MESSY, "f.jsonl", FMT, COLUMNS, types=TYPES)
+    fast = parse_file(MESSY, "f.jsonl", FMT, COLUMNS, types=TYPES).to_pandas()
 
     assert _rows(fast) == [
         (1, "1", "1.5", "true", "café", None, None),
@@ -43,7 +43,7 @@ def test_messy_lines_give_the_rows_of_the_line_by_line_parser():
         (9, None, None, None, None, None, '{"id":'),
     ]
     assert set(fast["_source_file"]) == {"f.jsonl"}
-    slow = parse_file(MESSY, "f.jsonl", FMT, COLUMNS)
+    slow = parse_file(MESSY, "f.jsonl", FMT, COLUMNS).to_pandas()
     assert _rows(slow)[:6] == _rows(fast)[:6] and _rows(slow)[7] == _rows(fast)[7]
 
 
@@ -52,7 +52,7 @@ def test_one_bad_line_in_a_large_file_costs_only_that_line():
     lines[499] = '{"id":500,"n":"not a number"'  # line 500 truncated
     content = ("\n".join(lines) + "\n").encode()
 
-    fast = parse_file(content, "big.jsonl", FMT, COLUMNS, types=TYPES)
+    fast = parse_file(content, "big.jsonl", FMT, COLUMNS, types=TYPES).to_pandas()
 
     assert len(fast) == 1000
     assert fast["_line_number"].tolist() == list(range(1, 1001))
@@ -62,7 +62,7 @@ def test_one_bad_line_in_a_large_file_costs_only_that_line():
 
 
 def test_empty_file_gives_no_rows_with_the_columns():
-    fast = parse_file(b"", "empty.jsonl", FMT, COLUMNS, types=TYPES)
+    fast = parse_file(b"", "empty.jsonl", FMT, COLUMNS, types=TYPES).to_pandas()
 
     assert fast.empty
     assert list(fast.columns) == [*COLUMNS, "_rescued_data", "_corrupt_record", "_source_file", "_line_number"]

@@ -18,9 +18,10 @@ import sys
 import time
 from pathlib import Path
 
-import pandas as pd
+import pyarrow as pa
 import pytest
 from pyspark.sql import functions as F
+from pyspark.sql import types as T
 
 from lakehouse import maintenance
 from lakehouse.engine import compat, is_sail
@@ -104,11 +105,15 @@ def test_binary_file_still_returns_a_file_twice_on_sail(sail, tmp_path):
     rows = sail.read.format("binaryFile").load(paths).select("path").collect()
     assert len({row.path for row in rows}) == 10
     assert_gap_open("binary_file_split_duplicates", len(rows) > 10, f"{len(rows)} rows for 10 files")
-    def size(path, content):
-        return pd.DataFrame({"path": [path], "bytes": [len(content)]})
 
-    parsed = compat.parse_binary_files(sail, paths, size, "path string, bytes int").collect()
-    assert sorted(row.bytes for row in parsed) == [60_000 + 10_000 * index for index in range(10)]  # each file once
+    def size(path, content):
+        return pa.table({"path": [path], "bytes": [len(content)]})  # int64: cast to the schema's int
+
+    schema = T.StructType([T.StructField("path", T.StringType()), T.StructField("bytes", T.IntegerType())])
+    parsed = compat.parse_binary_files(sail, paths, size, schema).collect()
+    assert sorted(row.bytes for row in parsed) == [
+        60_000 + 10_000 * index for index in range(10)
+    ]  # each file once
 
 
 def test_csv_and_json_readers_still_fail_on_a_bad_row_on_sail(sail, tmp_path):

@@ -26,7 +26,7 @@ def test_bronze_parser_reads_order_lines_as_the_ground_truth_says(small_run: Run
     fmt = text_format(bronze_order_lines().source)  # the bronze dataset's own reader settings
     for path in entity_files(small_run.lake, "source=erp/order_lines", "*.csv"):
         name = relative(small_run.lake, path)
-        frame = parse_file(path.read_bytes(), name, fmt, ORDER_LINE_COLUMNS)
+        frame = parse_file(path.read_bytes(), name, fmt, ORDER_LINE_COLUMNS).to_pandas()
         rows += len(frame)
         assert frame["_rescued_data"].isna().all()
         good = frame[frame["_corrupt_record"].isna()]

@@ -53,7 +53,7 @@ def _rows(df, *columns: str) -> list[tuple]:
 def test_csv_parser_keeps_ragged_rows_raw_and_rescues_unknown_columns():
     fmt = TextFormat("csv", encoding="latin-1", delimiter=";")
     content = 'id;label;extra\r\n1;Paracétamol;x\r\n2;"two\nlines";y\r\n\r\n3;ragged\r\n4;é;z;too many\r\n'
-    frame = parse_file(content.encode("latin-1"), "f.csv", fmt, ["id", "label"])
+    frame = parse_file(content.encode("latin-1"), "f.csv", fmt, ["id", "label"]).to_pandas()
     assert frame[["id", "label", "_rescued_data", "_corrupt_record", "_line_number"]].values.tolist() == [
         ["1", "Paracétamol", '{"extra":"x"}', None, 2],
         ["2", "two\nlines", '{"extra":"y"}', None, 3],  # a quoted field spans two lines
@@ -64,7 +64,7 @@ def test_csv_parser_keeps_ragged_rows_raw_and_rescues_unknown_columns():
 
 
 def test_csv_undecodable_bytes_make_the_record_corrupt_not_the_file():
-    frame = parse_file(b"id,name\n1,ok\n2,caf\xe9\n", "f.csv", TextFormat("csv"), ["id", "name"])
+    frame = parse_file(b"id,name\n1,ok\n2,caf\xe9\n", "f.csv", TextFormat("csv"), ["id", "name"]).to_pandas()
     assert frame[["id", "name", "_corrupt_record"]].values.tolist() == [
         ["1", "ok", None],
         [None, None, "2,caf\\xe9"],
@@ -73,7 +73,7 @@ def test_csv_undecodable_bytes_make_the_record_corrupt_not_the_file():
 
 def test_json_lines_parser_keeps_bad_lines_raw_and_nested_values_as_json_text():
     content = b'{"id": 1, "tags": ["a"], "ok": true}\n{truncated\n\n[1, 2]\n{"id": 2, "new": {"x": 1}}\n'
-    frame = parse_file(content, "f.json", TextFormat("json"), ["id", "tags", "ok"])
+    frame = parse_file(content, "f.json", TextFormat("json"), ["id", "tags", "ok"]).to_pandas()
     assert frame[
         ["id", "tags", "ok", "_rescued_data", "_corrupt_record", "_line_number"]
     ].values.tolist() == [
@@ -87,11 +87,13 @@ def test_json_lines_parser_keeps_bad_lines_raw_and_nested_values_as_json_text():
 def test_multiline_json_array_and_single_document():
     fmt = TextFormat("json", multiline=True)
     array = b'[\n  {"id": 1},\n  {"id": 2,\n   "v": "x"}\n]\n'
-    assert parse_file(array, "a.json", fmt, ["id", "v"])[["id", "v", "_line_number"]].values.tolist() == [
+    assert parse_file(array, "a.json", fmt, ["id", "v"]).to_pandas()[
+        ["id", "v", "_line_number"]
+    ].values.tolist() == [
         ["1", None, 2],
         ["2", "x", 3],
     ]
-    broken = parse_file(b'{"id": 1,\n "v": ', "b.json", fmt, ["id"])
+    broken = parse_file(b'{"id": 1,\n "v": ', "b.json", fmt, ["id"]).to_pandas()
     assert broken[["id", "_corrupt_record", "_line_number"]].values.tolist() == [
         [None, '{"id": 1,\n "v":', 1]
     ]
@@ -334,6 +336,6 @@ def test_checkpoint_files_are_plain_json_and_bound_to_their_source(spark, tmp_pa
 
 def test_headerless_csv_maps_fields_by_position():
     fmt = TextFormat("csv", header=False)
-    frame = parse_file(b"1,a\n2\n", "f.csv", fmt, ["id", "name"])
+    frame = parse_file(b"1,a\n2\n", "f.csv", fmt, ["id", "name"]).to_pandas()
     assert frame[["id", "name", "_corrupt_record"]].values.tolist() == [["1", "a", None], [None, None, "2"]]
     assert discover_columns(b"1,a,x\n", fmt) == [("_c0", "string"), ("_c1", "string"), ("_c2", "string")]

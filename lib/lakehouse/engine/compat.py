@@ -20,11 +20,12 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
 from pyspark.sql import functions as F
+from pyspark.sql.pandas.types import to_arrow_schema
 
 from lakehouse.engine.session import is_sail
 
 if TYPE_CHECKING:
-    import pandas as pd
+    import pyarrow as pa
     from pyspark.sql import Column, DataFrame, Row, SparkSession
     from pyspark.sql.types import StructType
 
@@ -57,12 +58,12 @@ def nullable_literal(value: Column, anchor: Column) -> Column:
 def parse_binary_files(
     spark: SparkSession,
     paths: Sequence[str],
-    parse_one: Callable[[str, bytes], pd.DataFrame],
-    schema: StructType | str,
+    parse_one: Callable[[str, bytes], pa.Table],
+    schema: StructType,
 ) -> DataFrame:
     """``parse_one(path, content)`` applied to each file exactly once, in Python on the
-    workers (``mapInPandas``); ``schema``: of the frames it returns (a DDL string
-    costs the client one call to the engine to parse it).
+    workers (``mapInArrow``: Arrow tables in and out, no pandas conversion of the
+    strings); ``schema``: of the tables it returns, to which they are cast.
 
     Gap ``binary_file_split_duplicates``, Sail 0.7.2: a file whose byte range straddles
     a split boundary comes back twice (ten files of 60 to 150 kB). One cheap query asks
@@ -79,13 +80,17 @@ def parse_binary_files(
     files = spark.read.format("binaryFile").load(list(paths))
     twice = {row.path for row in files.groupBy("path").count().where("count > 1").select("path").collect()}
 
-    def parse(batches: Iterator[pd.DataFrame], skip: frozenset[str]) -> Iterator[pd.DataFrame]:
-        for batch in batches:
-            for path, content in zip(batch["path"], batch["content"]):
-                if path not in skip:
-                    yield parse_one(path, bytes(content))
+    arrow_schema = to_arrow_schema(schema)
 
-    parsed = files.select("path", "content").mapInPandas(partial(parse, skip=frozenset(twice)), schema)
+    def parse(batches: Iterator[pa.RecordBatch], skip: frozenset[str]) -> Iterator[pa.RecordBatch]:
+        for batch in batches:
+            paths, contents = batch.column("path"), batch.column("content")
+            for index in range(batch.num_rows):  # one file's bytes in Python at a time
+                path = paths[index].as_py()
+                if path not in skip:
+                    yield from parse_one(path, contents[index].as_py()).cast(arrow_schema).to_batches()
+
+    parsed = files.select("path", "content").mapInArrow(partial(parse, skip=frozenset(twice)), schema)
     if not twice:
         return parsed
     returned_twice = {_bare(path) for path in twice}
@@ -95,7 +100,7 @@ def parse_binary_files(
             f"binaryFile returned {sorted(twice)} twice; none of the listed paths matches some of them"
         )
     once = _read_binary_files_once(spark, again).select("path", "content")
-    return parsed.unionByName(once.mapInPandas(partial(parse, skip=frozenset()), schema))
+    return parsed.unionByName(once.mapInArrow(partial(parse, skip=frozenset()), schema))
 
 
 def _bare(path: str) -> str:

@@ -8,7 +8,7 @@ import datetime as dt
 import re
 from typing import TYPE_CHECKING
 
-import pandas as pd
+import pyarrow as pa
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
@@ -91,7 +91,7 @@ def _parsed_frame(spark: SparkSession, fmt: TextFormat, files: list[SourceFile],
     columns = [name for name, _ in schema]
     types = dict(schema)
 
-    def parse(path: str, content: bytes) -> pd.DataFrame:
+    def parse(path: str, content: bytes) -> pa.Table:
         return parse_file(content, match_listed(paths, path), fmt, columns, types=types)
 
     # built here, not as DDL: the client would ask the engine to parse a DDL string

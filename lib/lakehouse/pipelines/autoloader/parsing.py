@@ -11,7 +11,6 @@ import re
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pajson
@@ -35,7 +34,7 @@ def parse_file(
     columns: Sequence[str],
     *,
     types: Mapping[str, str] | None = None,
-) -> pd.DataFrame:
+) -> pa.Table:
     """Rows of one CSV/JSON/text file: ``columns`` as raw strings (typing happens in
     Spark), then ``_rescued_data``, ``_corrupt_record``, ``_source_file``, ``_line_number``.
 
@@ -52,14 +51,14 @@ def parse_file(
         records = _text_records(text, fmt.encoding)
     else:  # pragma: no cover - parquet is read natively
         raise ValueError(f"parse_file does not parse {fmt.format!r}")
-    out_columns = [*columns, *PARSED_METADATA]
-    rows = [
-        [*(values.get(c) for c in columns), rescued, corrupt, source_file, line]
-        for line, values, rescued, corrupt in records
+    arrays = [pa.array([values.get(c) for _, values, _, _ in records], pa.string()) for c in columns]
+    arrays += [
+        pa.array([rescued for _, _, rescued, _ in records], pa.string()),
+        pa.array([corrupt for _, _, _, corrupt in records], pa.string()),
+        pa.array([source_file] * len(records), pa.string()),
+        pa.array([line for line, _, _, _ in records], pa.int32()),
     ]
-    frame = pd.DataFrame(rows, columns=out_columns, dtype=object)
-    frame[LINE_NUMBER] = frame[LINE_NUMBER].astype("int32")
-    return frame
+    return pa.Table.from_arrays(arrays, schema=_raw_arrow_schema(columns, with_source_file=True))
 
 
 # One parsed record: (line number, column -> raw string, rescued JSON or None, corrupt raw text or None)
@@ -204,7 +203,7 @@ _NumberedLines = list[tuple[int, str]]
 
 def _json_lines_frame(
     text: str, fmt: TextFormat, columns: Sequence[str], types: Mapping[str, str], source_file: str
-) -> pd.DataFrame:
+) -> pa.Table:
     """``parse_file`` of JSON lines: Arrow for well-formed chunks, Python for the rest."""
     check_undecoded = not text.isascii() and _UNDECODED.search(text) is not None  # isascii: fast common case
     schema = pa.schema([(c, _ARROW_JSON_TYPES.get(types.get(c, "string"), pa.string())) for c in columns])
@@ -226,9 +225,9 @@ def _json_lines_frame(
     return _with_source_file(table.sort_by(LINE_NUMBER), columns, source_file)
 
 
-def _with_source_file(table: pa.Table, columns: Sequence[str], source_file: str) -> pd.DataFrame:
+def _with_source_file(table: pa.Table, columns: Sequence[str], source_file: str) -> pa.Table:
     table = table.append_column(SOURCE_FILE, pa.array([source_file] * table.num_rows, pa.string()))
-    return table.select([*columns, *PARSED_METADATA]).to_pandas()
+    return table.select([*columns, *PARSED_METADATA])
 
 
 def _arrow_raw_table(
@@ -255,15 +254,10 @@ def _arrow_raw_table(
     return pa.table(raw)
 
 
-def _raw_arrow_schema(columns: Sequence[str]) -> pa.Schema:
-    return pa.schema(
-        [
-            *((c, pa.string()) for c in columns),
-            (RESCUED, pa.string()),
-            (CORRUPT, pa.string()),
-            (LINE_NUMBER, pa.int32()),
-        ]
-    )
+def _raw_arrow_schema(columns: Sequence[str], *, with_source_file: bool = False) -> pa.Schema:
+    """``parse_file``'s columns (with ``_source_file``), or those of a piece before it."""
+    strings = [*columns, RESCUED, CORRUPT, *([SOURCE_FILE] if with_source_file else [])]
+    return pa.schema([*((c, pa.string()) for c in strings), (LINE_NUMBER, pa.int32())])
 
 
 def _arrow_json_chunks(

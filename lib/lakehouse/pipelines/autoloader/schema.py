@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-import pandas as pd
+import pyarrow as pa
 from pyspark.sql import types as T
 
 from lakehouse.engine.compat import parse_binary_files
@@ -104,16 +104,14 @@ def _discover(spark: SparkSession, fmt: TextFormat, files: list[SourceFile]) -> 
     """Columns of ``files`` in order of appearance, inferred on the workers."""
     paths = [f.path for f in files]
 
-    def discover(path: str, content: bytes) -> pd.DataFrame:
+    def discover(path: str, content: bytes) -> pa.Table:
         columns = discover_columns(content, fmt)
-        return pd.DataFrame(
+        return pa.table(
             {
-                "file_index": pd.Series(
-                    [paths.index(match_listed(paths, path))] * len(columns), dtype="int32"
-                ),
-                "position": pd.Series(range(len(columns)), dtype="int32"),
-                "name": pd.Series([n for n, _ in columns], dtype=object),
-                "type": pd.Series([t for _, t in columns], dtype=object),
+                "file_index": pa.array([paths.index(match_listed(paths, path))] * len(columns), pa.int32()),
+                "position": pa.array(range(len(columns)), pa.int32()),
+                "name": pa.array([n for n, _ in columns], pa.string()),
+                "type": pa.array([t for _, t in columns], pa.string()),
             }
         )
 
