@@ -168,14 +168,14 @@ def test_large_extractions_are_split_into_range_reads(spark, seeded):
                 "UPDATE referential.products SET updated_at = %s WHERE product_id = %s",
                 [dt.datetime(2026, 11, 2 + i, tzinfo=dt.UTC), key],
             )
-    plan = plan_extraction(spark, endpoint, "products", None, small)
+    plan = plan_extraction(endpoint, "products", None, small)
     assert (plan.rows, plan.partitions) == (3, 3)
     assert plan.upper_us - plan.lower_us == 2 * 86_400 * 1_000_000  # 2 days between first and last
     split = read_changed_rows(spark, endpoint, plan)
     assert sorted(r.product_id for r in split.collect()) == ["P001", "P002", "P003"]
 
     since = plan.lower_us  # after the first row's updated_at: P002 and P003 only
-    later = plan_extraction(spark, endpoint, "products", since, small)
+    later = plan_extraction(endpoint, "products", since, small)
     assert later.rows == 2
     assert sorted(r.product_id for r in read_changed_rows(spark, endpoint, later).collect()) == [
         "P002",
