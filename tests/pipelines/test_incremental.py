@@ -335,3 +335,32 @@ def test_counts_and_kept_fingerprints_in_one_pass_equal_the_two_passes(spark):
     assert fingerprints == partition_fingerprints(kept.drop("_check_raw"), F.col("day"))
     assert sorted(fingerprints) == ["2026-11-01", "2026-11-03"]
     assert fingerprints["2026-11-01"].startswith("2:")
+
+
+def test_day_conditions_compare_a_column_as_its_type_and_an_expression_as_its_date(spark):
+    """A TIMESTAMP column is selected by half-open ranges (files of other days can be
+    skipped); an expression by its partition label, a DATE, whatever its type (the
+    engine is not asked for it). Both select the rows of their days, no more."""
+    frame = spark.createDataFrame(
+        [
+            (dt.datetime(2026, 11, 1, 23, 59), "O20261101-1"),
+            (dt.datetime(2026, 11, 2, 0, 0), "O20261102-1"),
+            (dt.datetime(2026, 11, 3, 12, 0), "O20261103-1"),
+            (dt.datetime(2026, 11, 4, 0, 0), "O20261104-1"),
+        ],
+        "ts timestamp, order_id string",
+    )
+    by_time = dp.by_day(source="s", source_day="ts")
+    by_id = dp.by_day(source="s", source_day="to_timestamp(substr(order_id, 2, 8), 'yyyyMMdd')")
+    days = ["2026-11-02", "2026-11-03"]
+
+    assert by_time.replace_condition(days, frame) == (
+        "(ts >= TIMESTAMP'2026-11-02 00:00:00' AND ts < TIMESTAMP'2026-11-04 00:00:00')"
+    )
+    assert by_id.replace_condition(days, frame) == (
+        "(CAST((to_timestamp(substr(order_id, 2, 8), 'yyyyMMdd')) AS DATE) "
+        "BETWEEN DATE'2026-11-02' AND DATE'2026-11-03')"
+    )
+    for spec in (by_time, by_id):
+        selected = frame.where(spec.source_condition(days, frame)).select("order_id").collect()
+        assert sorted(r.order_id for r in selected) == ["O20261102-1", "O20261103-1"]

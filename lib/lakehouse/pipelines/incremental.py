@@ -114,12 +114,18 @@ class ByDay:
         return self.partition_of(self._target_day())
 
     def source_condition(self, partitions: Sequence[str], source: DataFrame) -> Column:
-        day = self.source_day if self.source_day.isidentifier() else f"({self.source_day})"
-        return F.expr(self._predicate(day, partitions, _is_timestamp(source, day)))
+        return F.expr(self._condition(self.source_day, partitions, source))
 
     def replace_condition(self, partitions: Sequence[str], target: DataFrame) -> str:
-        day = self._target_day()
-        return self._predicate(day, partitions, _is_timestamp(target, day))
+        return self._condition(self.target_day, partitions, target)
+
+    def _condition(self, day: str, partitions: Sequence[str], frame: DataFrame) -> str:
+        """The rows of ``partitions`` by ``day`` over ``frame``: a column compared as its
+        type is (the engine skips the files of other days), an expression by its
+        partition label, a DATE (no type to ask the engine for: nothing to skip)."""
+        if day.isidentifier():
+            return self._predicate(day, partitions, _is_timestamp(frame, day))
+        return self._predicate(f"CAST(({day}) AS DATE)", partitions, False)
 
     def window(self) -> dict[str, Any] | None:
         """The options that widen a change beyond its own day (None: none set)."""
@@ -613,11 +619,10 @@ def _identity(executor: FlowExecutor, name: str, frame: DataFrame) -> str:
     return f"version {delta_version(executor.runner.path(name))}"
 
 
-def _is_timestamp(frame: DataFrame, day: str) -> bool:
-    """Whether the SQL ``day`` over ``frame`` is a TIMESTAMP: a column's type from the
-    frame's schema (known once asked), an expression's by analysing it."""
-    types = dict(frame.dtypes)
-    kind = types[day] if day in types else frame.select(F.expr(day)).dtypes[0][1]
+def _is_timestamp(frame: DataFrame, column: str) -> bool:
+    """Whether ``column`` of ``frame`` is a TIMESTAMP: from the frame's schema (known
+    once asked), else (another spelling of the name) by asking the engine."""
+    kind = dict(frame.dtypes).get(column) or frame.select(F.col(column)).dtypes[0][1]
     return kind in ("timestamp", "timestamp_ntz")
 
 
