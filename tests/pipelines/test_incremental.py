@@ -203,6 +203,35 @@ def test_rows_another_writer_changed_are_rebuilt_by_day(spark, lake, source):
     _assert_rows(spark, runner, [(D1, 1, 10, 20, "r1"), (D2, 2, 20, 40, "r2")])
 
 
+def test_days_the_table_has_no_row_of_are_appended_and_their_quarantine_still_replaced(spark, lake, source):
+    """A recomputed day the table holds no row of (new, or every row dropped before) is
+    appended instead of replaced (a replaceWhere reads and rewrites the files of the
+    other days); its quarantined rows are still replaced. A day another writer put rows
+    in is replaced, not appended next to them."""
+    source["sales"] = [(D1, 1, 10), (D2, 2, -5)]  # day 2: its only row dropped
+    runner, _ = _run(spark, lake, source, "r1")
+    assert read_delta(spark, runner.quarantine_path("sales_eur")).count() == 1
+
+    source["sales"] = [(D1, 1, 10), (D2, 3, 5), (D3, 4, 40)]
+    runner, run = _run(spark, lake, source, "r2")
+    assert _details(run)["days"] == ["2026-11-02", "2026-11-03"]
+    last = maintenance.open_table(runner.path("sales_eur")).history(1)[0]
+    assert (last["operation"], last["operationParameters"]["mode"]) == ("WRITE", "Append")
+    _assert_rows(spark, runner, [(D1, 1, 10, 20, "r1"), (D2, 3, 5, 10, "r2"), (D3, 4, 40, 80, "r2")])
+    assert read_delta(spark, runner.quarantine_path("sales_eur")).count() == 0, "day 2's dropped row gone"
+
+    stray = spark.createDataFrame([(D4, 9, 1, 1, "someone")], TARGET)
+    write_delta(stray, runner.path("sales_eur"), mode="append")
+    source["sales"].append((D4, 6, 60))
+    runner, run = _run(spark, lake, source, "r3")
+    assert _details(run)["days"] == ["2026-11-04"]
+    _assert_rows(
+        spark,
+        runner,
+        [(D1, 1, 10, 20, "r1"), (D2, 3, 5, 10, "r2"), (D3, 4, 40, 80, "r2"), (D4, 6, 60, 120, "r3")],
+    )
+
+
 def test_by_key_replaces_only_the_changed_keys(spark, lake, source):
     source["sales"] = [(D1, 1, 10), (D1, 2, 20), (D2, 3, 30)]
     runner, first = _run(spark, lake, source, "r1", by_key=True)

@@ -329,6 +329,7 @@ class IncrementalPlan:
     partitions: list[str] | None
     reason: str
     snapshot: dict[str, Any] = field(repr=False, default_factory=dict)  # the state once written
+    present: set[str] = field(repr=False, default_factory=set)  # the partitions the table holds rows of
 
 
 # ------------------------------------------------------------------ planning
@@ -397,8 +398,10 @@ def plan(
         return everything(f"other inputs changed: {', '.join(moved) or 'the input list'}")
     changed = set(changed_partitions(snapshot["source"], before["source"]))
     reasons = [f"source {spec.unit} changed"] if changed else []
+    present = set(before["target"])
     if delta_version(target) != before["target_version"]:
         stored = partition_fingerprints(read_delta(executor.spark, target), spec.target_partition())
+        present = set(stored)
         rewritten = set(changed_partitions(stored, before["target"]))
         if rewritten:
             changed |= rewritten
@@ -413,7 +416,7 @@ def plan(
         if latest - widened:
             reasons.append(f"the latest day per {', '.join(spec.latest_per)} before and now")
         changed = widened | latest
-    return IncrementalPlan(sorted(changed), "; ".join(reasons) or "nothing changed", snapshot)
+    return IncrementalPlan(sorted(changed), "; ".join(reasons) or "nothing changed", snapshot, present)
 
 
 def _source_partitions(executor: FlowExecutor, spec: ByDay | ByKey, source: DataFrame) -> dict[str, str]:
@@ -737,6 +740,9 @@ def refresh_incremental(
             replace_where=condition,
             fingerprint_by=spec.target_partition(),
             schema=flagged.schema,  # the same columns; a subset's nullability can only be narrower
+            # partitions the table has no row of (a new day): appended, where a replaceWhere
+            # would read the table and rewrite its files that hold other days
+            nothing_to_replace=not set(planned.partitions) & planned.present,
         )
         untouched = {p: fp for p, fp in before["target"].items() if p not in set(planned.partitions)}
         table = {**untouched, **(written.fingerprints or {})}

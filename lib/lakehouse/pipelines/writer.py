@@ -54,6 +54,7 @@ def write(
     replace_where: str | None = None,
     fingerprint_by: Column | None = None,
     schema: StructType | None = None,
+    nothing_to_replace: bool = False,
 ) -> Written:
     """Evaluate expectations, then write kept rows (and quarantined ones) in one
     commit each. With ``unless_digest``, write nothing if the flagged rows' content
@@ -61,7 +62,9 @@ def write(
     SQL predicate), replace only the rows it selects, in the target and quarantine.
     With ``fingerprint_by`` (a partition column), the kept rows' fingerprints per
     partition come with the counts (an incremental view's state). ``schema``: the
-    flagged rows' schema when known, else analysed."""
+    flagged rows' schema when known, else analysed. ``nothing_to_replace``: the target
+    holds no row ``replace_where`` selects, so the kept rows are appended (the
+    quarantine is still replaced: rows dropped by an earlier run may be there)."""
     flagged, columns = staged(runner, ex.flag(frame, dataset.expectations), dataset, state, schema)
     check_columns = [c for c in columns if c.startswith(CHECK_PREFIX)]
     kept_columns = [c for c in columns if c != ex.FAILED_RULES and c not in check_columns]
@@ -85,7 +88,10 @@ def write(
         kept = kept.drop(*check_columns)
     dropped_count = counts.dropped
     remember_version(state, path)
-    save(kept, path, dataset, mode=mode, merge_schema=merge_schema, replace_where=replace_where)
+    if replace_where is not None and nothing_to_replace:
+        save(kept, path, dataset, mode="append", merge_schema=False)
+    else:
+        save(kept, path, dataset, mode=mode, merge_schema=merge_schema, replace_where=replace_where)
     quarantine = runner.quarantine_path(dataset.name)
     if dataset.quarantine and (dropped_count or mode == "overwrite"):
         remember_version(state, quarantine)
