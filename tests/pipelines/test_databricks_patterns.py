@@ -290,6 +290,49 @@ def test_a_delta_sink_gets_each_new_row_once_and_keeps_its_rows_on_full_refresh(
     assert _rows(spark, sink, ["id", "amount"]) == [(1, 10), (1, 10), (2, 20), (2, 20)]
 
 
+EMPTY_FILE_DEFINITIONS = """\
+    from lakehouse import pipelines as dp
+
+
+    @dp.table
+    def orders():
+        return dp.read_files("landing/orders", format="json", schema="id INT, amount INT")
+
+
+    @dp.materialized_view
+    def total(orders):
+        return orders.selectExpr("sum(amount) AS total")
+"""
+
+
+def test_new_files_without_a_row_are_checkpointed_without_a_table_version(spark, outside):
+    """A file holding no row (a day without recalls) is read once and recorded, but
+    commits no version: the readers of the table have nothing to recompute."""
+    from lakehouse import maintenance
+
+    project = _project(outside / "empty", {"orders.py": EMPTY_FILE_DEFINITIONS})
+    landing = outside / "empty" / "storage-root" / "landing" / "orders"
+    orders = project.runner().path("orders")
+    _land(landing, "1.json", [{"id": 1, "amount": 10}])
+    project.runner().run()
+    version = maintenance.version(orders)
+
+    _land(landing, "2.json", [])
+    run = project.runner().run()
+    event = run.event("orders")
+    assert (event.status, event.rows_read, event.rows_written) == ("COMPLETED", 0, 0)
+    assert json.loads(event.details)["files"] == 1
+    assert maintenance.version(orders) == version == event.target_version
+    assert run.event("total").status == "SKIPPED"
+
+    again = project.runner().run()
+    assert (again.event("orders").status, again.event("orders").details) == ("SKIPPED", "no new files")
+    _land(landing, "3.json", [{"id": 3, "amount": 30}])
+    project.runner().run()
+    assert _rows(spark, orders, ["id", "amount"]) == [(1, 10), (3, 30)]
+    assert _rows(spark, project.runner().path("total"), ["total"]) == [(40,)]
+
+
 def test_unsupported_sinks_and_reads_of_a_sink_are_refused_with_what_to_do(tmp_path):
     from lakehouse import pipelines as dp
     from lakehouse.pipelines.graph import GraphError

@@ -246,7 +246,17 @@ class FlowExecutor:
             event.status, event.rows_read, event.rows_written, event.details = "SKIPPED", 0, 0, "no new files"
             return
         frame = source.apply(batch.df)
-        writer.write(self.runner, dataset, frame, event, state, mode=mode, merge_schema=True)
+        # files holding no row and adding no column: their checkpoint, no table version
+        writer.write(
+            self.runner,
+            dataset,
+            frame,
+            event,
+            state,
+            mode=mode,
+            merge_schema=True,
+            skip_empty_append=not batch.schema_changes,
+        )
         state.checkpoint_commits.append(lambda: autoloader.commit_batch(checkpoint, batch))
         event.details = json.dumps(
             {"files": len(batch.files), "batch_id": batch.batch_id, "schema_changes": batch.schema_changes}

@@ -55,6 +55,7 @@ def write(
     fingerprint_by: Column | None = None,
     schema: StructType | None = None,
     nothing_to_replace: bool = False,
+    skip_empty_append: bool = False,
 ) -> Written:
     """Evaluate expectations, then write kept rows (and quarantined ones) in one
     commit each. With ``unless_digest``, write nothing if the flagged rows' content
@@ -64,7 +65,9 @@ def write(
     partition come with the counts (an incremental view's state). ``schema``: the
     flagged rows' schema when known, else analysed. ``nothing_to_replace``: the target
     holds no row ``replace_where`` selects, so the kept rows are appended (the
-    quarantine is still replaced: rows dropped by an earlier run may be there)."""
+    quarantine is still replaced: rows dropped by an earlier run may be there).
+    ``skip_empty_append``: appending no row to an existing table commits nothing (a
+    new version would make every reader of the table recompute)."""
     flagged, columns = staged(runner, ex.flag(frame, dataset.expectations), dataset, state, schema)
     check_columns = [c for c in columns if c.startswith(CHECK_PREFIX)]
     kept_columns = [c for c in columns if c != ex.FAILED_RULES and c not in check_columns]
@@ -83,6 +86,10 @@ def write(
         event.target_version = delta_version(path)
         event.details = "result unchanged since the last refresh: nothing written"
         return Written(counts.digest, None)
+    if skip_empty_append and mode == "append" and counts.total == 0 and delta_exists(path):
+        event.status, event.rows_written = "COMPLETED", 0
+        event.target_version = delta_version(path)
+        return Written(None, None)
     kept, dropped = ex.split(flagged, dataset.expectations)
     if check_columns:
         kept = kept.drop(*check_columns)
