@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import pyarrow as pa
 from pyspark.sql import functions as F
-from pyspark.sql import types as T
+from pyspark.sql.pandas.types import from_arrow_schema
 
 from lakehouse.engine.compat import nullable_literal, parquet_files_one_by_one, parse_binary_files
 from lakehouse.pipelines.autoloader.listing import SourceFile, match_listed
@@ -26,7 +26,7 @@ from lakehouse.pipelines.autoloader.options import (
     Schema,
     TextFormat,
 )
-from lakehouse.pipelines.autoloader.parsing import parse_file
+from lakehouse.pipelines.autoloader.parsing import parse_file, parsed_schema
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame, SparkSession
@@ -94,15 +94,8 @@ def _parsed_frame(spark: SparkSession, fmt: TextFormat, files: list[SourceFile],
     def parse(path: str, content: bytes) -> pa.Table:
         return parse_file(content, match_listed(paths, path), fmt, columns, types=types)
 
-    # built here, not as DDL: the client would ask the engine to parse a DDL string
-    strings = [*columns, RESCUED, CORRUPT, SOURCE_FILE]
-    raw_schema = T.StructType(
-        [
-            *(T.StructField(name, T.StringType()) for name in strings),
-            T.StructField(LINE_NUMBER, T.IntegerType()),
-        ]
-    )
-    return parse_binary_files(spark, paths, parse, raw_schema)
+    # a StructType, not DDL: the client would ask the engine to parse a DDL string
+    return parse_binary_files(spark, paths, parse, from_arrow_schema(parsed_schema(columns)))
 
 
 def _cast(column: Column, kind: str) -> Column:

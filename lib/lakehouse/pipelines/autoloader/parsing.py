@@ -58,7 +58,7 @@ def parse_file(
         pa.array([source_file] * len(records), pa.string()),
         pa.array([line for line, _, _, _ in records], pa.int32()),
     ]
-    return pa.Table.from_arrays(arrays, schema=_raw_arrow_schema(columns, with_source_file=True))
+    return pa.Table.from_arrays(arrays, schema=parsed_schema(columns))
 
 
 # One parsed record: (line number, column -> raw string, rescued JSON or None, corrupt raw text or None)
@@ -252,6 +252,11 @@ def _arrow_raw_table(
     raw[CORRUPT] = pa.nulls(len(line_numbers), pa.string())
     raw[LINE_NUMBER] = line_numbers
     return pa.table(raw)
+
+
+def parsed_schema(columns: Sequence[str]) -> pa.Schema:
+    """The columns of what ``parse_file`` returns."""
+    return _raw_arrow_schema(columns, with_source_file=True)
 
 
 def _raw_arrow_schema(columns: Sequence[str], *, with_source_file: bool = False) -> pa.Schema:
