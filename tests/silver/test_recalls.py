@@ -52,3 +52,44 @@ def test_recalls_match_our_products_by_cip13_or_name_and_keep_the_latest_copy(sp
         ("R1", ["latest_version_of_notice"]),
         ("R6", ["valid_published_date"]),
     ]
+
+
+def test_a_run_reads_the_notices_dropped_by_its_date_and_skips_unread_when_nothing_changed(spark, lake):
+    """silver_recalls reads the notices dropped up to the run date. With no drop after
+    it and none undated (every daily run), its plan does not depend on the date: the
+    next day with nothing new skips it unread. A later drop waits for its date."""
+    from lakehouse import pipelines as dp
+    from lakehouse.lake import read_delta, write_delta
+
+    graph = dp.load_graph("recalls_test", ["lakehouse.bronze.tables", "lakehouse.silver.pharma_tables"])
+
+    def runner(day: int):
+        return dp.PipelineRunner(spark, graph, lake, parameters={"run_date": dt.date(2026, 11, day)})
+
+    def drop(notice_id: str, day: str) -> None:
+        row = (*_notice(notice_id, "3400930000001"), "2026", "11", day)
+        frame = spark.createDataFrame([row], f"{BRONZE_SCHEMA}, year string, month string, day string")
+        write_delta(
+            frame, runner(2).path("bronze_recalls"), mode="append", partition_by=("year", "month", "day")
+        )
+
+    def refresh(day: int):
+        run = runner(day).run(refresh=["silver_recalls"], include_upstreams=False)
+        assert run.status == "COMPLETED", run.error
+        notices = sorted(r.notice_id for r in read_delta(spark, runner(day).path("silver_recalls")).collect())
+        return run.event("silver_recalls"), notices
+
+    products = spark.createDataFrame([("P1", "3400930000001", "Doliprane")], PRODUCTS_SCHEMA)
+    write_delta(products, runner(2).path("silver_products"))
+    drop("R1", "01")
+    drop("R2", "02")
+    assert refresh(2)[1] == ["R1", "R2"]
+    event, notices = refresh(3)
+    assert (event.status, event.details) == (
+        "SKIPPED",
+        "inputs and definition unchanged since the last refresh",
+    )
+
+    drop("R5", "05")
+    assert refresh(3)[1] == ["R1", "R2"]  # dropped on the 5th: not yet
+    assert refresh(5)[1] == ["R1", "R2", "R5"]

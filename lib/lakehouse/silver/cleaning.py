@@ -4,6 +4,8 @@ expectations make, for the silver functions called from notebooks and tests)."""
 
 from __future__ import annotations
 
+import datetime as dt
+
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
@@ -23,10 +25,26 @@ def or_no_day(day: str) -> str:
 
 def dropped_by_run_date(bronze: DataFrame) -> DataFrame:
     """The bronze rows dropped up to the run date: what a silver table is made of (a
-    drop dated later counts once the run date reaches it). Inside a pipeline run."""
+    drop dated later counts once the run date reaches it). Inside a pipeline run.
+
+    When every row has a drop date and none is after the run date (every daily run),
+    the frame is returned unfiltered: its plan then does not change with the run date,
+    and a view reading unchanged bronze is skipped unread instead of recomputed to the
+    same rows."""
     from lakehouse import pipelines as dp
 
-    return bronze.where(partition_date() <= F.lit(dp.current().parameters["run_date"]))
+    run_date = dp.current().parameters["run_date"]
+    dropped = partition_date()
+    row = bronze.select(
+        F.max(dropped).alias("latest"), (F.count(F.lit(1)) - F.count(dropped)).alias("undated")
+    ).first()
+    if row["undated"] == 0 and (row["latest"] is None or row["latest"] <= _as_date(run_date)):
+        return bronze
+    return bronze.where(dropped <= F.lit(run_date))
+
+
+def _as_date(value: object) -> dt.date:
+    return value if isinstance(value, dt.date) else dt.date.fromisoformat(str(value))
 
 
 def apply_drop_rules(
