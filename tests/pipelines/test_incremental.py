@@ -393,3 +393,37 @@ def test_day_conditions_compare_a_column_as_its_type_and_an_expression_as_its_da
     for spec in (by_time, by_id):
         selected = frame.where(spec.source_condition(days, frame)).select("order_id").collect()
         assert sorted(r.order_id for r in selected) == ["O20261102-1", "O20261103-1"]
+
+
+def test_the_arrival_days_of_changed_days_select_their_rows_only(spark):
+    """The arrival days holding rows of some days come from the recorded fingerprints
+    (never the rows of no arrival day); ``arrived_on`` selects those rows by
+    ``arrival_where`` when given, else by the arrival day's ranges, none for no day."""
+    from lakehouse.pipelines.incremental import arrival_days
+
+    arrivals = {
+        "days": {
+            "2026-11-01": {"2026-11-01": "2:5"},
+            "2026-11-02": {"2026-11-02": "1:3"},
+            "2026-11-04": {"2026-11-01": "1:7", "2026-11-04": "3:9"},
+            "None": {"2026-11-01": "1:1"},
+        }
+    }
+    assert arrival_days(arrivals, ["2026-11-01"]) == ["2026-11-01", "2026-11-04"]
+    assert arrival_days(arrivals, ["2026-11-03"]) == []
+
+    frame = spark.createDataFrame([(D1, "a"), (D2, "b"), (D4, "c"), (None, "d")], "arrived date, id string")
+    by_ranges = dp.by_day(source="s", source_day="day", arrival_day="arrived")
+    by_label = dp.by_day(
+        source="s",
+        source_day="day",
+        arrival_day="arrived",
+        arrival_where=lambda days: f"date_format(arrived, 'yyyy-MM-dd') IN ({', '.join(map(repr, days))})",
+    )
+    for spec in (by_ranges, by_label):
+        for days, ids in ((["2026-11-01", "2026-11-04"], ["a", "c"]), ([], [])):
+            assert sorted(r.id for r in frame.where(spec.arrived_on(days)).collect()) == ids
+    with pytest.raises(
+        dp.GraphError, match="arrival_where is a function of arrival days and needs arrival_day"
+    ):
+        dp.by_day(source="s", source_day="day", arrival_where=lambda days: "true")

@@ -6,6 +6,7 @@ one, bad rows stay in the quarantine, and the tables always equal a full rebuild
 import datetime as dt
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 from chispa import assert_df_equality
@@ -16,6 +17,7 @@ from lakehouse.bronze.sources import (
     DELIVERY_SCHEMA,
     ORDER_LINE_COLUMNS,
     STOCK_SNAPSHOT_COLUMNS,
+    dropped_on,
     partition_date,
 )
 from lakehouse.lake import read_delta, write_delta
@@ -287,6 +289,55 @@ def test_day_fingerprints_follow_the_files_appended_to_bronze(spark, lake, monke
     assert reads == [("bronze_deliveries", 3)]
     assert _days(recreated, "silver_deliveries")["days"] == ["2026-11-01"]
     _assert_equals_full_rebuild(spark, lake, _day(5))
+
+
+def _move_drops(table: str, days: tuple[int, ...], to: Path) -> None:
+    """Move the files of some drop days of a bronze table out of it (the Delta log still
+    lists them: a query that opens one fails)."""
+    for day in days:
+        shutil.move(Path(table) / "year=2026" / "month=11" / f"day={day:02d}", to / f"day={day:02d}")
+
+
+def test_a_late_line_is_read_from_the_drops_holding_its_day_only(spark, lake, tmp_path):
+    """A re-sent line of day 2 recomputes day 2 from the drops holding rows of day 2
+    (the recorded arrival fingerprints): the files of the other drops are not opened
+    (moved away, the refresh still runs) and the result equals a full rebuild."""
+    _history(spark, lake)
+    _refresh(spark, lake, _day(3))
+    runner = _runner(spark, lake, _day(4))
+    _drop(spark, runner, "bronze_order_lines", 4, [_line("O2026110200001", 1, 2, quantity="9")])
+    bronze, away = runner.path("bronze_order_lines"), tmp_path / "away"
+    away.mkdir()
+    _move_drops(bronze, (1, 3), away)
+
+    run = _refresh(spark, lake, _day(4))
+    assert _days(run, "silver_order_lines")["days"] == ["2026-11-02"]
+    assert run.event("silver_order_lines").rows_read == 4  # day 2's three lines and the re-sent one
+    for moved in away.iterdir():
+        shutil.move(moved, Path(bronze) / "year=2026" / "month=11" / moved.name)
+    _assert_equals_full_rebuild(spark, lake, _day(4))
+
+
+def test_rows_dropped_on_some_days_are_selected_by_partition_columns(spark, lake, tmp_path):
+    rows = [
+        ("a", "2026", "10", "31"),
+        ("b", "2026", "11", "01"),
+        ("c", "2026", "11", "02"),
+        ("d", "2026", "12", "01"),
+    ]
+    path = f"{lake.root}/drops"
+    write_delta(
+        spark.createDataFrame(rows, "id string, year string, month string, day string"),
+        path,
+        partition_by=("year", "month", "day"),
+    )
+    assert dropped_on(["2026-11-02", "2026-10-31", "2026-11-02"]) == (
+        "(`year` = '2026' AND `month` = '10' AND `day` IN ('31')) "
+        "OR (`year` = '2026' AND `month` = '11' AND `day` IN ('02'))"
+    )
+    shutil.move(Path(path) / "year=2026" / "month=11" / "day=01", tmp_path / "day=01")  # never opened
+    selected = read_delta(spark, path).where(F.expr(dropped_on(["2026-10-31", "2026-11-02", "2026-12-01"])))
+    assert sorted(r["id"] for r in selected.collect()) == ["a", "c", "d"]
 
 
 def test_arrival_day_needs_a_stored_source(spark, lake):

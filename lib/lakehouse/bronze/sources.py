@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from pyspark.sql import Column
@@ -96,6 +97,20 @@ def explode_notices(df: DataFrame) -> DataFrame:
 # SQL: the drop-date partition as a DATE, the day a bronze row arrived (what silver's
 # ``dp.by_day(arrival_day=...)`` takes).
 DROP_DAY = "to_date(concat_ws('-', `year`, `month`, `day`))"
+
+
+def dropped_on(days: Sequence[str]) -> str:
+    """SQL selecting the rows dropped on ``days`` ('YYYY-MM-DD') by their partition
+    columns compared to literals: the engine then reads those days' files only (it
+    reads every file for a condition on ``DROP_DAY``, an expression of them)."""
+    by_month: dict[tuple[str, str], list[str]] = {}
+    for day in sorted(set(days)):
+        year, month, dd = day.split("-")
+        by_month.setdefault((year, month), []).append(f"'{dd}'")
+    return " OR ".join(
+        f"(`year` = '{year}' AND `month` = '{month}' AND `day` IN ({', '.join(dds)}))"
+        for (year, month), dds in by_month.items()
+    )
 
 
 def partition_date() -> Column:

@@ -23,7 +23,10 @@ the run date (the pipeline's ``run_date`` parameter), and the source's fingerpri
 are kept per arrival day and day, so a run fingerprints only the files appended since
 the last refresh (from the Delta log) instead of the whole source; another run date
 only sums other arrival days. A source rewritten since (overwrite, delete,
-compaction) is fingerprinted whole again.
+compaction) is fingerprinted whole again. The changed days are then read from the
+arrival days that hold them only (``arrival_where``: by partition columns, so the
+engine opens those days' files alone): a late row of an old day costs the reading
+of its own arrival day and that day's, not of the whole history.
 
 The whole view is recomputed instead when there is no state, on ``full_refresh``,
 when the definition gives another schema, when its expectations or storage options
@@ -47,7 +50,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -79,8 +82,11 @@ class ByDay:
     many days before it (a rolling window). ``latest_per``: source columns whose
     latest row the view marks or keeps (``is_latest``, the site's latest snapshot).
     ``arrival_day``: SQL (a DATE) of the day a row of the append-only ``source``
-    arrived; rows count once it is on or before the run date. ``source_where``: SQL
-    selecting the source rows the view reads (the others are not fingerprinted)."""
+    arrived; rows count once it is on or before the run date. ``arrival_where``: SQL
+    selecting the rows arrived on some days ('YYYY-MM-DD') in a form the engine skips
+    the files of other days with (partition columns compared to literals).
+    ``source_where``: SQL selecting the source rows the view reads (the others are
+    not fingerprinted)."""
 
     source: str
     source_day: str
@@ -90,6 +96,7 @@ class ByDay:
     latest_per: tuple[str, ...] = ()
     arrival_day: str | None = None
     source_where: str | None = None
+    arrival_where: Callable[[Sequence[str]], str] | None = None
     unit = "days"
 
     # Days as DATE (str() gives 'YYYY-MM-DD'): a cast costs half of date_format, and
@@ -109,6 +116,14 @@ class ByDay:
         if self.arrival_day is None:
             return source
         return source.where(F.expr(self.arrival_day).cast("date") <= F.lit(_as_date(self.source, run_date)))
+
+    def arrived_on(self, days: Sequence[str]) -> Column:
+        """The source rows that arrived on ``days`` (none when there is no day)."""
+        if not days:
+            return F.lit(False)
+        if self.arrival_where is not None:
+            return F.expr(self.arrival_where(days))
+        return F.expr(days_predicate(f"CAST(({self.arrival_day}) AS DATE)", days, is_timestamp=False))
 
     def target_partition(self) -> Column:
         return self.partition_of(self._target_day())
@@ -235,6 +250,7 @@ def by_day(
     latest_per: Sequence[str] = (),
     arrival_day: str | None = None,
     source_where: str | None = None,
+    arrival_where: Callable[[Sequence[str]], str] | None = None,
 ) -> ByDay:
     """Refresh by day (dbt's ``insert_overwrite`` by partition): only the days whose
     ``source`` rows changed are recomputed and replaced. ``target_day`` defaults to
@@ -253,7 +269,12 @@ def by_day(
     ``arrival_day``: for a ``source`` table that is only appended to (bronze), SQL over
     its columns giving the DATE a row arrived (its drop date). The definition sees the
     rows arrived up to the pipeline's ``run_date`` parameter, and a run fingerprints
-    only the rows appended since the last refresh instead of the whole source.
+    only the rows appended since the last refresh instead of the whole source; the
+    changed days are read from the arrival days holding rows of them only.
+    ``arrival_where`` (with ``arrival_day``): a function of arrival days ('YYYY-MM-DD')
+    giving SQL that selects the rows arrived on them by partition columns compared to
+    literals (the engine skips files on those, not on an expression of them such as a
+    drop date built from year, month and day).
     ``source_where``: SQL selecting the source rows the view reads (e.g. the
     well-formed ones, with a day): the definition sees only those and the others are
     not fingerprinted, so a bad row arriving recomputes nothing. A plain column as
@@ -269,6 +290,11 @@ def by_day(
         raise GraphError(
             f"by_day(source={source!r}): latest_per is a list of column names, got {latest_per!r}"
         )
+    if arrival_where is not None and (arrival_day is None or not callable(arrival_where)):
+        raise GraphError(
+            f"by_day(source={source!r}): arrival_where is a function of arrival days "
+            f"and needs arrival_day, got {arrival_where!r}"
+        )
     return ByDay(
         source,
         source_day,
@@ -278,6 +304,7 @@ def by_day(
         tuple(latest_per),
         arrival_day,
         source_where,
+        arrival_where,
     )
 
 
@@ -496,6 +523,13 @@ def added_fingerprints(
 
 def run_date_of(executor: FlowExecutor, spec: ByDay) -> dt.date:
     return _as_date(spec.source, executor.runner.context.parameters.get("run_date"))
+
+
+def arrival_days(arrivals: Mapping[str, Any], partitions: Sequence[str]) -> list[str]:
+    """The arrival days holding rows of ``partitions`` (the recorded fingerprints cover
+    every row of the source; rows of a NULL arrival day are never read)."""
+    wanted = set(partitions)
+    return sorted(day for day, parts in arrivals["days"].items() if day != "None" and wanted & set(parts))
 
 
 def arrived_partitions(arrivals: Mapping[str, Any], run_date: dt.date) -> dict[str, str]:
@@ -725,6 +759,8 @@ def refresh_incremental(
         source = inputs[spec.source]
         read = spec.read_partitions(planned.partitions)
         changed = source.where(spec.source_condition(read, source))
+        if "arrivals" in planned.snapshot:  # only the arrival days holding rows of them
+            changed = changed.where(spec.arrived_on(arrival_days(planned.snapshot["arrivals"], read)))
         frame = flow.function(**{**inputs, spec.source: changed})
         # the table has the view's schema (or the plan rebuilt it whole)
         condition = spec.replace_condition(planned.partitions, flagged)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from lakehouse import pipelines as dp
-from lakehouse.bronze.sources import DROP_DAY
+from lakehouse.bronze.sources import DROP_DAY, dropped_on
 from lakehouse.silver.cleaning import dropped_by_run_date
 from lakehouse.silver.energy import (
     HOURLY_READING_RULES,
@@ -65,6 +65,7 @@ def silver_production_runs(bronze_production_batches):
         source_day="ts",
         target_day="hour_ts",
         arrival_day=DROP_DAY,
+        arrival_where=dropped_on,
         source_where="_corrupt_record IS NULL AND ts IS NOT NULL",
     ),
 )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from lakehouse import pipelines as dp
-from lakehouse.bronze.sources import DROP_DAY
+from lakehouse.bronze.sources import DROP_DAY, dropped_on
 from lakehouse.silver.cleaning import dropped_by_run_date, or_no_day
 from lakehouse.silver.pharma import (
     DELIVERY_LATEST_VERSION_RULE,
@@ -58,7 +58,10 @@ def silver_product_prices(bronze_product_prices):
     path="silver/domain=pharma/table=order_lines",
     quarantine=True,
     incremental=dp.by_day(
-        source="bronze_order_lines", source_day=day_in_id("order_id"), arrival_day=DROP_DAY
+        source="bronze_order_lines",
+        source_day=day_in_id("order_id"),
+        arrival_day=DROP_DAY,
+        arrival_where=dropped_on,
     ),
     contract=dp.Contract(
         keys=("order_id", "line_number"), grain="one row per order line", owner="sales-analytics"
@@ -95,6 +98,7 @@ def silver_sites(bronze_sites):
         source_day=or_no_day("CAST(try_to_timestamp(trim(snapshot_date), 'dd/MM/yyyy') AS DATE)"),
         target_day=or_no_day("snapshot_date"),
         arrival_day=DROP_DAY,
+        arrival_where=dropped_on,
     ),
 )
 @dp.expect_all_or_drop({**STOCK_SNAPSHOT_RULES, **STOCK_LATEST_VERSION_RULE})
@@ -111,7 +115,10 @@ def silver_stock_snapshots(bronze_stock_snapshots, silver_products, silver_sites
     quarantine=True,
     contract=dp.Contract(keys=("delivery_id",), grain="one row per delivery", owner="supply-chain"),
     incremental=dp.by_day(
-        source="bronze_deliveries", source_day=day_in_id("delivery_id"), arrival_day=DROP_DAY
+        source="bronze_deliveries",
+        source_day=day_in_id("delivery_id"),
+        arrival_day=DROP_DAY,
+        arrival_where=dropped_on,
     ),
 )
 @dp.expect_all_or_drop({**DELIVERY_RULES, **DELIVERY_LATEST_VERSION_RULE})
