@@ -4,8 +4,6 @@ expectations make, for the silver functions called from notebooks and tests)."""
 
 from __future__ import annotations
 
-import datetime as dt
-
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
@@ -33,18 +31,13 @@ def dropped_by_run_date(bronze: DataFrame) -> DataFrame:
     same rows."""
     from lakehouse import pipelines as dp
 
-    run_date = dp.current().parameters["run_date"]
+    run_date = F.lit(dp.current().parameters["run_date"])
     dropped = partition_date()
-    row = bronze.select(
-        F.max(dropped).alias("latest"), (F.count(F.lit(1)) - F.count(dropped)).alias("undated")
-    ).first()
-    if row["undated"] == 0 and (row["latest"] is None or row["latest"] <= _as_date(run_date)):
+    # the engine compares, as the filter would: an undated row (NULL) is not counted
+    by_run_date = F.count(F.lit(1)) == F.count(F.when(dropped <= run_date, 1))
+    if bronze.select(by_run_date.alias("all")).first()["all"]:
         return bronze
-    return bronze.where(dropped <= F.lit(run_date))
-
-
-def _as_date(value: object) -> dt.date:
-    return value if isinstance(value, dt.date) else dt.date.fromisoformat(str(value))
+    return bronze.where(dropped <= run_date)
 
 
 def apply_drop_rules(
