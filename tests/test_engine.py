@@ -25,9 +25,18 @@ def test_remote_engine_runs_the_same_code_on_another_spark_connect_server(spark,
         session.createDataFrame([(1, "a"), (2, "b")], "id int, v string").write.format("delta").save(path)
         assert session.read.format("delta").load(path).count() == 2
         assert session.conf.get("spark.sql.session.timeZone") == "UTC"
+        assert session.client._use_reattachable_execute  # a server across a network may cut streams
         session.stop()
     finally:
         server.stop()
+
+
+def test_embedded_engine_streams_results_without_reattachable_execution(spark):
+    """In-process server over loopback: no ReleaseExecute call per result (pyspark keeps
+    the switch in a private attribute, read here)."""
+    assert get_spark(load_settings(spark={"engine": "sail"})) is spark
+    assert not spark.client._use_reattachable_execute
+    assert [r.n for r in spark.range(3).selectExpr("id * 2 AS n").collect()] == [0, 2, 4]
 
 
 def test_remote_engine_without_url_says_what_to_set(monkeypatch):

@@ -62,6 +62,11 @@ def _sail_session(app_name: str) -> SparkSession:
         _sail_server.start(background=True)
         _log.info("Sail Spark Connect server listening on %s", _sail_server.listening_address)
     session = _connect(_sail_url(_sail_server), app_name)
+    # Reattachable execution lets a client resume a result stream cut by the network; the
+    # embedded server is in this process, reached over loopback. Each result otherwise
+    # costs a ReleaseExecute call from a thread pool: new day at scale 1 1.80 -> 1.67 s,
+    # full rebuild 6.83 -> 6.47 s (a Spark Connect server by URL keeps it).
+    session.client.disable_reattachable_execute()
     register_jdbc_source(session)
     return session
 
